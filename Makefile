@@ -1,0 +1,31 @@
+# `make run` starts the chatbot and `make test` runs the tests; each first creates .venv and installs
+# the project into it. torch is installed before the rest so that pip takes the CPU build that lies on
+# these machines' disk (TORCH=... picks another); elsewhere, if that release cannot be had, pip's own
+# choice is taken.
+PYTHON ?= python3
+VENV ?= .venv
+TORCH ?= torch==2.13.0
+BIN := $(VENV)/bin
+export HF_HUB_OFFLINE := 1
+
+.PHONY: install run test index clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml Makefile
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install "$(TORCH)" || $(BIN)/pip install torch
+	$(BIN)/pip install -e ".[test]"
+	touch $@
+
+run: install
+	$(BIN)/chatbot chat
+
+index: install
+	$(BIN)/chatbot index
+
+test: install
+	$(BIN)/python -m pytest -q
+
+clean:
+	rm -rf $(VENV) index/CURRENT index/builds

@@ -1,0 +1,89 @@
+"""Compose an Answer from ranked sentences: verbatim quotes with numbered citations, or an abstention.
+
+Nothing here writes prose: an answer's text is the quoted sentences, each followed by its [n] marker,
+or the fixed abstention message.
+
+Usage example:
+    answer = compose(question, ranked, hits, data, config.answer)
+"""
+
+from __future__ import annotations
+
+from .answer import ABSTENTION, Answer, Quote, Source
+from .config import AnswerConfig
+from .rank import Ranked
+from .retrieve import Hits
+from .store import IndexData
+
+
+def compose(question: str, ranked: Ranked, hits: Hits, data: IndexData, settings: AnswerConfig) -> Answer:
+    confidence = float(ranked.confidence[0]) if len(ranked.confidence) else 0.0
+    if confidence < settings.min_confidence:
+        nearest = tuple(
+            _source(data, number, int(passage), None)
+            for number, passage in enumerate(hits.passages[: settings.max_sources].tolist(), start=1)
+        )
+        return Answer(question, True, confidence, ABSTENTION, (), nearest)
+
+    chosen = _choose(ranked, settings)
+    runs = _merge(data, chosen) if settings.merge_adjacent else [(s, s, p) for s, p in chosen]
+    citations: dict[int, int] = {}  # passage id -> citation number, in order of first appearance
+    quotes, sources = [], []
+    for first, last, passage in runs:
+        doc, start, _ = (int(value) for value in data.sentences[first])
+        end = int(data.sentences[last, 2])
+        if passage not in citations:
+            citations[passage] = len(citations) + 1
+            sources.append(_source(data, citations[passage], passage, (start, end)))
+        entry = data.documents[doc]
+        quotes.append(
+            Quote(
+                citation=citations[passage],
+                text=data.texts[doc][start:end],
+                source=entry["path"],
+                start=start,
+                end=end,
+                line=data.line_of(doc, start),
+                source_sha256=entry["sha256"],
+            )
+        )
+    text = " ".join(f"“{quote.text}” [{quote.citation}]" for quote in quotes)
+    return Answer(question, False, confidence, text, tuple(quotes), tuple(sources))
+
+
+def _choose(ranked: Ranked, settings: AnswerConfig) -> list[tuple[int, int]]:
+    """(sentence, passage) pairs to quote, best first: the best one, then close runners-up."""
+    top = float(ranked.confidence[0])
+    chosen = [(int(ranked.sentences[0]), int(ranked.passages[0]))]
+    for sentence, passage, confidence in zip(ranked.sentences[1:], ranked.passages[1:], ranked.confidence[1:]):
+        if len(chosen) >= settings.max_quotes or confidence < max(settings.min_confidence, settings.second_quote_ratio * top):
+            break
+        chosen.append((int(sentence), int(passage)))
+    return chosen
+
+
+def _merge(data: IndexData, chosen: list[tuple[int, int]]) -> list[tuple[int, int, int]]:
+    """Runs (first sentence, last sentence, passage) of chosen sentences that stand next to each other
+    in one document, each at the place of its best sentence and cited to that sentence's passage."""
+    picked = {sentence for sentence, _ in chosen}
+    runs, seen = [], set()
+    for sentence, passage in chosen:
+        if sentence in seen:
+            continue
+        doc = data.sentences[sentence, 0]
+        lo = hi = sentence
+        while lo - 1 in picked and data.sentences[lo - 1, 0] == doc:
+            lo -= 1
+        while hi + 1 in picked and data.sentences[hi + 1, 0] == doc:
+            hi += 1
+        seen.update(range(lo, hi + 1))
+        runs.append((lo, hi, passage))
+    return runs
+
+
+def _source(data: IndexData, citation: int, passage: int, covering: tuple[int, int] | None) -> Source:
+    """The passage as a source; widened to cover the quote when the quote runs past it."""
+    doc, start, end = (int(value) for value in data.passages[passage, :3])
+    if covering is not None:
+        start, end = min(start, covering[0]), max(end, covering[1])
+    return Source(citation, data.documents[doc]["path"], start, end, data.line_of(doc, start), data.texts[doc][start:end])

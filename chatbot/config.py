@@ -1,0 +1,226 @@
+"""Settings: one typed, frozen object read from TOML; unknown keys and wrong types are errors naming the key.
+
+Usage example:
+    config = load_config()                                    # config/default.toml
+    config = load_config("my.toml", docs="notes/", answer={"max_quotes": 3})
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import ChatbotError
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CONFIG = PROJECT_ROOT / "config" / "default.toml"
+
+
+@dataclass(frozen=True)
+class PathsConfig:
+    docs: Path = Path("seeds")
+    index: Path = Path("index")
+
+
+@dataclass(frozen=True)
+class DocumentsConfig:
+    extensions: tuple[str, ...] = (".txt", ".md")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    name: str = "all-MiniLM-L6-v2"
+    batch_size: int = 64
+    device: str = "cpu"
+
+
+@dataclass(frozen=True)
+class SegmentConfig:
+    max_sentence_chars: int = 1000
+
+
+@dataclass(frozen=True)
+class ChunkConfig:
+    sentences_per_passage: int = 4
+    overlap: int = 1
+
+
+@dataclass(frozen=True)
+class RetrieveConfig:
+    dense_candidates: int = 20
+    lexical_candidates: int = 20
+    passages: int = 4
+    rrf_k: int = 60
+
+
+@dataclass(frozen=True)
+class AnswerConfig:
+    max_quotes: int = 2
+    min_confidence: float = 0.5
+    second_quote_ratio: float = 0.6
+    merge_adjacent: bool = True
+    max_sources: int = 3
+
+
+@dataclass(frozen=True)
+class ConfidenceConfig:
+    """Weights of the logistic model that turns a sentence's evidence into a confidence in [0, 1]."""
+
+    bias: float = -6.0
+    sentence_cosine: float = 7.0
+    passage_cosine: float = 3.0
+    sentence_coverage: float = 4.0
+    passage_coverage: float = 1.0
+    answer_type: float = 0.5
+    fused_rank: float = 0.5
+
+
+@dataclass(frozen=True)
+class Config:
+    paths: PathsConfig = field(default_factory=PathsConfig)
+    documents: DocumentsConfig = field(default_factory=DocumentsConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    segment: SegmentConfig = field(default_factory=SegmentConfig)
+    chunk: ChunkConfig = field(default_factory=ChunkConfig)
+    retrieve: RetrieveConfig = field(default_factory=RetrieveConfig)
+    answer: AnswerConfig = field(default_factory=AnswerConfig)
+    confidence: ConfidenceConfig = field(default_factory=ConfidenceConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data (paths as strings), e.g. for provenance records and writing TOML."""
+        return _plain(dataclasses.asdict(self))
+
+    def validate(self) -> Config:
+        """Check values that a type alone cannot; returns self so calls chain."""
+        positive = {
+            "model.batch_size": self.model.batch_size,
+            "segment.max_sentence_chars": self.segment.max_sentence_chars,
+            "chunk.sentences_per_passage": self.chunk.sentences_per_passage,
+            "retrieve.dense_candidates": self.retrieve.dense_candidates,
+            "retrieve.lexical_candidates": self.retrieve.lexical_candidates,
+            "retrieve.passages": self.retrieve.passages,
+            "retrieve.rrf_k": self.retrieve.rrf_k,
+            "answer.max_quotes": self.answer.max_quotes,
+        }
+        for key, value in positive.items():
+            if value < 1:
+                raise ChatbotError(f"config: {key} must be at least 1, got {value}")
+        if not 0 <= self.chunk.overlap < self.chunk.sentences_per_passage:
+            raise ChatbotError("config: chunk.overlap must be at least 0 and less than chunk.sentences_per_passage")
+        for key in ("min_confidence", "second_quote_ratio"):
+            value = getattr(self.answer, key)
+            if not 0.0 <= value <= 1.0:
+                raise ChatbotError(f"config: answer.{key} must be between 0 and 1, got {value}")
+        if self.answer.max_sources < 0:
+            raise ChatbotError("config: answer.max_sources must not be negative")
+        for ext in self.documents.extensions:
+            if not ext.startswith("."):
+                raise ChatbotError(f"config: documents.extensions entries start with a dot, got {ext!r}")
+        return self
+
+
+def load_config(path: str | Path | None = None, **overrides: Any) -> Config:
+    """Read a TOML file over the built-in defaults, then apply overrides.
+
+    Without a path, the project's config/default.toml is read when it exists. Relative paths inside a
+    file are relative to that file. Overrides are `docs=`, `index=` (relative to the working directory)
+    or a section name with a dict, e.g. `answer={"max_quotes": 3}`.
+    """
+    data: dict[str, Any] = {}
+    base = Path.cwd()
+    if path is None and DEFAULT_CONFIG.is_file():
+        path = DEFAULT_CONFIG
+    if path is not None:
+        path = Path(path)
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ChatbotError(f"config file not found: {path}") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ChatbotError(f"cannot read config file {path}: {exc}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ChatbotError(f"config file {path} is not valid TOML: {exc}") from None
+        base = path.resolve().parent
+    config = _build(Config, data, "")
+    config = dataclasses.replace(
+        config,
+        paths=PathsConfig(docs=base / config.paths.docs, index=base / config.paths.index),
+    )
+    return apply_overrides(config, **overrides).validate()
+
+
+def apply_overrides(config: Config, **overrides: Any) -> Config:
+    """A copy of `config` with overrides applied (same forms as `load_config`)."""
+    changes: dict[str, Any] = {}
+    paths = {key: Path(overrides.pop(key)).resolve() for key in ("docs", "index") if overrides.get(key) is not None}
+    overrides = {key: value for key, value in overrides.items() if value is not None}
+    if paths:
+        changes["paths"] = dataclasses.replace(config.paths, **paths)
+    for section, values in overrides.items():
+        current = getattr(config, section, None) if section in _fields(Config) else None
+        if current is None or not isinstance(values, dict):
+            raise ChatbotError(f"unknown setting: {section}")
+        merged = {**dataclasses.asdict(current), **values}
+        changes[section] = _build(type(current), merged, f"{section}.")
+    return dataclasses.replace(config, **changes).validate() if changes else config
+
+
+def _fields(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _build(cls: type, data: dict[str, Any], prefix: str) -> Any:
+    """Instantiate dataclass `cls` from a dict, checking names and types."""
+    if not isinstance(data, dict):
+        raise ChatbotError(f"config: {prefix.rstrip('.') or 'file'} must be a table")
+    hints = _fields(cls)
+    unknown = sorted(set(data) - set(hints))
+    if unknown:
+        raise ChatbotError(f"config: unknown key {prefix}{unknown[0]}")
+    values = {}
+    for name, value in data.items():
+        kind = hints[name]
+        key = f"{prefix}{name}"
+        if dataclasses.is_dataclass(kind):
+            values[name] = _build(kind, value, f"{key}.")
+        else:
+            values[name] = _coerce(kind, value, key)
+    return cls(**values)
+
+
+def _coerce(kind: Any, value: Any, key: str) -> Any:
+    origin = typing.get_origin(kind)
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)) or not all(isinstance(item, str) for item in value):
+            raise ChatbotError(f"config: {key} must be a list of strings, got {value!r}")
+        return tuple(value)
+    if kind is Path:
+        if not isinstance(value, (str, Path)) or not str(value):
+            raise ChatbotError(f"config: {key} must be a path, got {value!r}")
+        return Path(value)
+    if kind is bool:
+        ok = isinstance(value, bool)
+    elif kind is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif kind is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        value = float(value) if ok else value
+    else:
+        ok = isinstance(value, kind)
+    if not ok:
+        raise ChatbotError(f"config: {key} must be {kind.__name__}, got {value!r}")
+    return value
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    if isinstance(value, Path):
+        return str(value)
+    return value

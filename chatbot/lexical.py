@@ -1,0 +1,81 @@
+"""Lexical matching: a word tokenizer (lower case, stop words out, Snowball stems) and BM25 indexes (bm25s).
+
+Usage example:
+    index = LexicalIndex.build([tokenize(text) for text in passages])
+    scores = index.scores(tokenize("Which chip did Guangdong highlight?"))
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from functools import lru_cache
+from pathlib import Path
+
+import bm25s
+import numpy as np
+import Stemmer
+from bm25s.stopwords import STOPWORDS_EN_PLUS
+
+STOPWORDS = frozenset(STOPWORDS_EN_PLUS) | {"whose", "whom", "also", "would", "could", "may", "might", "us"}
+_WORD = re.compile(r"\w+")
+_stemmer = Stemmer.Stemmer("english")
+
+
+@lru_cache(maxsize=200_000)
+def _stem(word: str) -> str:
+    return _stemmer.stemWord(word)
+
+
+def tokenize(text: str) -> list[str]:
+    """Stemmed content words of `text`, in order (repeats kept: BM25 counts them)."""
+    return [_stem(word) for word in _WORD.findall(text.lower()) if word not in STOPWORDS and (len(word) > 1 or word.isdigit())]
+
+
+class LexicalIndex:
+    """BM25 over a list of token lists, plus how much of a query's weight each document covers."""
+
+    def __init__(self, bm25: bm25s.BM25) -> None:
+        self.bm25 = bm25
+        self._indptr = np.asarray(bm25.scores["indptr"])
+        self._indices = np.asarray(bm25.scores["indices"])
+        self.size = int(bm25.scores["num_docs"])
+
+    @classmethod
+    def build(cls, token_lists: list[list[str]]) -> LexicalIndex:
+        bm25 = bm25s.BM25()
+        bm25.index([tokens or [""] for tokens in token_lists], show_progress=False)
+        return cls(bm25)
+
+    def save(self, folder: Path) -> None:
+        self.bm25.save(str(folder), allow_pickle=False)
+
+    @classmethod
+    def load(cls, folder: Path) -> LexicalIndex:
+        return cls(bm25s.BM25.load(str(folder), mmap=True, allow_pickle=False))
+
+    def scores(self, query: list[str]) -> np.ndarray:
+        """BM25 score of every document for the query tokens (unknown tokens score nothing)."""
+        known = [token for token in query if token in self.bm25.vocab_dict]
+        if not known:
+            return np.zeros(self.size, dtype=np.float32)
+        return self.bm25.get_scores(known).astype(np.float32, copy=False)
+
+    def coverage(self, query: list[str]) -> np.ndarray:
+        """Per document, the IDF-weighted share of the query's distinct tokens it contains, in [0, 1].
+
+        Tokens the corpus never uses count against every document: a question about something the
+        documents do not mention is covered poorly everywhere.
+        """
+        covered = np.zeros(self.size, dtype=np.float32)
+        total = 0.0
+        for token in set(query):
+            term = self.bm25.vocab_dict.get(token)
+            lo, hi = (int(self._indptr[term]), int(self._indptr[term + 1])) if term is not None else (0, 0)
+            weight = self.idf(hi - lo)
+            total += weight
+            covered[self._indices[lo:hi]] += weight
+        return covered / total if total else covered
+
+    def idf(self, document_frequency: int) -> float:
+        return math.log(1.0 + (self.size - document_frequency + 0.5) / (document_frequency + 0.5))

@@ -1,0 +1,73 @@
+"""Find the passages most likely to answer each question: dense (FAISS) and BM25 rankings fused by reciprocal rank.
+
+Four rankings vote: passages by vector, passages by BM25, and the passages holding the best sentences by
+vector and by BM25. Reciprocal-rank fusion needs no score calibration between them.
+
+Usage example:
+    hits = retrieve(data, [tokenize(question)], question_vectors, config.retrieve)
+    hits[0].passages          # passage ids, best first
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .config import RetrieveConfig
+from .store import IndexData
+
+
+@dataclass(frozen=True)
+class Hits:
+    """The passages fused for one question, best first, with their fused (RRF) scores."""
+
+    passages: np.ndarray  # int64 passage ids
+    scores: np.ndarray  # float32 RRF scores, same order
+
+
+def retrieve(data: IndexData, queries: list[list[str]], vectors: np.ndarray, settings: RetrieveConfig) -> list[Hits]:
+    """Fused passage rankings for a batch of questions (token lists and unit vectors, one row each)."""
+    k_dense = min(settings.dense_candidates, len(data.passages))
+    k_sentences = min(settings.dense_candidates, len(data.sentences))
+    _, dense_passages = data.passage_search.search(vectors, k_dense)
+    _, dense_sentences = data.sentence_search.search(vectors, k_sentences)
+    owner = data.sentence_passage
+    results = []
+    for row, tokens in enumerate(queries):
+        rankings = [
+            dense_passages[row][dense_passages[row] >= 0],
+            _unique(owner[dense_sentences[row][dense_sentences[row] >= 0]]),
+        ]
+        if tokens:
+            rankings.append(_top(data.passage_lexical.scores(tokens), settings.lexical_candidates))
+            rankings.append(_unique(owner[_top(data.sentence_lexical.scores(tokens), settings.lexical_candidates)]))
+        results.append(_fuse(rankings, settings.rrf_k, settings.passages))
+    return results
+
+
+def _top(scores: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the k highest positive scores, best first."""
+    k = min(k, int(np.count_nonzero(scores > 0)))
+    if k == 0:
+        return np.zeros(0, dtype=np.int64)
+    top = np.argpartition(-scores, k - 1)[:k]
+    return top[np.argsort(-scores[top], kind="stable")]
+
+
+def _unique(ids: np.ndarray) -> np.ndarray:
+    """`ids` without repeats, keeping first occurrences in order."""
+    _, first = np.unique(ids, return_index=True)
+    return ids[np.sort(first)]
+
+
+def _fuse(rankings: list[np.ndarray], k: int, keep: int) -> Hits:
+    scores: dict[int, float] = {}
+    for ranking in rankings:
+        for rank, passage in enumerate(ranking.tolist()):
+            scores[passage] = scores.get(passage, 0.0) + 1.0 / (k + rank + 1)
+    best = sorted(scores.items(), key=lambda item: (-item[1], item[0]))[:keep]
+    return Hits(
+        passages=np.array([passage for passage, _ in best], dtype=np.int64),
+        scores=np.array([score for _, score in best], dtype=np.float32),
+    )
