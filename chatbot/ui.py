@@ -1,0 +1,538 @@
+"""The web chat (Gradio): ask, read the quoted answer, check each quote in its source, manage the documents.
+
+Every piece of document text (quotes, passages, file names) is escaped before it reaches the page, so a
+document holding HTML, script or Markdown shows as text. Settings from the page apply to one request at a
+time (`Chatbot.ask(..., answer=...)`); the chatbot itself is shared by all visitors and never changed by one.
+
+Usage example:
+    from chatbot import Chatbot
+    from chatbot.ui import serve
+    serve(Chatbot.from_config(), host="127.0.0.1", port=7860)       # blocks; Ctrl-C stops it
+
+    # from another program, with gradio_client:
+    Client("http://127.0.0.1:7860/").predict("Which chip did Guangdong highlight?", api_name="/ask")
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import tempfile
+import unicodedata
+from pathlib import Path
+from typing import Any
+
+from .answer import Answer, Quote, Source, confidence_label
+from .bot import Chatbot
+from .errors import ChatbotError
+from .indexer import IndexReport
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+import gradio as gr  # after the variable above, so that nothing phones home
+
+MAX_QUOTES_CHOICE = 6  # the largest "number of quotes" the settings slider offers
+ASK_CONCURRENCY = 8  # questions answered at the same time; more wait in Gradio's queue
+
+# Every ASCII character that means something to HTML, Markdown, LaTeX or a JS template becomes a numeric
+# entity; line breaks become <br>; other control characters go. Letters, digits and spaces stay as they are.
+_ESCAPES: dict[int, str | None] = {code: f"&#{code};" for code in range(33, 128) if not chr(code).isalnum()}
+_ESCAPES.update({code: None for code in range(32) if code not in (9, 10)})
+_ESCAPES.update({9: "&#9;", 10: "<br>", 127: None})
+
+CSS = """
+#qa-sources { max-height: 75vh; overflow-y: auto !important; }
+.qa-answer p, .qa-abstain p { margin: 0 0 .4em 0; }
+.qa-quote { font-style: italic; }
+.qa-cite { font-weight: 600; text-decoration: none; white-space: nowrap; }
+.qa-abstain { border-left: 4px solid #9ca3af; padding-left: .6em; color: #4b5563; }
+.dark .qa-abstain { color: #d1d5db; }
+.qa-meta { font-size: .85em; opacity: .8; }
+.qa-conf { border-bottom: 1px dotted currentColor; cursor: help; }
+.qa-conf-high { color: #15803d; } .qa-conf-medium { color: #b45309; } .qa-conf-low { color: #b91c1c; }
+.qa-turn { margin-bottom: 1em; }
+.qa-turn h3, .qa-turn summary { font-size: 1em; font-weight: 600; margin: .2em 0 .5em 0; }
+.qa-source { border: 1px solid #d1d5db; border-radius: 6px; padding: .5em .7em; margin: 0 0 .6em 0; scroll-margin: 1em; }
+.qa-nearest .qa-source { border-style: dashed; }
+.qa-source header { font-size: .9em; font-weight: 600; margin-bottom: .3em; }
+.qa-passage { white-space: pre-wrap; overflow-wrap: anywhere; font-size: .92em; line-height: 1.45; }
+.qa-passage mark { background: #fde68a; color: #1f2937; padding: 0 .1em; }
+.qa-flash { outline: 3px solid #f59e0b; }
+.qa-docs { width: 100%; border-collapse: collapse; font-size: .92em; }
+.qa-docs td, .qa-docs th { text-align: left; padding: .2em .5em; border-bottom: 1px solid #e5e7eb; overflow-wrap: anywhere; }
+.qa-docs td.qa-num { text-align: right; white-space: nowrap; }
+.qa-status-error { color: #b91c1c; }
+"""
+
+# Clicking a citation [n] (mouse, or Enter on it) opens and scrolls to its source in the sources panel.
+HEAD = """<script>
+document.addEventListener("click", function (event) {
+  var link = event.target.closest && event.target.closest("a.qa-cite");
+  if (!link) return;
+  event.preventDefault();
+  event.stopPropagation();
+  var target = document.getElementById((link.getAttribute("href") || "").slice(1));
+  if (!target) return;
+  var details = target.closest("details");
+  if (details) details.open = true;
+  target.scrollIntoView({behavior: "smooth", block: "center"});
+  target.focus({preventScroll: true});
+  target.classList.add("qa-flash");
+  setTimeout(function () { target.classList.remove("qa-flash"); }, 2000);
+}, true);
+</script>"""
+
+
+def escape(text: str) -> str:
+    """`text` as HTML that displays exactly this text and nothing else, even after Markdown rendering."""
+    return text.translate(_ESCAPES)
+
+
+# ----- what the page shows -------------------------------------------------------------------------------
+
+
+def answer_html(answer: Answer, turn: int) -> str:
+    """A chat message for an answer: the quotes with citation links, or the abstention; then the confidence."""
+    label = confidence_label(answer.confidence)
+    confidence = (
+        f'<span class="qa-conf qa-conf-{label}" title="confidence {answer.confidence:.2f} of 1">'
+        f"{label} confidence</span>"
+    )
+    if answer.abstained:
+        nearest = ", ".join(f"{_cite_link(turn, s.citation)} {_where(answer, s)}" for s in answer.sources)
+        parts = [
+            f"<p><strong>{escape(answer.text)}</strong></p>",
+            f"<p>Nearest text (not an answer): {nearest}</p>" if nearest else "",
+            f'<p class="qa-meta">{confidence}</p>',
+        ]
+        return f'<div class="qa-abstain">{"".join(parts)}</div>'
+    quotes = " ".join(
+        f'<span class="qa-quote">“{escape(quote.text)}”</span> {_cite_link(turn, quote.citation)}'
+        for quote in answer.quotes
+    )
+    cited = ", ".join(f"{_cite_link(turn, s.citation)} {_where(answer, s)}" for s in answer.sources)
+    return f'<div class="qa-answer"><p>{quotes}</p><p class="qa-meta">{confidence} · {cited}</p></div>'
+
+
+def sources_html(answers: list[Answer]) -> str:
+    """The sources panel: the latest answer's sources open, earlier answers' folded away below them."""
+    if not answers:
+        return '<p class="qa-meta">The sources of each answer appear here, with the quoted text highlighted.</p>'
+    parts = []
+    for turn in range(len(answers), 0, -1):
+        answer = answers[turn - 1]
+        body = "".join(_source_html(answer, source, turn) for source in answer.sources)
+        if answer.abstained:
+            title = "Nearest text — not an answer"
+            body = body or '<p class="qa-meta">No passage came close.</p>'
+        else:
+            title = "Sources"
+        kind = "qa-nearest" if answer.abstained else "qa-cited"
+        heading = f"{title} for “{escape(answer.question)}”"
+        if turn == len(answers):
+            parts.append(f'<section class="qa-turn {kind}" id="qa-turn-{turn}"><h3>{heading}</h3>{body}</section>')
+        else:
+            if turn == len(answers) - 1:
+                parts.append('<h3 class="qa-meta">Earlier answers</h3>')
+            parts.append(
+                f'<details class="qa-turn {kind}" id="qa-turn-{turn}"><summary>{heading}</summary>{body}</details>'
+            )
+    return "".join(parts)
+
+
+def passage_html(source: Source, answer: Answer) -> str:
+    """The source's passage, escaped, with the quotes cited to it highlighted (by offsets, not by search)."""
+    text = source.text
+    spans = sorted(
+        (quote.start - source.start, quote.end - source.start)
+        for quote in answer.quotes
+        if quote.citation == source.citation and quote.source == source.source
+    )
+    out, position = [], 0
+    for lo, hi in spans:
+        lo, hi = max(lo, position), min(hi, len(text))
+        if lo >= hi:
+            continue
+        out += [escape(text[position:lo]), "<mark>", escape(text[lo:hi]), "</mark>"]
+        position = hi
+    out.append(escape(text[position:]))
+    return "".join(out)
+
+
+def documents_html(documents: list[dict[str, Any]]) -> str:
+    """The indexed documents with their sizes, as an escaped table."""
+    if not documents:
+        return '<p class="qa-meta">No documents are indexed.</p>'
+    rows = "".join(
+        f'<tr><td>{escape(doc["path"])}</td><td class="qa-num">{_size(doc["size"])}</td>'
+        f'<td class="qa-num">{doc.get("sentences", 0):,}</td></tr>'
+        for doc in documents
+    )
+    return (
+        '<table class="qa-docs"><thead><tr><th>Document</th><th class="qa-num">Size</th>'
+        f'<th class="qa-num">Sentences</th></tr></thead><tbody>{rows}</tbody></table>'
+    )
+
+
+def status_html(lines: list[str], error: bool = False) -> str:
+    css = ' class="qa-status-error"' if error else ""
+    return "".join(f"<p{css}>{escape(line)}</p>" for line in lines)
+
+
+def _source_html(answer: Answer, source: Source, turn: int) -> str:
+    return (
+        f'<article class="qa-source" id="qa-src-{turn}-{source.citation}" tabindex="-1">'
+        f"<header>[{source.citation}] {_where(answer, source)}</header>"
+        f'<div class="qa-passage">{passage_html(source, answer)}</div></article>'
+    )
+
+
+def _where(answer: Answer, source: Source) -> str:
+    """Where a citation points, escaped: the document and its first quote's page and line (for nearest text,
+    the passage's)."""
+    at = next((q for q in answer.quotes if q.citation == source.citation), source)
+    page = f", page {at.page}" if getattr(at, "page", None) is not None else ""
+    return f"{escape(source.source)}{page}, line {at.line}"
+
+
+def _cite_link(turn: int, citation: int) -> str:
+    return f'<a class="qa-cite" href="#qa-src-{turn}-{citation}" title="Show source {citation}">[{citation}]</a>'
+
+
+def _size(size: int) -> str:
+    if size < 1024:
+        return f"{size} B"
+    return f"{size / 1024:.1f} KB" if size < 1024 * 1024 else f"{size / 1024 / 1024:.1f} MB"
+
+
+# ----- export ----------------------------------------------------------------------------------------------
+
+
+def conversation_markdown(answers: list[Answer]) -> str:
+    """The conversation as Markdown: each question, its quoted answer and where each quote came from."""
+    lines = ["# Conversation", ""]
+    for answer in answers:
+        lines += [f"## {answer.question}", "", answer.text, ""]
+        if answer.abstained:
+            lines += ["Nearest text (not an answer):", ""]
+        lines += [f"- {_cited(item)}" for item in (answer.sources if answer.abstained else answer.quotes)]
+        lines += ["", f"Confidence: {answer.confidence:.2f} ({confidence_label(answer.confidence)})", ""]
+    return "\n".join(lines)
+
+
+def _cited(item: Quote | Source) -> str:
+    page = f", page {item.page}" if getattr(item, "page", None) is not None else ""
+    return f"[{item.citation}] {item.source}{page}, line {item.line}, characters {item.start}-{item.end}"
+
+
+def conversation_jsonl(answers: list[Answer]) -> str:
+    """The conversation as JSON lines: one answer JSON per question, with ids q1, q2, ..."""
+    return "".join(
+        json.dumps({**answer.to_dict(), "id": answer.id or f"q{n}"}, ensure_ascii=False) + "\n"
+        for n, answer in enumerate(answers, start=1)
+    )
+
+
+# ----- uploads ---------------------------------------------------------------------------------------------
+
+
+def clean_name(name: str) -> str:
+    """A safe file name from an uploaded one: no folders, no `..`, no hidden or odd characters."""
+    name = unicodedata.normalize("NFC", name).replace("\\", "/").rsplit("/", 1)[-1]
+    name = re.sub(r"[^\w.\- ]+", "_", name)
+    name = re.sub(r"\.{2,}", ".", name).strip(" ._-")
+    stem, dot, extension = name.rpartition(".")
+    if not dot:
+        stem, extension = name, ""
+    stem = stem.strip(" ._-")[:100] or "document"
+    return f"{stem}.{extension.lower()}" if extension else stem
+
+
+def save_upload(upload: Path, docs: Path, extensions: tuple[str, ...], max_bytes: int) -> str:
+    """Copy an uploaded file into the documents folder under a clean name; returns that name.
+
+    Written to a hidden temporary file first (the scanner skips hidden files) and then renamed, so the
+    indexer never reads half a file. Raises ChatbotError, with the reason, for a file it will not take.
+    """
+    name = clean_name(upload.name)
+    extension = Path(name).suffix.lower()
+    if extension not in extensions:
+        raise ChatbotError(f"{name}: only {', '.join(extensions)} files can be added")
+    size = upload.stat().st_size
+    if size > max_bytes:
+        raise ChatbotError(f"{name}: {_size(size)} is larger than the limit of {_size(max_bytes)}")
+    if size == 0:
+        raise ChatbotError(f"{name}: the file is empty")
+    folder = docs.resolve()
+    target = folder / name
+    if target.parent != folder:  # cannot happen after clean_name; a last guard all the same
+        raise ChatbotError(f"{name}: not a plain file name")
+    try:
+        handle, temporary = tempfile.mkstemp(prefix=".upload-", dir=folder)
+    except OSError as exc:
+        raise ChatbotError(f"{name}: cannot write to the documents folder: {exc.strerror or exc}") from None
+    try:
+        with os.fdopen(handle, "wb") as out, open(upload, "rb") as source:
+            shutil.copyfileobj(source, out, 1 << 20)
+        os.replace(temporary, target)
+    except BaseException as exc:
+        Path(temporary).unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise ChatbotError(f"{name}: cannot be saved: {exc.strerror or exc}") from None
+        raise
+    return name
+
+
+# ----- the app ---------------------------------------------------------------------------------------------
+
+
+def build_app(bot: Chatbot) -> gr.Blocks:
+    """The page and its API for `bot`. Cheap: nothing is loaded until the first request (see `start`)."""
+    config = bot.config
+    docs = Path(config.paths.docs)
+    extensions = tuple(ext.lower() for ext in config.documents.extensions)
+    max_bytes = int(config.ui.max_upload_mb * 1024 * 1024)
+    exports = tempfile.TemporaryDirectory(prefix="chatbot-exports-")  # lives as long as the app's handlers
+
+    def respond(
+        question: str, history: list, answers: list, max_quotes: float, min_confidence: float, request: gr.Request
+    ):
+        question = (question or "").strip()
+        if not question:
+            yield gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
+            return
+        history = history + [{"role": "user", "content": escape(question)}]
+        yield "", history, gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        try:
+            answer = bot.ask(question, answer={"max_quotes": int(max_quotes), "min_confidence": float(min_confidence)})
+        except ChatbotError as exc:
+            history = history + [{"role": "assistant", "content": status_html([f"error: {exc}"], error=True)}]
+            yield "", history, gr.skip(), answers, gr.skip(), gr.skip()
+            return
+        answers = answers + [answer]
+        history = history + [{"role": "assistant", "content": answer_html(answer, len(answers))}]
+        markdown, jsonl = _write_exports(answers, Path(exports.name) / _session_folder(request))
+        yield (
+            "",
+            history,
+            sources_html(answers),
+            answers,
+            gr.DownloadButton(value=markdown, interactive=True),
+            gr.DownloadButton(value=jsonl, interactive=True),
+        )
+
+    def respond_example(
+        history: list, answers: list, max_quotes: float, min_confidence: float, request: gr.Request, evt: gr.SelectData
+    ):
+        yield from respond(evt.value["text"], history, answers, max_quotes, min_confidence, request)
+
+    def forget():
+        """After the chat's bin is clicked: the answers, their sources and the downloads go too."""
+        nothing = gr.DownloadButton(value=None, interactive=False)
+        return [], sources_html([]), nothing, nothing
+
+    def ask_api(question: str, max_quotes: int | None = None, min_confidence: float | None = None) -> dict:
+        """Answer one question from the documents. Returns the answer JSON: quotes with exact character
+        offsets into their documents, or an abstention with the nearest passages."""
+        overrides = {"max_quotes": max_quotes, "min_confidence": min_confidence}
+        try:
+            answer = bot.ask(question, answer={k: v for k, v in overrides.items() if v is not None} or None)
+        except ChatbotError as exc:
+            raise gr.Error(str(exc)) from None
+        return answer.to_dict()
+
+    def show_documents(message: str = ""):
+        try:
+            documents = bot.data.documents
+        except ChatbotError as exc:
+            return status_html([str(exc)], error=True), gr.Dropdown(choices=[], value=None), message
+        names = [doc["path"] for doc in documents]
+        return documents_html(documents), gr.Dropdown(choices=names, value=None), message
+
+    def add_documents(files: list[str] | None, progress=gr.Progress()):  # noqa: B008 (Gradio's way)
+        lines, error, saved = [], False, []
+        for path in files or []:
+            try:
+                saved.append(save_upload(Path(path), docs, extensions, max_bytes))
+            except ChatbotError as exc:
+                lines.append(str(exc))
+                error = True
+        if saved:
+            progress(0.3, desc=f"Indexing {len(saved)} document(s)")
+            try:
+                report = bot.index()
+            except ChatbotError as exc:
+                return *show_documents(status_html([*lines, f"indexing failed: {exc}"], error=True)), None
+            indexed = {doc["path"] for doc in bot.data.documents}
+            for name in saved:
+                if name in indexed:
+                    lines.append(f"{name} is indexed ({_verb(report, name)}); you can ask about it now.")
+                else:
+                    (docs / name).unlink(missing_ok=True)  # unreadable (binary or empty): do not keep it
+                    lines.append(f"{name}: no text could be read from it, so it was not added")
+                    error = True
+        return *show_documents(status_html(lines, error=error)), None
+
+    def remove_document(name: str | None):
+        names = [doc["path"] for doc in bot.data.documents]
+        if not name or name not in names:
+            return show_documents(status_html(["Choose a document to remove."], error=True))
+        if len(names) == 1:
+            return show_documents(status_html(["The last document cannot be removed."], error=True))
+        path = (docs / name).resolve()
+        if not path.is_relative_to(docs.resolve()):
+            return show_documents(status_html([f"{name} is not in the documents folder."], error=True))
+        path.unlink(missing_ok=True)
+        try:
+            bot.index()
+        except ChatbotError as exc:
+            return show_documents(status_html([f"indexing failed: {exc}"], error=True))
+        return show_documents(status_html([f"{name} was removed."]))
+
+    examples = [{"text": question} for question in config.ui.examples]
+    with gr.Blocks(title="Document Q&A", analytics_enabled=False, delete_cache=(3600, 86400)) as app:
+        gr.Markdown(
+            "## Ask the documents\nEvery answer is quoted word for word from the documents, with its source. "
+            "When they do not answer, it says so."
+        )
+        answers = gr.State([])
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=3, min_width=340):
+                chat = gr.Chatbot(
+                    label="Conversation",
+                    height="60vh",
+                    examples=examples or None,
+                    render_markdown=False,
+                    sanitize_html=True,
+                    allow_tags=False,
+                    latex_delimiters=[],
+                    feedback_options=None,
+                    buttons=[],
+                    elem_id="qa-chat",
+                )
+                with gr.Row():
+                    question = gr.Textbox(
+                        label="Question",
+                        placeholder="Ask about the documents and press Enter",
+                        lines=1,
+                        max_lines=4,
+                        scale=5,
+                        autofocus=True,
+                        elem_id="qa-question",
+                    )
+                    send = gr.Button("Ask", variant="primary", scale=1, min_width=80, elem_id="qa-send")
+                with gr.Row():
+                    download_md = gr.DownloadButton("Download Markdown", size="sm", interactive=False)
+                    download_jsonl = gr.DownloadButton("Download JSON lines", size="sm", interactive=False)
+                with gr.Accordion("Settings", open=False):
+                    max_quotes = gr.Slider(
+                        1,
+                        MAX_QUOTES_CHOICE,
+                        value=min(config.answer.max_quotes, MAX_QUOTES_CHOICE),
+                        step=1,
+                        label="Number of quotes (at most)",
+                    )
+                    min_confidence = gr.Slider(
+                        0.0,
+                        1.0,
+                        value=config.answer.min_confidence,
+                        step=0.05,
+                        label="Abstention threshold (answers below this confidence are withheld)",
+                    )
+            with gr.Column(scale=2, min_width=300):
+                sources = gr.HTML(sources_html([]), js_on_load=None, elem_id="qa-sources")
+        with gr.Accordion("Documents", open=False):
+            document_list = gr.HTML(js_on_load=None, elem_id="qa-documents")
+            upload = gr.File(
+                label=f"Add documents ({', '.join(extensions)}; up to {config.ui.max_upload_mb:g} MB each)",
+                file_count="multiple",
+                file_types=list(extensions),
+                elem_id="qa-upload",
+            )
+            with gr.Row():
+                chosen = gr.Dropdown(label="Document to remove", choices=[], scale=3, elem_id="qa-remove-choice")
+                remove = gr.Button("Remove", variant="stop", scale=1, min_width=80, elem_id="qa-remove")
+            status = gr.HTML(js_on_load=None, elem_id="qa-status")
+
+        chat_inputs = [question, chat, answers, max_quotes, min_confidence]
+        chat_outputs = [question, chat, sources, answers, download_md, download_jsonl]
+        events = {"api_visibility": "private", "concurrency_limit": ASK_CONCURRENCY, "concurrency_id": "ask"}
+        question.submit(respond, chat_inputs, chat_outputs, **events)
+        send.click(respond, chat_inputs, chat_outputs, **events)
+        chat.example_select(respond_example, chat_inputs[1:], chat_outputs, **events)
+        chat.clear(forget, None, [answers, sources, download_md, download_jsonl], api_visibility="private", queue=False)
+        gr.api(ask_api, api_name="ask", concurrency_limit=ASK_CONCURRENCY, concurrency_id="ask")
+
+        documents_out = [document_list, chosen, status]
+        app.load(show_documents, None, documents_out, api_visibility="private")
+        upload.upload(
+            add_documents,
+            upload,
+            [*documents_out, upload],
+            api_visibility="private",
+            concurrency_limit=1,
+            concurrency_id="documents",
+        )
+        remove.click(
+            remove_document,
+            chosen,
+            documents_out,
+            api_visibility="private",
+            concurrency_limit=1,
+            concurrency_id="documents",
+        )
+    return app
+
+
+def start(
+    bot: Chatbot, host: str = "127.0.0.1", port: int = 7860, auth: tuple[str, str] | None = None
+) -> tuple[gr.Blocks, str]:
+    """Load the model and index, then start the server without blocking; returns the app and its URL."""
+    bot.index()  # load (or build) the index now, not on the first question
+    bot.embedder.encode(["warm-up"])  # and the model
+    app = build_app(bot)
+    app.queue(max_size=256)
+    app.launch(
+        server_name=host,
+        server_port=port,
+        auth=auth,
+        prevent_thread_lock=True,
+        max_file_size=int(bot.config.ui.max_upload_mb * 1024 * 1024),
+        footer_links=["api"],
+        css=CSS,
+        head=HEAD,
+        show_error=True,
+        quiet=True,
+    )
+    return app, app.local_url
+
+
+def serve(bot: Chatbot, host: str = "127.0.0.1", port: int = 7860, auth: tuple[str, str] | None = None) -> None:
+    """Run the web chat until interrupted."""
+    app, url = start(bot, host=host, port=port, auth=auth)
+    print(f"The chat is at {url} (Ctrl-C stops it)", flush=True)
+    try:
+        app.block_thread()
+    finally:
+        app.close()
+
+
+def _write_exports(answers: list[Answer], folder: Path) -> tuple[str, str]:
+    """The conversation's two export files, rewritten in the visitor's own folder after each answer."""
+    folder.mkdir(exist_ok=True)
+    markdown = folder / "conversation.md"
+    jsonl = folder / "conversation.jsonl"
+    markdown.write_text(conversation_markdown(answers), encoding="utf-8")
+    jsonl.write_text(conversation_jsonl(answers), encoding="utf-8")
+    return str(markdown), str(jsonl)
+
+
+def _session_folder(request: gr.Request | None) -> str:
+    session = getattr(request, "session_hash", None) or "anonymous"
+    return re.sub(r"[^A-Za-z0-9_-]", "_", session)[:64]
+
+
+def _verb(report: IndexReport, name: str) -> str:
+    return "replaced" if name in report.changed else "added" if name in report.added else "unchanged"

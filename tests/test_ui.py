@@ -1,0 +1,564 @@
+"""The web chat: escaping and highlighting, uploads, the Gradio API through gradio_client on a live loopback
+server, 8 clients at once while the index is rebuilt, and the page itself in a real headless Chromium."""
+
+from __future__ import annotations
+
+import dataclasses
+import html
+import json
+import os
+import re
+import shutil
+import socket
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from chatbot import Answer, ChatbotError, Quote, Source
+from chatbot.answer import ABSTENTION
+from chatbot.ui import (
+    answer_html,
+    clean_name,
+    conversation_jsonl,
+    conversation_markdown,
+    documents_html,
+    escape,
+    passage_html,
+    save_upload,
+    sources_html,
+    start,
+)
+
+from .conftest import SEEDS, document_text
+
+HOSTILE = (
+    "Hostile note. The trapdoor payload is <script>window.__pwned = 1; alert('script')</script> here. "
+    "The trapdoor image is <img src=x onerror=\"window.__pwned = 2; alert('img')\"> in the text. "
+    "The trapdoor link is [click me](javascript:alert('md')) and ![pic](x) and ${alert('template')} and `code`.\n"
+)
+QUESTIONS = {  # eight seed questions, each with words only its own answer quotes
+    "Which chip did Guangdong highlight?": "Ascend 910C",
+    "What alternative to Android is mentioned?": "HarmonyOS",
+    "Which fields is the province investing in?": "quantum computing",
+    "Where is DeepSeek based?": "Zhejiang",
+    "Which city is the tech manufacturing powerhouse in Guangdong?": "Shenzhen",
+    "For how many consecutive years has Guangdong been the top innovation hub?": "nine consecutive years",
+    "What is driving a surge in venture capital funding?": "venture capital",
+    "What role will open-source initiatives play?": "Open-source initiatives",
+}
+pytestmark = pytest.mark.filterwarnings("ignore::Warning:gradio.queueing")  # pandas notices inside gradio
+
+ANSWER_TIMEOUT = 180_000  # ms; a slow 2-core machine under load
+INDEX_TIMEOUT = 600_000
+
+
+# ----- what the page shows, without a server ---------------------------------------------------------------
+
+
+@given(st.text(alphabet=st.characters(exclude_categories=["Cc", "Cs"]) | st.just("\n")))
+def test_escape_shows_exactly_the_text_and_no_markup(text):
+    escaped = escape(text)
+    assert html.unescape(escaped.replace("<br>", "\n")) == text
+    bare = re.sub(r"&#\d+;", "", escaped.replace("<br>", ""))
+    assert not any(ord(character) < 128 and not character.isalnum() and character != " " for character in bare)
+
+
+def test_hostile_text_becomes_inert():
+    escaped = escape(HOSTILE)
+    assert "<script" not in escaped and "<img" not in escaped and "](" not in escaped and "${" not in escaped
+    assert "&#60;script&#62;" in escaped
+
+
+def _answer(passage: str, passage_start: int, spans: list[tuple[int, int]]) -> Answer:
+    quotes = tuple(
+        Quote(1, passage[lo - passage_start : hi - passage_start], "a.txt", lo, hi, 1, "0" * 64) for lo, hi in spans
+    )
+    source = Source(1, "a.txt", passage_start, passage_start + len(passage), 1, passage)
+    return Answer("q?", False, 0.9, " ".join(f"“{q.text}” [1]" for q in quotes), quotes, (source,))
+
+
+def test_highlight_follows_the_offsets_not_the_first_match():
+    answer = _answer("Yes. Yes. No.", 100, [(105, 109)])  # the second "Yes."
+    assert passage_html(answer.sources[0], answer) == "Yes&#46; <mark>Yes&#46;</mark> No&#46;"
+
+
+def test_highlight_marks_every_quote_of_the_citation_and_escapes_them():
+    answer = _answer("A <b>. B & c. D.", 10, [(10, 16), (17, 23)])
+    assert passage_html(answer.sources[0], answer) == (
+        "<mark>A &#60;b&#62;&#46;</mark> <mark>B &#38; c&#46;</mark> D&#46;"
+    )
+
+
+CHIP = "Central to Guangdong’s narrative is Huawei’s Ascend 910C chip."
+
+
+def _chip_answer() -> Answer:
+    passage = "Huawei’s Ascend 910C: A Key Weapon\n" + CHIP + " It cited the chip."
+    answer = _answer(passage, 1560, [(1560 + passage.index(CHIP), 1560 + passage.index(CHIP) + len(CHIP))])
+    return dataclasses.replace(answer, question="Which chip did Guangdong highlight?", confidence=0.87)
+
+
+def test_answer_message_quotes_with_citation_links_and_confidence():
+    message = answer_html(_chip_answer(), 3)
+    assert message.startswith('<div class="qa-answer">')
+    assert f'“{escape(CHIP)}”</span> <a class="qa-cite" href="#qa-src-3-1"' in message
+    assert '<span class="qa-conf qa-conf-high" title="confidence 0.87 of 1">high confidence</span>' in message
+    assert "\n" not in message  # one HTML block: nothing for Markdown to reinterpret
+
+
+def test_sources_panel_highlights_each_quote_in_its_passage():
+    answer = _chip_answer()
+    panel = sources_html([answer])
+    assert '<article class="qa-source" id="qa-src-1-1"' in panel
+    assert "[1] a&#46;txt, line 1" in panel
+    assert f"<br><mark>{escape(CHIP)}</mark> It cited" in panel
+
+
+def test_abstention_is_marked_as_not_an_answer():
+    nearest = Source(1, "a.txt", 0, 20, 4, "Quince trees, mostly.")
+    answer = Answer("What is the boiling point of mercury on Mars?", True, 0.12, ABSTENTION, (), (nearest,))
+    message = answer_html(answer, 1)
+    assert message.startswith('<div class="qa-abstain">') and "qa-quote" not in message
+    assert 'Nearest text (not an answer): <a class="qa-cite" href="#qa-src-1-1"' in message
+    assert "low confidence" in message
+    panel = sources_html([answer])
+    assert "Nearest text — not an answer" in panel and "qa-nearest" in panel and "<mark>" not in panel
+
+
+def test_earlier_answers_fold_away_below_the_latest():
+    first = dataclasses.replace(_chip_answer(), question="First?")
+    panel = sources_html([first, _chip_answer()])
+    assert panel.index('id="qa-turn-2"') < panel.index('id="qa-turn-1"')
+    assert '<details class="qa-turn qa-cited" id="qa-turn-1"><summary>Sources for “First&#63;”' in panel
+
+
+def test_document_names_are_escaped():
+    table = documents_html([{"path": "<img src=x onerror=alert(1)>.md", "size": 2048, "sentences": 3}])
+    assert "<img" not in table and "2.0 KB" in table
+
+
+def test_exports_hold_every_answer():
+    nearest = Source(1, "a.txt", 0, 20, 4, "Quince trees, mostly.")
+    answers = [_chip_answer(), Answer("Mars?", True, 0.1, ABSTENTION, (), (nearest,))]
+    lines = conversation_jsonl(answers).splitlines()
+    assert [json.loads(line) for line in lines] == [
+        {**answer.to_dict(), "id": f"q{n}"} for n, answer in enumerate(answers, start=1)
+    ]
+    markdown = conversation_markdown(answers)
+    assert f"## Which chip did Guangdong highlight?\n\n“{CHIP}” [1]\n\n- [1] a.txt, line 1, characters" in markdown
+    assert "Nearest text (not an answer):\n\n- [1] a.txt, line 4, characters 0-20" in markdown
+
+
+def test_settings_apply_to_one_request_only(seed_bot):
+    before = seed_bot.config
+    question = "Which chip did Guangdong highlight?"
+    assert len(seed_bot.ask(question, answer={"max_quotes": 1, "min_confidence": 0.0}).quotes) == 1
+    assert seed_bot.ask(question, answer={"min_confidence": 1.0}).abstained
+    assert seed_bot.config is before
+    assert seed_bot.ask(question) == seed_bot.ask_batch([question])[0]
+    with pytest.raises(ChatbotError):
+        seed_bot.ask(question, answer={"max_quotes": 0})
+
+
+# ----- uploads ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "name, cleaned",
+    [
+        ("notes.txt", "notes.txt"),
+        ("../../etc/passwd.txt", "passwd.txt"),
+        ("..\\..\\windows\\evil.MD", "evil.md"),
+        (".hidden.txt", "hidden.txt"),
+        ("a..b.txt", "a.b.txt"),
+        ("<img src=x onerror=alert(1)>.md", "img src_x onerror_alert_1.md"),
+        ("...", "document"),
+        ("Ünïcode résumé.txt", "Ünïcode résumé.txt"),
+    ],
+)
+def test_clean_name(name, cleaned):
+    assert clean_name(name) == cleaned
+
+
+@given(st.text(max_size=300))
+def test_clean_name_never_leaves_the_folder(name):
+    cleaned = clean_name(name)
+    assert cleaned and Path(cleaned).name == cleaned
+    assert "/" not in cleaned and "\\" not in cleaned and ".." not in cleaned and "\x00" not in cleaned
+    assert not cleaned.startswith((".", "-", " "))
+    assert len(cleaned) <= 260
+
+
+def test_save_upload_writes_only_a_clean_name_inside_the_folder(tmp_path):
+    docs, outside = tmp_path / "docs", tmp_path / "incoming"
+    docs.mkdir()
+    outside.mkdir()
+    upload = outside / "..Notes (draft).TXT"
+    upload.write_text("Hello there.", encoding="utf-8")
+    name = save_upload(upload, docs, (".txt", ".md"), 1000)
+    assert name == "Notes _draft.txt"
+    assert [p.name for p in docs.iterdir()] == [name]  # no temporary file left behind
+    assert (docs / name).read_text(encoding="utf-8") == "Hello there."
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["docs", "incoming"]
+
+
+@pytest.mark.parametrize(
+    "filename, content, problem",
+    [
+        ("tool.exe", b"MZ", "only .txt, .md files"),
+        ("big.txt", b"x" * 2000, "larger than the limit"),
+        ("empty.md", b"", "empty"),
+    ],
+)
+def test_save_upload_refuses_with_a_reason(tmp_path, filename, content, problem):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (tmp_path / filename).write_bytes(content)
+    with pytest.raises(ChatbotError, match=problem):
+        save_upload(tmp_path / filename, docs, (".txt", ".md"), 1000)
+    assert list(docs.iterdir()) == []
+
+
+# ----- a live server, driven by gradio_client --------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """The web chat on a free loopback port, over its own copy of the seeds (tests here add and remove
+    documents). Yields (bot, url, documents folder)."""
+    from chatbot import Chatbot
+
+    docs = tmp_path_factory.mktemp("ui-docs")
+    shutil.copytree(SEEDS, docs, dirs_exist_ok=True)
+    bot = Chatbot.from_config(docs=docs, index=tmp_path_factory.mktemp("ui-index"))
+    app, url = start(bot, host="127.0.0.1", port=_free_port())
+    yield bot, url, docs
+    app.close()
+
+
+def _client(url: str):
+    from gradio_client import Client
+
+    return Client(url, verbose=False, download_files=False)
+
+
+def test_api_answers_with_the_answer_json(server):
+    _, url, docs = server
+    answer = _client(url).predict("Which chip did Guangdong highlight?", api_name="/ask")
+    assert set(answer) == {"id", "question", "abstained", "confidence", "answer", "quotes", "sources"}
+    assert not answer["abstained"] and answer["quotes"]
+    assert "Ascend 910C" in answer["answer"]
+    for quote in answer["quotes"]:
+        assert document_text(docs, quote["source"])[quote["start"] : quote["end"]] == quote["text"]
+    for source in answer["sources"]:
+        assert document_text(docs, source["source"])[source["start"] : source["end"]] == source["text"]
+
+
+def test_api_settings_apply_to_that_request_only(server):
+    bot, url, _ = server
+    client = _client(url)
+    question = "Which chip did Guangdong highlight?"
+    assert len(client.predict(question, max_quotes=1, min_confidence=0.0, api_name="/ask")["quotes"]) == 1
+    withheld = client.predict(question, min_confidence=1.0, api_name="/ask")
+    assert withheld["abstained"] and not withheld["quotes"] and withheld["sources"]
+    assert client.predict(question, api_name="/ask") == bot.ask(question).to_dict()  # nothing left changed
+
+
+def test_api_reports_an_empty_question(server):
+    from gradio_client.exceptions import AppError
+
+    with pytest.raises(AppError, match="the question is empty"):
+        _client(server[1]).predict("   ", api_name="/ask")
+
+
+def test_eight_clients_get_their_own_answers_while_the_index_is_rebuilt(server, tmp_path):
+    """8 clients ask different questions at once, five rounds each; after the first round a new document
+    is added and the index rebuilt under them. Every answer must be the asker's own and correct."""
+    bot, url, docs = server
+    clients = [_client(url) for _ in QUESTIONS]
+    first_round = threading.Barrier(len(QUESTIONS) + 1, timeout=600)
+
+    def ask(client, question: str) -> list[dict]:
+        answers = []
+        try:
+            for round_ in range(5):
+                # min_confidence=0 so that this checks who gets which answer, not where abstention starts
+                answers.append(client.predict(question, 3, 0.0, api_name="/ask"))
+                if round_ == 0:
+                    first_round.wait()
+        except BaseException:
+            first_round.abort()  # so that the test fails with this error instead of waiting
+            raise
+        return answers
+
+    with ThreadPoolExecutor(len(QUESTIONS)) as pool:
+        futures = {question: pool.submit(ask, client, question) for client, question in zip(clients, QUESTIONS)}
+        first_round.wait()
+        (tmp_path / "orchard.txt").write_text("The Pellworth orchard grows 300 quince trees.\n", encoding="utf-8")
+        save_upload(tmp_path / "orchard.txt", docs, (".txt", ".md"), 10_000)
+        bot.index()
+        results = {question: future.result(timeout=900) for question, future in futures.items()}
+    for question, expected in QUESTIONS.items():
+        assert len(results[question]) == 5
+        for answer in results[question]:
+            assert answer["question"] == question
+            assert expected in answer["answer"], (question, answer["answer"])
+    pellworth = _client(url).predict("How many quince trees does the Pellworth orchard grow?", 1, 0.0, api_name="/ask")
+    assert pellworth["quotes"][0]["source"] == "orchard.txt"
+
+
+# ----- the page in a real browser --------------------------------------------------------------------------
+
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    executable = os.environ.get("CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+    if not Path(executable).is_file():
+        pytest.skip("Chromium is not installed (Debian: apt-get install chromium; or set CHROMIUM=/path/to/it)")
+    from playwright.sync_api import expect, sync_playwright
+
+    expect.set_options(timeout=ANSWER_TIMEOUT)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+class Page:
+    """A fresh visitor's tab on the chat, recording any dialog a script might open."""
+
+    def __init__(self, browser, url: str, width: int = 1280, height: int = 900) -> None:
+        self.context = browser.new_context(viewport={"width": width, "height": height}, accept_downloads=True)
+        self.context.set_default_timeout(ANSWER_TIMEOUT)
+        self.page = self.context.new_page()
+        self.dialogs: list[str] = []
+        self.page.on("dialog", self._dialog)
+        self.page.goto(url)
+        self.page.locator("#qa-question textarea").wait_for()
+
+    def _dialog(self, dialog) -> None:
+        self.dialogs.append(dialog.message)
+        dialog.dismiss()
+
+    def ask(self, question: str) -> None:
+        """Type the question and press Enter; wait for its answer (or abstention) to appear."""
+        done = self.page.locator("#qa-chat .qa-answer, #qa-chat .qa-abstain")
+        count = done.count()
+        box = self.page.locator("#qa-question textarea")
+        box.fill(question)
+        box.press("Enter")
+        self.page.wait_for_function(
+            "n => document.querySelectorAll('#qa-chat .qa-answer, #qa-chat .qa-abstain').length > n", arg=count
+        )
+
+    def open_documents(self) -> None:
+        self.page.get_by_text("Documents", exact=True).click()
+        self.page.locator("#qa-documents table").wait_for()
+
+    def upload(self, path: Path) -> str:
+        """Upload a file through the page; returns the status line once indexing has finished."""
+        self.page.locator("#qa-upload input[type=file]").set_input_files(str(path))
+        self.page.wait_for_function(
+            "() => /indexed|could not|only|larger|empty/.test(document.querySelector('#qa-status').innerText)",
+            timeout=INDEX_TIMEOUT,
+        )
+        return self.page.locator("#qa-status").inner_text()
+
+    def close(self) -> None:
+        self.context.close()
+
+
+@pytest.fixture
+def page(browser, server):
+    tab = Page(browser, server[1])
+    yield tab
+    tab.close()
+
+
+def test_browser_ask_with_enter_then_follow_a_citation(page):
+    from playwright.sync_api import expect
+
+    page.ask("Where is DeepSeek based?")
+    chat = page.page.locator("#qa-chat")
+    expect(chat.locator(".qa-quote").first).to_contain_text("was revealed to be based in Zhejiang province")
+    expect(chat.locator("a.qa-cite", has_text="[1]").first).to_be_visible()
+    confidence = chat.locator(".qa-conf").first
+    expect(confidence).to_have_text(re.compile(r"^(high|medium|low) confidence$"))
+    expect(confidence).to_have_attribute("title", re.compile(r"^confidence [01]\.\d\d of 1$"))
+
+    source = page.page.locator("#qa-src-1-1")
+    chat.locator("a.qa-cite", has_text="[1]").first.click()
+    expect(source).to_be_in_viewport()
+    quoted = chat.locator(".qa-quote").first.inner_text().strip("“”")
+    expect(source.locator("mark").first).to_have_text(quoted)
+    expect(source).to_contain_text("guangdong-tech-self-reliance.txt, line")
+    assert page.dialogs == []
+
+
+def test_browser_citation_works_from_the_keyboard(page):
+    from playwright.sync_api import expect
+
+    page.ask("Where is DeepSeek based?")
+    page.ask("Which chip did Guangdong highlight?")
+    earlier = page.page.locator('#qa-chat a.qa-cite[href="#qa-src-1-1"]').first
+    expect(page.page.locator("#qa-src-1-1")).not_to_be_in_viewport()  # folded away under "Earlier answers"
+    earlier.focus()
+    page.page.keyboard.press("Enter")
+    expect(page.page.locator("#qa-turn-1")).to_have_attribute("open", "")
+    expect(page.page.locator("#qa-src-1-1")).to_be_in_viewport()
+    expect(page.page.locator("#qa-src-1-1 mark").first).to_contain_text("Zhejiang")
+
+
+def test_browser_abstention_offers_nearest_text(page):
+    from playwright.sync_api import expect
+
+    page.ask("What is the boiling point of mercury on Mars?")
+    message = page.page.locator("#qa-chat .qa-abstain").last
+    expect(message).to_contain_text("The documents do not answer this question.")
+    expect(message).to_contain_text("Nearest text (not an answer)")
+    expect(page.page.locator("#qa-chat .qa-quote")).to_have_count(0)
+    expect(page.page.locator("#qa-sources")).to_contain_text("Nearest text — not an answer")
+    expect(page.page.locator("#qa-sources mark")).to_have_count(0)
+
+
+def test_browser_example_question(page):
+    from playwright.sync_api import expect
+
+    example = "Which chip did Guangdong highlight?"  # the first of config/default.toml's [ui] examples
+    page.page.locator("#qa-chat").get_by_text(example).click()
+    expect(page.page.locator("#qa-chat .qa-answer, #qa-chat .qa-abstain")).to_have_count(1)
+    expect(page.page.locator("#qa-chat")).to_contain_text(example)
+    expect(page.page.locator("#qa-sources")).to_contain_text(f"for “{example}”")
+
+
+def test_browser_settings_apply_and_conversation_downloads(page):
+    from playwright.sync_api import expect
+
+    page.page.get_by_text("Settings", exact=True).click()
+    for label, value in (("Number of quotes", "1"), ("Abstention threshold", "0")):
+        field = page.page.get_by_label(re.compile(f"^number input for {label}"))
+        field.fill(value)
+        field.press("Tab")
+    page.ask("Which chip did Guangdong highlight?")
+    expect(page.page.locator("#qa-chat .qa-quote")).to_have_count(1)
+
+    with page.page.expect_download() as download:
+        page.page.get_by_role("button", name="Download JSON lines").click()
+    lines = Path(download.value.path()).read_text(encoding="utf-8").splitlines()
+    assert len(lines) == 1
+    record = json.loads(lines[0])
+    assert record["question"] == "Which chip did Guangdong highlight?" and len(record["quotes"]) == 1
+    with page.page.expect_download() as download:
+        page.page.get_by_role("button", name="Download Markdown").click()
+    assert download.value.suggested_filename == "conversation.md"
+    assert "## Which chip did Guangdong highlight?" in Path(download.value.path()).read_text(encoding="utf-8")
+
+
+def test_browser_upload_then_ask_about_it(page, tmp_path):
+    from playwright.sync_api import expect
+
+    upload = tmp_path / "River notes.md"
+    upload.write_text("# Rivers\n\nThe Zorblat river is 42 kilometres long.\n", encoding="utf-8")
+    page.open_documents()
+    assert "River notes.md is indexed (added)" in page.upload(upload)
+    expect(page.page.locator("#qa-documents")).to_contain_text("River notes.md")
+    expect(page.page.locator("#qa-documents")).to_contain_text(" B")
+    page.ask("How long is the Zorblat river?")
+    expect(page.page.locator("#qa-chat .qa-quote").last).to_contain_text("The Zorblat river is 42 kilometres long.")
+    expect(page.page.locator("#qa-sources")).to_contain_text("River notes.md")
+
+
+def test_browser_refuses_a_wrong_upload(page, server, tmp_path):
+    from playwright.sync_api import expect
+
+    upload = tmp_path / "program.exe"
+    upload.write_bytes(b"MZ\x00\x00")
+    page.open_documents()
+    page.page.locator("#qa-upload input[type=file]").set_input_files(str(upload))
+    message = page.page.get_by_text(re.compile(r"Invalid file type|only \.txt, \.md files can be added"))
+    expect(message.first).to_be_visible()
+    assert not list(server[2].glob("*.exe"))
+
+
+def test_browser_hostile_document_shows_as_text_and_runs_nothing(page, server, tmp_path):
+    from playwright.sync_api import expect
+
+    bot, _, docs = server
+    (docs / "<b onmouseover=alert(1)>odd.md").write_text("An odd name for a plain note about the weather.\n")
+    bot.index()
+    upload = tmp_path / "trap <img src=x onerror=alert(1)>.md"
+    upload.write_text(HOSTILE, encoding="utf-8")
+    page.open_documents()
+    assert "is indexed" in page.upload(upload)
+    page.ask("What is the trapdoor payload?")
+    page.ask("What is the trapdoor link?")
+    page.page.locator("#qa-documents").hover()
+    chat, sources, documents = (page.page.locator(f"#qa-{name}") for name in ("chat", "sources", "documents"))
+    expect(chat).to_contain_text("<script>window.__pwned = 1; alert('script')</script>")
+    expect(sources).to_contain_text("<img src=x onerror=\"window.__pwned = 2; alert('img')\">")
+    expect(sources).to_contain_text("[click me](javascript:alert('md'))")
+    expect(documents).to_contain_text("<b onmouseover=alert(1)>odd.md")
+    for area in (chat, sources, documents):
+        expect(area.locator("script, img, iframe, object, embed, b, a[href^='javascript']")).to_have_count(0)
+    page.page.wait_for_timeout(500)
+    assert page.page.evaluate("window.__pwned") is None
+    assert page.dialogs == []
+
+
+def test_browser_remove_a_document(page, server):
+    from playwright.sync_api import expect
+
+    bot, _, docs = server
+    (docs / "to-remove.txt").write_text("The Quenby lighthouse is painted green.\n", encoding="utf-8")
+    bot.index()
+    page.page.reload()
+    page.open_documents()
+    page.page.locator("#qa-remove-choice input").click()
+    page.page.get_by_role("option", name="to-remove.txt").click()
+    page.page.locator("#qa-remove").click()
+    expect(page.page.locator("#qa-status")).to_contain_text("to-remove.txt was removed.", timeout=INDEX_TIMEOUT)
+    expect(page.page.locator("#qa-documents")).not_to_contain_text("to-remove.txt")
+    assert not (docs / "to-remove.txt").exists()
+    assert "to-remove.txt" not in [doc["path"] for doc in bot.data.documents]
+
+
+def test_browser_narrow_window(browser, server):
+    """On a phone-sized window the sources stack below the chat; a citation scrolls down to its source."""
+    from playwright.sync_api import expect
+
+    tab = Page(browser, server[1], width=400, height=800)
+    try:
+        tab.ask("Where is DeepSeek based?")
+        width, inner = tab.page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
+        assert width <= inner
+        chat = tab.page.locator("#qa-chat").bounding_box()
+        sources = tab.page.locator("#qa-sources").bounding_box()
+        assert sources["y"] >= chat["y"] + chat["height"]  # stacked, not squeezed side by side
+        source = tab.page.locator("#qa-src-1-1")
+        expect(source).not_to_be_in_viewport()
+        tab.page.locator("#qa-chat a.qa-cite").first.click()
+        expect(source).to_be_in_viewport()
+        assert tab.dialogs == []
+    finally:
+        tab.close()
