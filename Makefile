@@ -7,8 +7,9 @@ VENV ?= .venv
 TORCH ?= torch==2.13.0
 BIN := $(VENV)/bin
 export HF_HUB_OFFLINE := 1
+export GRADIO_ANALYTICS_ENABLED := False
 
-.PHONY: install run test index clean
+.PHONY: install run chat test index screenshot clean
 
 install: $(VENV)/.installed
 
@@ -19,6 +20,9 @@ $(VENV)/.installed: pyproject.toml Makefile
 	touch $@
 
 run: install
+	$(BIN)/chatbot serve
+
+chat: install
 	$(BIN)/chatbot chat
 
 index: install
@@ -26,6 +30,9 @@ index: install
 
 test: install
 	$(BIN)/python -m pytest -q
+
+screenshot: install
+	$(BIN)/python benchmarks/screenshot.py
 
 clean:
 	rm -rf $(VENV) index/CURRENT index/builds

@@ -10,7 +10,7 @@ ABSTENTION = "The documents do not answer this question."
 
 def confidence_label(confidence: float) -> str:
     """A word for a confidence that people read at a glance."""
-    return "high" if confidence >= 0.8 else "medium" if confidence >= 0.5 else "low"
+    return "high" if confidence >= 0.6 else "medium" if confidence >= 0.3 else "low"
 
 
 @dataclass(frozen=True)
@@ -24,9 +24,10 @@ class Quote:
     end: int
     line: int  # 1-based line of `start`
     source_sha256: str
+    page: int | None = None  # 1-based page of `start`, for documents with pages (PDF)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        result = {
             "citation": self.citation,
             "text": self.text,
             "source": self.source,
@@ -35,6 +36,9 @@ class Quote:
             "line": self.line,
             "source_sha256": self.source_sha256,
         }
+        if self.page is not None:
+            result["page"] = self.page
+        return result
 
 
 @dataclass(frozen=True)
@@ -47,9 +51,10 @@ class Source:
     end: int
     line: int
     text: str
+    page: int | None = None  # 1-based page of `start`, for documents with pages (PDF)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        result = {
             "citation": self.citation,
             "source": self.source,
             "start": self.start,
@@ -57,6 +62,9 @@ class Source:
             "line": self.line,
             "text": self.text,
         }
+        if self.page is not None:
+            result["page"] = self.page
+        return result
 
 
 @dataclass(frozen=True)

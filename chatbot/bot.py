@@ -11,21 +11,30 @@ from __future__ import annotations
 
 import logging
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
 from .answer import Answer
 from .compose import compose
-from .config import Config, load_config
+from .config import Config, apply_overrides, load_config
 from .embed import Embedder
 from .errors import ChatbotError
 from .indexer import IndexReport, is_current, refresh_index
 from .lexical import tokenize
-from .rank import rank_sentences
-from .retrieve import retrieve
+from .rank import Ranked, rank_sentences
+from .retrieve import Hits, retrieve
 from .store import IndexData
 
 log = logging.getLogger("chatbot")
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """Why an answer is what it is: the passages retrieved and every candidate sentence with its features."""
+
+    hits: Hits
+    ranked: Ranked
 
 
 class Chatbot:
@@ -42,6 +51,14 @@ class Chatbot:
         """A chatbot from a TOML file (default: config/default.toml) with overrides such as docs=, index=."""
         return cls(load_config(path, **overrides))
 
+    def replace(self, **overrides: Any) -> Chatbot:
+        """A chatbot with some settings changed (same forms as `from_config`) that shares this one's loaded
+        index and model; settings that shape the index make it refresh as usual."""
+        other = Chatbot(apply_overrides(self.config, **overrides))
+        other.embedder = self.embedder
+        other._data = self._data
+        return other
+
     def index(self, force: bool = False) -> IndexReport:
         """Bring the index up to date with the documents (or rebuild it with force=True); say what was done."""
         with self._refresh_lock:
@@ -49,11 +66,21 @@ class Chatbot:
             self._install(data)
         return report
 
-    def ask(self, question: str) -> Answer:
-        return self.ask_batch([question])[0]
+    def ask(self, question: str, answer: dict[str, Any] | None = None) -> Answer:
+        return self.ask_batch([question], answer)[0]
 
-    def ask_batch(self, questions: Sequence[str]) -> list[Answer]:
-        """Answers in input order; the same as calling `ask` on each, but the questions are embedded together."""
+    def ask_batch(self, questions: Sequence[str], answer: dict[str, Any] | None = None) -> list[Answer]:
+        """Answers in input order; the same as calling `ask` on each, but the questions are embedded together.
+
+        `answer` overrides [answer] settings for these questions only, e.g. {"max_quotes": 1}.
+        """
+        return [reply for reply, _ in self.explain_batch(questions, answer)]
+
+    def explain_batch(
+        self, questions: Sequence[str], answer: dict[str, Any] | None = None
+    ) -> list[tuple[Answer, Evidence]]:
+        """Answers with the evidence behind them (retrieved passages, scored candidate sentences)."""
+        settings = apply_overrides(self.config, answer=answer).answer if answer else self.config.answer
         questions = list(questions)
         for question in questions:
             if not isinstance(question, str) or not question.strip():
@@ -63,17 +90,13 @@ class Chatbot:
         data = self.data
         tokens = [tokenize(question) for question in questions]
         vectors = self.embedder.encode(questions)
-        hits = retrieve(data, tokens, vectors, self.config.retrieve)
-        return [
-            compose(
-                question,
-                rank_sentences(data, question, tokens[i], vectors[i], hits[i], self.config.confidence),
-                hits[i],
-                data,
-                self.config.answer,
-            )
-            for i, question in enumerate(questions)
-        ]
+        results = []
+        for question, words, vector, hits in zip(
+            questions, tokens, vectors, retrieve(data, tokens, vectors, self.config.retrieve)
+        ):
+            ranked = rank_sentences(data, question, words, vector, hits, self.config.ranking, self.config.confidence)
+            results.append((compose(question, ranked, hits, data, settings), Evidence(hits, ranked)))
+        return results
 
     @property
     def data(self) -> IndexData:

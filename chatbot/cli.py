@@ -9,10 +9,12 @@ Usage example:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
 import sys
+import time
 from typing import Callable
 
 from .answer import Answer, confidence_label
@@ -55,12 +57,50 @@ def build_parser() -> argparse.ArgumentParser:
     index = sub.add_parser("index", parents=[common], help="build or refresh the index")
     index.add_argument("--rebuild", action="store_true", help="rebuild from scratch")
     index.add_argument("--json", action="store_true", help="print what was done as JSON")
+    index.add_argument(
+        "--watch", action="store_true", help="keep following the folder, updating the index as files change (Ctrl-C stops)"
+    )
+
+    source = sub.add_parser(
+        "source", parents=[common], help="print a document's text as the index stores it (what citations count in)"
+    )
+    source.add_argument("path", help="the document's path relative to the documents folder, as citations give it")
 
     ask = sub.add_parser("ask", parents=[common], help="answer one question")
     ask.add_argument("question")
     ask.add_argument("--json", action="store_true", help="print the answer JSON")
 
     sub.add_parser("chat", parents=[common], help="talk in the terminal (empty line or Ctrl-D to leave)")
+
+    serve = sub.add_parser("serve", parents=[common], help="start the web chat")
+    serve.add_argument("--host", help="address to listen on (default 127.0.0.1; 0.0.0.0 shares it)")
+    serve.add_argument("--port", type=int, help="port to listen on (default 7860)")
+    serve.add_argument(
+        "--auth", metavar="USER:PASSWORD", help="ask for these credentials (default: the CHATBOT_AUTH variable, if set)"
+    )
+
+    batch = sub.add_parser("batch", parents=[common], help="answer a file of questions (.txt, .jsonl, .csv or - for stdin)")
+    batch.add_argument("questions", metavar="QUESTIONS")
+    batch.add_argument("-o", "--output", metavar="OUT", help="write here (.jsonl, .csv or .md); default: JSONL on stdout")
+    batch.add_argument("--resume", action="store_true", help="skip ids already answered in OUT and append the rest")
+    batch.add_argument("--meta", metavar="FILE", help="write the provenance record here (default: OUT.meta.json)")
+    batch.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    for name, text in (("eval", "score answers against known answers"), ("calibrate", "fit confidence and choose the abstention threshold")):
+        tool = sub.add_parser(name, parents=[common], help=f"{text} (SQuAD JSON or JSONL)")
+        tool.add_argument("qa_file", metavar="QA_FILE")
+        tool.add_argument("--build-corpus", metavar="DIR", help="write the SQuAD articles as documents into DIR and answer from them")
+        tool.add_argument("--limit", type=int, metavar="N", help="use only the first N questions")
+    evaluate = sub.choices["eval"]
+    evaluate.add_argument("--report", metavar="FILE", help="write the scores as JSON")
+    evaluate.add_argument("--errors", metavar="FILE", help="write the misses as JSON lines")
+    calibrate = sub.choices["calibrate"]
+    calibrate.add_argument("--write", metavar="CONFIG", help="put the fitted weights and threshold into this config file")
+    calibrate.add_argument("--plot", metavar="PNG", default="calibration.png", help="trade-off plot (default calibration.png)")
+    calibrate.add_argument("--max-false-abstention", type=float, default=0.10, metavar="RATE", help="limit for the chosen threshold (default 0.10)")
+    calibrate.add_argument(
+        "--off-topic", metavar="DIR", help="also ask every question of documents in DIR, which answer none of them"
+    )
     return parser
 
 
@@ -75,8 +115,22 @@ def open_bot(args: argparse.Namespace):
 @command
 def cmd_index(args: argparse.Namespace) -> int:
     bot = open_bot(args)
-    report = bot.index(force=args.rebuild)
-    print(json.dumps(report.to_dict(), indent=1) if args.json else report.summary())
+
+    def show(report) -> None:  # when watching, one JSON object per line
+        print(json.dumps(report.to_dict(), indent=None if args.watch else 1) if args.json else report.summary(), flush=True)
+
+    if args.watch:
+        from .watch import watch_folder
+
+        watch_folder(bot, show, force=args.rebuild)  # refreshes first, then on every change until Ctrl-C
+    else:
+        show(bot.index(force=args.rebuild))
+    return 0
+
+
+@command
+def cmd_source(args: argparse.Namespace) -> int:
+    sys.stdout.write(open_bot(args).data.text_of(args.path))
     return 0
 
 
@@ -108,6 +162,122 @@ def cmd_chat(args: argparse.Namespace) -> int:
         except ChatbotError as exc:
             print(f"error: {exc}", file=sys.stderr)
     return 0
+
+
+@command
+def cmd_serve(args: argparse.Namespace) -> int:
+    bot = open_bot(args)
+    settings = bot.config.ui
+    auth = args.auth or os.environ.get(settings.auth_env)
+    credentials = None
+    if auth:
+        user, _, password = auth.partition(":")
+        if not user or not password:
+            raise ChatbotError(f"credentials must look like USER:PASSWORD (from --auth or ${settings.auth_env})")
+        credentials = (user, password)
+    port = args.port if args.port is not None else settings.port
+    if not 0 < port < 65536:
+        raise ChatbotError(f"port must be between 1 and 65535, got {port}")
+    from .ui import serve
+
+    serve(bot, host=args.host or settings.host, port=port, auth=credentials)
+    return 0
+
+
+@command
+def cmd_batch(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .batch import Writer, answer_rows, answered_ids, iterate_progress, output_kind, read_rows, write_meta
+
+    rows = read_rows(args.questions)
+    out = Path(args.output) if args.output else None
+    kind = output_kind(out) if out else "jsonl"
+    if args.resume and out is None:
+        raise ChatbotError("--resume needs an output file (-o OUT)")
+    done = answered_ids(out) if args.resume and out else set()
+    bot = open_bot(args)
+    bot.data  # build or refresh the index before the first batch
+    started = time.time()
+    bar = iterate_progress(len(rows), args.quiet)
+    append = bool(done) and out.exists()
+    with (open(out, "a" if append else "w", encoding="utf-8", newline="") if out else contextlib.nullcontext(sys.stdout)) as stream:
+        counts = answer_rows(bot, rows, Writer(stream, kind, append=append), done, progress=bar.update if bar else None)
+    if bar:
+        bar.close()
+    meta = Path(args.meta) if args.meta else (out.with_name(out.name + ".meta.json") if out else None)
+    if meta:
+        write_meta(meta, bot, args.questions, counts, started)
+    print(
+        f"{counts.answered} answered ({counts.abstained} abstained), {counts.errors} errors, {counts.skipped} skipped",
+        file=sys.stderr,
+    )
+    return 1 if counts.errors else 0
+
+
+@command
+def cmd_eval(args: argparse.Namespace) -> int:
+    from .evaluate import evaluate
+
+    bot, items = _qa_setup(args)
+    report = evaluate(bot, items)
+    print(report.table())
+    if args.report:
+        _write_json(args.report, report.to_dict())
+    if args.errors:
+        with open(args.errors, "w", encoding="utf-8") as handle:
+            handle.writelines(json.dumps(error, ensure_ascii=False) + "\n" for error in report.errors)
+    return 0
+
+
+@command
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .calibrate import calibrate, format_table, plot, write_config
+
+    bot, items = _qa_setup(args)
+    off_topic = None
+    if args.off_topic:
+        from .bot import Chatbot
+
+        off_topic = Chatbot.from_config(args.config, docs=args.off_topic)
+    result = calibrate(bot, items, args.max_false_abstention, off_topic)
+    print(format_table(result.points, result.chosen))
+    print(f"\nranking weights: {result.ranking}\nconfidence weights: {result.confidence}")
+    plot(result.points, result.chosen, Path(args.plot))
+    print(f"plot written to {args.plot}")
+    if args.write:
+        write_config(Path(args.write), result)
+        print(f"weights and min_confidence = {result.chosen.threshold:.2f} written to {args.write}")
+    return 0
+
+
+def _qa_setup(args: argparse.Namespace):
+    """The chatbot and questions for eval/calibrate; --build-corpus writes the SQuAD articles first."""
+    from pathlib import Path
+
+    from .evaluate import build_corpus, read_questions
+
+    items = read_questions(Path(args.qa_file))
+    if args.limit is not None:
+        items = items[: max(args.limit, 0)]
+    if not items:
+        raise ChatbotError(f"no questions in {args.qa_file}")
+    if args.build_corpus:
+        if args.docs:
+            raise ChatbotError("give either --build-corpus or --docs, not both")
+        build_corpus(Path(args.qa_file), Path(args.build_corpus))
+        args.docs = args.build_corpus
+    bot = open_bot(args)
+    bot.data  # build or load the index before answering
+    return bot, items
+
+
+def _write_json(path: str, value) -> None:
+    with open(path, "w", encoding="utf-8") as handle:
+        json.dump(value, handle, ensure_ascii=False, indent=1)
+        handle.write("\n")
 
 
 def format_answer(answer: Answer) -> str:

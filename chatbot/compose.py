@@ -17,8 +17,8 @@ from .store import IndexData
 
 
 def compose(question: str, ranked: Ranked, hits: Hits, data: IndexData, settings: AnswerConfig) -> Answer:
-    confidence = float(ranked.confidence[0]) if len(ranked.confidence) else 0.0
-    if confidence < settings.min_confidence:
+    confidence = ranked.confidence
+    if not len(ranked.sentences) or confidence < settings.min_confidence:
         nearest = tuple(
             _source(data, number, int(passage), None)
             for number, passage in enumerate(hits.passages[: settings.max_sources].tolist(), start=1)
@@ -45,6 +45,7 @@ def compose(question: str, ranked: Ranked, hits: Hits, data: IndexData, settings
                 end=end,
                 line=data.line_of(doc, start),
                 source_sha256=entry["sha256"],
+                page=data.page_of(doc, start),
             )
         )
     text = " ".join(f"“{quote.text}” [{quote.citation}]" for quote in quotes)
@@ -52,11 +53,11 @@ def compose(question: str, ranked: Ranked, hits: Hits, data: IndexData, settings
 
 
 def _choose(ranked: Ranked, settings: AnswerConfig) -> list[tuple[int, int]]:
-    """(sentence, passage) pairs to quote, best first: the best one, then close runners-up."""
-    top = float(ranked.confidence[0])
+    """(sentence, passage) pairs to quote, best first: the best one, then runners-up scored almost as high."""
+    top = float(ranked.scores[0])
     chosen = [(int(ranked.sentences[0]), int(ranked.passages[0]))]
-    for sentence, passage, confidence in zip(ranked.sentences[1:], ranked.passages[1:], ranked.confidence[1:]):
-        if len(chosen) >= settings.max_quotes or confidence < max(settings.min_confidence, settings.second_quote_ratio * top):
+    for sentence, passage, score in zip(ranked.sentences[1:], ranked.passages[1:], ranked.scores[1:]):
+        if len(chosen) >= settings.max_quotes or score < settings.second_quote_ratio * top:
             break
         chosen.append((int(sentence), int(passage)))
     return chosen
@@ -86,4 +87,7 @@ def _source(data: IndexData, citation: int, passage: int, covering: tuple[int, i
     doc, start, end = (int(value) for value in data.passages[passage, :3])
     if covering is not None:
         start, end = min(start, covering[0]), max(end, covering[1])
-    return Source(citation, data.documents[doc]["path"], start, end, data.line_of(doc, start), data.texts[doc][start:end])
+    return Source(
+        citation, data.documents[doc]["path"], start, end, data.line_of(doc, start), data.texts[doc][start:end],
+        page=data.page_of(doc, start),
+    )

@@ -8,6 +8,7 @@ Usage example:
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import tomllib
 import typing
 from dataclasses import dataclass, field
@@ -54,29 +55,63 @@ class RetrieveConfig:
     dense_candidates: int = 20
     lexical_candidates: int = 20
     passages: int = 4
+    sentences: int = 5
     rrf_k: int = 60
 
 
 @dataclass(frozen=True)
 class AnswerConfig:
     max_quotes: int = 2
-    min_confidence: float = 0.5
-    second_quote_ratio: float = 0.6
+    min_confidence: float = 0.09
+    second_quote_ratio: float = 0.25
     merge_adjacent: bool = True
     max_sources: int = 3
 
 
 @dataclass(frozen=True)
-class ConfidenceConfig:
-    """Weights of the logistic model that turns a sentence's evidence into a confidence in [0, 1]."""
+class RankingConfig:
+    """Logistic weights that score how likely a candidate sentence holds the answer (see rank.py)."""
 
-    bias: float = -6.0
-    sentence_cosine: float = 7.0
-    passage_cosine: float = 3.0
-    sentence_coverage: float = 4.0
-    passage_coverage: float = 1.0
-    answer_type: float = 0.5
-    fused_rank: float = 0.5
+    bias: float = -5.3428
+    sentence_cosine: float = 2.4321
+    passage_cosine: float = 1.2369
+    sentence_coverage: float = 0.5974
+    passage_coverage: float = 1.7941
+    previous_coverage: float = -0.57
+    previous_cosine: float = 0.6696
+    next_cosine: float = -0.6462
+    answer_type: float = 0.4236
+    fused_rank: float = 0.5715
+    cosine_gap: float = 0.6885
+    coverage_gap: float = 1.4901
+    novelty: float = -1.3013
+    length: float = 0.7622
+
+
+@dataclass(frozen=True)
+class ConfidenceConfig:
+    """Logistic weights that turn the evidence for an answer into its confidence (see rank.py)."""
+
+    bias: float = -5.4699
+    relevance: float = 7.2282
+    margin: float = 0.3923
+    answer_type: float = 0.0976
+    missing_name: float = -0.2616
+    negation_mismatch: float = -3.3609
+
+
+@dataclass(frozen=True)
+class UiConfig:
+    host: str = "127.0.0.1"
+    port: int = 7860
+    max_upload_mb: float = 10.0
+    auth_env: str = "CHATBOT_AUTH"
+    examples: tuple[str, ...] = (
+        "Which chip did Guangdong highlight?",
+        "Why is Guangdong promoting its own technology?",
+        "What alternative to Android is mentioned?",
+        "Which fields is the province investing in?",
+    )
 
 
 @dataclass(frozen=True)
@@ -88,7 +123,9 @@ class Config:
     chunk: ChunkConfig = field(default_factory=ChunkConfig)
     retrieve: RetrieveConfig = field(default_factory=RetrieveConfig)
     answer: AnswerConfig = field(default_factory=AnswerConfig)
+    ranking: RankingConfig = field(default_factory=RankingConfig)
     confidence: ConfidenceConfig = field(default_factory=ConfidenceConfig)
+    ui: UiConfig = field(default_factory=UiConfig)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data (paths as strings), e.g. for provenance records and writing TOML."""
@@ -103,6 +140,7 @@ class Config:
             "retrieve.dense_candidates": self.retrieve.dense_candidates,
             "retrieve.lexical_candidates": self.retrieve.lexical_candidates,
             "retrieve.passages": self.retrieve.passages,
+            "retrieve.sentences": self.retrieve.sentences,
             "retrieve.rrf_k": self.retrieve.rrf_k,
             "answer.max_quotes": self.answer.max_quotes,
         }
@@ -115,6 +153,10 @@ class Config:
             value = getattr(self.answer, key)
             if not 0.0 <= value <= 1.0:
                 raise ChatbotError(f"config: answer.{key} must be between 0 and 1, got {value}")
+        if not 0 < self.ui.port < 65536:
+            raise ChatbotError(f"config: ui.port must be between 1 and 65535, got {self.ui.port}")
+        if self.ui.max_upload_mb <= 0:
+            raise ChatbotError("config: ui.max_upload_mb must be positive")
         if self.answer.max_sources < 0:
             raise ChatbotError("config: answer.max_sources must not be negative")
         for ext in self.documents.extensions:
@@ -128,7 +170,8 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> Config:
 
     Without a path, the project's config/default.toml is read when it exists. Relative paths inside a
     file are relative to that file. Overrides are `docs=`, `index=` (relative to the working directory)
-    or a section name with a dict, e.g. `answer={"max_quotes": 3}`.
+    or a section name with a dict, e.g. `answer={"max_quotes": 3}`. A `docs` folder other than the
+    configured one, given without `index`, gets an index of its own (see `index_for`).
     """
     data: dict[str, Any] = {}
     base = Path.cwd()
@@ -148,7 +191,7 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> Config:
     config = _build(Config, data, "")
     config = dataclasses.replace(
         config,
-        paths=PathsConfig(docs=base / config.paths.docs, index=base / config.paths.index),
+        paths=PathsConfig(docs=(base / config.paths.docs).resolve(), index=(base / config.paths.index).resolve()),
     )
     return apply_overrides(config, **overrides).validate()
 
@@ -158,6 +201,8 @@ def apply_overrides(config: Config, **overrides: Any) -> Config:
     changes: dict[str, Any] = {}
     paths = {key: Path(overrides.pop(key)).resolve() for key in ("docs", "index") if overrides.get(key) is not None}
     overrides = {key: value for key, value in overrides.items() if value is not None}
+    if "docs" in paths and "index" not in paths and paths["docs"] != config.paths.docs:
+        paths["index"] = index_for(config.paths.index, paths["docs"])
     if paths:
         changes["paths"] = dataclasses.replace(config.paths, **paths)
     for section, values in overrides.items():
@@ -167,6 +212,13 @@ def apply_overrides(config: Config, **overrides: Any) -> Config:
         merged = {**dataclasses.asdict(current), **values}
         changes[section] = _build(type(current), merged, f"{section}.")
     return dataclasses.replace(config, **changes).validate() if changes else config
+
+
+def index_for(index: Path, docs: Path) -> Path:
+    """Where the index of another documents folder goes when none is named: beside the default one,
+    under a name of its own, so that switching folders never overwrites another folder's index."""
+    digest = hashlib.sha256(str(docs).encode("utf-8")).hexdigest()[:10]
+    return index / "folders" / f"{docs.name or 'root'}-{digest}"
 
 
 def _fields(cls: type) -> dict[str, Any]:

@@ -17,7 +17,7 @@ import numpy as np
 import Stemmer
 from bm25s.stopwords import STOPWORDS_EN_PLUS
 
-STOPWORDS = frozenset(STOPWORDS_EN_PLUS) | {"whose", "whom", "also", "would", "could", "may", "might", "us"}
+STOPWORDS = frozenset(STOPWORDS_EN_PLUS) | {"whose", "whom", "also", "would", "could", "may", "might", "many", "much"}
 _WORD = re.compile(r"\w+")
 _stemmer = Stemmer.Stemmer("english")
 
@@ -76,6 +76,10 @@ class LexicalIndex:
             total += weight
             covered[self._indices[lo:hi]] += weight
         return covered / total if total else covered
+
+    def document_frequency(self, token: str) -> int:
+        term = self.bm25.vocab_dict.get(token)
+        return 0 if term is None else int(self._indptr[term + 1] - self._indptr[term])
 
     def idf(self, document_frequency: int) -> float:
         return math.log(1.0 + (self.size - document_frequency + 0.5) / (document_frequency + 0.5))

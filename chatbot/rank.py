@@ -1,25 +1,34 @@
-"""Score the sentences of the retrieved passages against a question; the score is a calibrated confidence.
+"""Score candidate sentences against a question, and how likely the best of them answers it.
 
-Each candidate sentence gets a few transparent features, combined by a logistic model whose weights live
-in config ([confidence]): the probability that quoting this sentence answers the question.
+Two small logistic models with their weights in config, both fitted by `chatbot calibrate`:
+- [ranking] orders the candidate sentences: how likely each holds the answer, from its similarity to
+  the question (vectors and shared words, for the sentence, its passage and its neighbours),
+  whether it holds the kind of thing asked for, and how it compares with the other candidates;
+- [confidence] turns the evidence into the answer's confidence: how close the question comes to the
+  documents at all, the best sentence's lead over the runner-up and whether it holds the kind of thing
+  asked for, and signs that the question asks about something the passage does not say (a name it
+  never uses, a negation the sentence lacks).
 
 Usage example:
-    ranked = rank_sentences(data, question, tokens, vector, hits, config.confidence)
-    ranked.sentences[0], ranked.confidence[0]      # best sentence id and its confidence
+    ranked = rank_sentences(data, question, tokens, vector, hits, config.ranking, config.confidence)
+    ranked.sentences[0], ranked.confidence         # best sentence id, confidence of the answer
 """
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, fields
 
 import numpy as np
 
-from .config import ConfidenceConfig
+from .config import ConfidenceConfig, RankingConfig
+from .lexical import tokenize
 from .retrieve import Hits
 from .store import IndexData
 
-FEATURES = tuple(f.name for f in fields(ConfidenceConfig) if f.name != "bias")
+RANKING_FEATURES = tuple(f.name for f in fields(RankingConfig) if f.name != "bias")
+CONFIDENCE_FEATURES = tuple(f.name for f in fields(ConfidenceConfig) if f.name != "bias")
 
 _NUMBER_WORDS = r"one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|forty|fifty|hundred|thousand|million|billion|trillion|dozen|half|single|double|twice"
 _MONTHS = r"january|february|march|april|may|june|july|august|september|october|november|december"
@@ -33,16 +42,20 @@ _KINDS = (
      r"\b[A-Z][\w’'-]+"),
 )
 _COMPILED = tuple((kind, re.compile(question, re.I), re.compile(answer, 0 if kind == "name" else re.I)) for kind, question, answer in _KINDS)
+_NEGATION = re.compile(r"\b(?:not|never|no|none|nor|neither|without|cannot)\b|n[’']t\b", re.I)
+_NAME = re.compile(r"(?<=\s)[A-Z][\w’'-]*[a-z][\w’'-]*")
 
 
 @dataclass(frozen=True)
 class Ranked:
-    """Candidate sentences for one question, best first."""
+    """Candidate sentences for one question, best first, and the confidence that the best answers it."""
 
     sentences: np.ndarray  # int64 sentence ids
-    passages: np.ndarray  # int64: for each sentence, the best retrieved passage holding it
-    confidence: np.ndarray  # float64 in [0, 1]
-    features: np.ndarray  # float64 (n, len(FEATURES))
+    passages: np.ndarray  # int64: for each sentence, the retrieved passage holding it closest to the question
+    scores: np.ndarray  # float64 in [0, 1]: the ranking model's probability that the sentence holds the answer
+    features: np.ndarray  # float64 (n, len(RANKING_FEATURES))
+    confidence: float = 0.0
+    signals: np.ndarray | None = None  # float64 (len(CONFIDENCE_FEATURES),) behind the confidence
 
 
 def expected_kind(question: str) -> str | None:
@@ -66,35 +79,103 @@ def holds_kind(kind: str | None, sentence: str, question: str) -> float:
 
 
 def rank_sentences(
-    data: IndexData, question: str, tokens: list[str], vector: np.ndarray, hits: Hits, weights: ConfidenceConfig
+    data: IndexData,
+    question: str,
+    tokens: list[str],
+    vector: np.ndarray,
+    hits: Hits,
+    ranking: RankingConfig,
+    confidence: ConfidenceConfig,
 ) -> Ranked:
-    """Features and confidence of every sentence in the retrieved passages."""
-    if not len(hits.passages):
+    """Every sentence of the retrieved passages, and the best single sentences, scored and ordered."""
+    ids, passages, cosine, fused = _candidates(data, hits, vector)
+    if not len(ids):
         empty = np.zeros(0, dtype=np.int64)
-        return Ranked(empty, empty, np.zeros(0), np.zeros((0, len(FEATURES))))
-    passage_cosine = np.asarray(data.passage_vectors[hits.passages]) @ vector
-    passage_coverage = data.passage_lexical.coverage(tokens)[hits.passages]
-    fused = hits.scores / hits.scores[0]
-    best: dict[int, int] = {}  # sentence -> position in hits of its best passage
-    for position, passage in enumerate(hits.passages.tolist()):
-        for sentence in range(int(data.passages[passage, 3]), int(data.passages[passage, 4])):
-            if sentence not in best or passage_cosine[position] > passage_cosine[best[sentence]]:
-                best[sentence] = position
-    ids = np.fromiter(best, dtype=np.int64, count=len(best))
-    where = np.fromiter(best.values(), dtype=np.int64, count=len(best))
-    kind = expected_kind(question)
+        return Ranked(empty, empty, np.zeros(0), np.zeros((0, len(RANKING_FEATURES))))
+    sentence_coverage = data.sentence_lexical.coverage(tokens)
     texts = data.texts
     rows = data.sentences[ids]
+    kind = expected_kind(question)
+    question_words = set(tokens)
+    sentence_cosine = np.asarray(data.sentence_vectors[ids]) @ vector
+    coverage = sentence_coverage[ids]
+    previous = np.where(ids > 0, ids - 1, 0)
+    following = np.minimum(ids + 1, len(data.sentences) - 1)
+    same_document = (ids > 0) & (data.sentences[previous, 0] == rows[:, 0])
+    next_in_document = (ids + 1 < len(data.sentences)) & (data.sentences[following, 0] == rows[:, 0])
+    sentence_texts = [texts[d][s:e] for d, s, e in rows]
     columns = {
-        "sentence_cosine": np.asarray(data.sentence_vectors[ids]) @ vector,
-        "passage_cosine": passage_cosine[where],
-        "sentence_coverage": data.sentence_lexical.coverage(tokens)[ids],
-        "passage_coverage": passage_coverage[where],
-        "answer_type": np.array([holds_kind(kind, texts[d][s:e], question) for d, s, e in rows]),
-        "fused_rank": fused[where],
+        "sentence_cosine": sentence_cosine,
+        "passage_cosine": cosine,
+        "sentence_coverage": coverage,
+        "passage_coverage": data.passage_lexical.coverage(tokens)[passages],
+        "previous_coverage": np.where(same_document, sentence_coverage[previous], 0.0),
+        "previous_cosine": np.where(same_document, np.asarray(data.sentence_vectors[previous]) @ vector, 0.0),
+        "next_cosine": np.where(next_in_document, np.asarray(data.sentence_vectors[following]) @ vector, 0.0),
+        "answer_type": [holds_kind(kind, text, question) for text in sentence_texts],
+        "fused_rank": fused,
+        "cosine_gap": sentence_cosine - sentence_cosine.max(),
+        "coverage_gap": coverage - coverage.max(),
+        "novelty": [_novelty(text, question_words) for text in sentence_texts],
+        "length": [math.log1p(len(text) / 100) for text in sentence_texts],
     }
-    features = np.column_stack([np.asarray(columns[name], dtype=np.float64) for name in FEATURES])
-    coefficients = np.array([getattr(weights, name) for name in FEATURES])
-    confidence = 1.0 / (1.0 + np.exp(-(features @ coefficients + weights.bias)))
-    order = np.argsort(-confidence, kind="stable")
-    return Ranked(ids[order], hits.passages[where[order]], confidence[order], features[order])
+    features = np.column_stack([np.asarray(columns[name], dtype=np.float64) for name in RANKING_FEATURES])
+    logits = features @ np.array([getattr(ranking, name) for name in RANKING_FEATURES]) + ranking.bias
+    order = np.argsort(-logits, kind="stable")
+    ids, passages, features, logits = ids[order], passages[order], features[order], logits[order]
+    relevance = max(float(sentence_cosine.max()), float(cosine.max()))
+    signals = _answer_signals(data, question, relevance, logits, features, int(passages[0]), sentence_texts[order[0]])
+    weights = np.array([getattr(confidence, name) for name in CONFIDENCE_FEATURES])
+    return Ranked(
+        sentences=ids,
+        passages=passages,
+        scores=_sigmoid(logits),
+        features=features,
+        confidence=float(_sigmoid(signals @ weights + confidence.bias)),
+        signals=signals,
+    )
+
+
+def _candidates(data: IndexData, hits: Hits, vector: np.ndarray):
+    """Candidate sentence ids, the passage credited to each, that passage's cosine and fused score."""
+    cosine = dict(zip(hits.passages.tolist(), (np.asarray(data.passage_vectors[hits.passages]) @ vector).tolist()))
+    best: dict[int, int] = {}  # sentence -> the retrieved passage holding it that is closest to the question
+    for passage in hits.passages.tolist():
+        for sentence in range(int(data.passages[passage, 3]), int(data.passages[passage, 4])):
+            if sentence not in best or cosine[passage] > cosine[best[sentence]]:
+                best[sentence] = passage
+    extra = [sentence for sentence in hits.sentences.tolist() if sentence not in best]
+    if extra:
+        owners = data.sentence_passage[extra]
+        cosine.update(zip(owners.tolist(), (np.asarray(data.passage_vectors[owners]) @ vector).tolist()))
+        best.update(zip(extra, owners.tolist()))
+    fused = dict(zip(hits.passages.tolist(), (hits.scores / hits.scores[0]).tolist())) if len(hits.scores) else {}
+    ids = np.fromiter(best, dtype=np.int64, count=len(best))
+    passages = np.fromiter(best.values(), dtype=np.int64, count=len(best))
+    passage_list = passages.tolist()
+    return ids, passages, np.array([cosine[p] for p in passage_list]), np.array([fused.get(p, 0.0) for p in passage_list])
+
+
+def _answer_signals(data: IndexData, question: str, relevance: float, logits: np.ndarray, features: np.ndarray, passage: int, sentence: str) -> np.ndarray:
+    """The question-level evidence for CONFIDENCE_FEATURES, from all candidates and the best one."""
+    doc, start, end = (int(value) for value in data.passages[passage, :3])
+    context = (data.texts[doc][start:end] + " " + data.documents[doc]["path"].replace("_", " ")).lower()
+    names = {name.lower() for name in _NAME.findall(" " + question)}
+    signals = {
+        "relevance": relevance,
+        "margin": logits[0] - logits[1] if len(logits) > 1 else 5.0,
+        "answer_type": features[0, RANKING_FEATURES.index("answer_type")],
+        "missing_name": sum(name not in context for name in names) / len(names) if names else 0.0,
+        "negation_mismatch": float(bool(_NEGATION.search(question)) and not _NEGATION.search(sentence)),
+    }
+    return np.array([signals[name] for name in CONFIDENCE_FEATURES], dtype=np.float64)
+
+
+def _novelty(sentence: str, question_words: set[str]) -> float:
+    """Share of the sentence's content words that the question does not use: an answer adds something."""
+    words = tokenize(sentence)
+    return sum(word not in question_words for word in words) / len(words) if words else 0.0
+
+
+def _sigmoid(x):
+    return 1.0 / (1.0 + np.exp(-x))

@@ -20,10 +20,11 @@ from .store import IndexData
 
 @dataclass(frozen=True)
 class Hits:
-    """The passages fused for one question, best first, with their fused (RRF) scores."""
+    """What retrieval found for one question: fused passages, best first, and the best single sentences."""
 
     passages: np.ndarray  # int64 passage ids
     scores: np.ndarray  # float32 RRF scores, same order
+    sentences: np.ndarray  # int64 ids of the top sentences by vector and by BM25 (they may lie elsewhere)
 
 
 def retrieve(data: IndexData, queries: list[list[str]], vectors: np.ndarray, settings: RetrieveConfig) -> list[Hits]:
@@ -35,14 +36,14 @@ def retrieve(data: IndexData, queries: list[list[str]], vectors: np.ndarray, set
     owner = data.sentence_passage
     results = []
     for row, tokens in enumerate(queries):
-        rankings = [
-            dense_passages[row][dense_passages[row] >= 0],
-            _unique(owner[dense_sentences[row][dense_sentences[row] >= 0]]),
-        ]
+        dense = dense_sentences[row][dense_sentences[row] >= 0]
+        lexical = _top(data.sentence_lexical.scores(tokens), settings.lexical_candidates) if tokens else dense[:0]
+        rankings = [dense_passages[row][dense_passages[row] >= 0], _unique(owner[dense])]
         if tokens:
-            rankings.append(_top(data.passage_lexical.scores(tokens), settings.lexical_candidates))
-            rankings.append(_unique(owner[_top(data.sentence_lexical.scores(tokens), settings.lexical_candidates)]))
-        results.append(_fuse(rankings, settings.rrf_k, settings.passages))
+            rankings += [_top(data.passage_lexical.scores(tokens), settings.lexical_candidates), _unique(owner[lexical])]
+        passages, scores = _fuse(rankings, settings.rrf_k, settings.passages)
+        best = settings.sentences
+        results.append(Hits(passages, scores, _unique(np.concatenate([dense[:best], lexical[:best]]))))
     return results
 
 
@@ -61,13 +62,11 @@ def _unique(ids: np.ndarray) -> np.ndarray:
     return ids[np.sort(first)]
 
 
-def _fuse(rankings: list[np.ndarray], k: int, keep: int) -> Hits:
+def _fuse(rankings: list[np.ndarray], k: int, keep: int) -> tuple[np.ndarray, np.ndarray]:
     scores: dict[int, float] = {}
     for ranking in rankings:
         for rank, passage in enumerate(ranking.tolist()):
             scores[passage] = scores.get(passage, 0.0) + 1.0 / (k + rank + 1)
     best = sorted(scores.items(), key=lambda item: (-item[1], item[0]))[:keep]
-    return Hits(
-        passages=np.array([passage for passage, _ in best], dtype=np.int64),
-        scores=np.array([score for _, score in best], dtype=np.float32),
-    )
+    passages = np.array([passage for passage, _ in best], dtype=np.int64)
+    return passages, np.array([score for _, score in best], dtype=np.float32)

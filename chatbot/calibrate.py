@@ -1,0 +1,209 @@
+"""Fit the ranking and confidence models on a question set and choose the abstention threshold.
+
+Two logistic regressions, both over transparent features from rank.py:
+1. ranking: candidate sentences that hold a gold answer against those that do not;
+2. confidence: answers (composed with the new ranking) that are hits against those that are not, every
+   answer to an unanswerable question counting as not.
+Their weights are plain numbers written into a config file's [ranking] and [confidence] sections. The
+abstention threshold is then swept; the one kept has the best overall accuracy among those whose
+false-abstention rate stays within a limit.
+
+Usage example:
+    result = calibrate(bot, items)
+    write_config(Path("config/default.toml"), result)
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .bot import Chatbot
+from .evaluate import Item, is_hit, normalize
+from .rank import CONFIDENCE_FEATURES, RANKING_FEATURES
+
+
+@dataclass(frozen=True)
+class SweepPoint:
+    threshold: float
+    hit_rate: float
+    false_abstention: float
+    unanswerable_abstention: float
+    overall_accuracy: float
+
+
+@dataclass
+class Calibration:
+    ranking: dict[str, float]
+    confidence: dict[str, float]
+    points: list[SweepPoint] = field(default_factory=list)
+    chosen: SweepPoint | None = None
+
+
+def calibrate(
+    bot: Chatbot, items: list[Item], max_false_abstention: float = 0.10, off_topic: Chatbot | None = None
+) -> Calibration:
+    """Fit both models on `items` and pick the threshold; `bot` itself is left unchanged.
+
+    With `off_topic` (a chatbot over documents that answer none of the questions), the questions are
+    asked there too, as unanswerable ones, so the confidence also learns what an unrelated question
+    looks like; the threshold is still chosen on `items` alone.
+    """
+    features, labels = candidate_samples(bot, items)
+    ranking = fit_logistic(features, labels, RANKING_FEATURES)
+    ranked_bot = bot.replace(ranking=ranking)
+    signals, hits, impossible, _ = answer_samples(ranked_bot, items)
+    if off_topic is not None:
+        unrelated, _, _, _ = answer_samples(off_topic.replace(ranking=ranking), items)
+        signals = np.vstack([signals, unrelated])
+        hits = np.concatenate([hits, np.zeros(len(unrelated), dtype=bool)])
+    confidence = fit_logistic(signals, hits, CONFIDENCE_FEATURES)
+    _, hits, impossible, scores = answer_samples(ranked_bot.replace(confidence=confidence), items)
+    points = sweep(scores, hits, impossible)
+    return Calibration(ranking, confidence, points, choose(points, max_false_abstention))
+
+
+def candidate_samples(bot: Chatbot, items: list[Item], batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    """Ranking features of every candidate sentence of every question, labelled by whether it holds a gold answer."""
+    features, labels = [], []
+    data = bot.data
+    for item, (_, evidence) in _explained(bot, items, batch_size):
+        golds = [] if item.impossible else [gold for gold in map(normalize, item.answers) if gold]
+        for sentence, row in zip(evidence.ranked.sentences.tolist(), evidence.ranked.features):
+            doc, start, end = (int(value) for value in data.sentences[sentence])
+            text = normalize(data.texts[doc][start:end])
+            labels.append(any(gold in text for gold in golds))
+            features.append(row)
+    return np.array(features).reshape(-1, len(RANKING_FEATURES)), np.array(labels, dtype=bool)
+
+
+def answer_samples(bot: Chatbot, items: list[Item], batch_size: int = 256):
+    """Per question, answered with abstention off: confidence signals, hit, unanswerable, confidence."""
+    signals, hits, impossible, confidence = [], [], [], []
+    for item, (answer, evidence) in _explained(bot, items, batch_size, answer={"min_confidence": 0.0}):
+        signals.append(evidence.ranked.signals if evidence.ranked.signals is not None else np.zeros(len(CONFIDENCE_FEATURES)))
+        hits.append(not item.impossible and is_hit(answer, item.answers))
+        impossible.append(item.impossible)
+        confidence.append(answer.confidence)
+    return np.array(signals), np.array(hits), np.array(impossible), np.array(confidence)
+
+
+def _explained(bot: Chatbot, items: list[Item], batch_size: int, answer=None):
+    for lo in range(0, len(items), batch_size):
+        batch = items[lo : lo + batch_size]
+        yield from zip(batch, bot.explain_batch([item.question for item in batch], answer))
+
+
+def fit_logistic(features: np.ndarray, labels: np.ndarray, names: tuple[str, ...], strength: float = 1.0) -> dict[str, float]:
+    """L2-regularised logistic-regression weights by feature name, plus "bias"."""
+    from sklearn.linear_model import LogisticRegression
+
+    model = LogisticRegression(C=strength, max_iter=2000)
+    model.fit(features, labels)
+    weights = {"bias": round(float(model.intercept_[0]), 4)}
+    weights.update({name: round(float(value), 4) for name, value in zip(names, model.coef_[0])})
+    return weights
+
+
+def sweep(confidence: np.ndarray, hit: np.ndarray, impossible: np.ndarray, thresholds=None) -> list[SweepPoint]:
+    """Hit rate, false abstention, abstention on unanswerable and accuracy at each abstention threshold.
+
+    An answer is abstained at threshold t exactly when its confidence is below t, as in the chatbot.
+    """
+    thresholds = np.round(np.arange(0.0, 1.0001, 0.01), 2) if thresholds is None else thresholds
+    answerable = max(int((~impossible).sum()), 1)
+    unanswerable = max(int(impossible.sum()), 1)
+    points = []
+    for threshold in thresholds:
+        abstain = confidence < threshold
+        hits = int((hit & ~abstain).sum())
+        right_abstentions = int((impossible & abstain).sum())
+        points.append(
+            SweepPoint(
+                threshold=float(threshold),
+                hit_rate=hits / answerable,
+                false_abstention=int((~impossible & abstain).sum()) / answerable,
+                unanswerable_abstention=right_abstentions / unanswerable,
+                overall_accuracy=(hits + right_abstentions) / max(len(confidence), 1),
+            )
+        )
+    return points
+
+
+def choose(points: list[SweepPoint], max_false_abstention: float = 0.10) -> SweepPoint:
+    """The most accurate point whose false-abstention rate stays within the limit (ties: lower threshold)."""
+    allowed = [point for point in points if point.false_abstention <= max_false_abstention] or points[:1]
+    return max(allowed, key=lambda point: (round(point.overall_accuracy, 6), -point.threshold))
+
+
+def plot(points: list[SweepPoint], chosen: SweepPoint, path: Path) -> None:
+    """Draw the trade-off against the threshold as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    x = [point.threshold for point in points]
+    figure, axes = plt.subplots(figsize=(7, 4.2), dpi=110)
+    for name, label in (
+        ("hit_rate", "hit rate (answerable)"),
+        ("false_abstention", "false abstention (answerable)"),
+        ("unanswerable_abstention", "abstention (unanswerable)"),
+        ("overall_accuracy", "overall accuracy"),
+    ):
+        axes.plot(x, [getattr(point, name) for point in points], label=label)
+    axes.axvline(chosen.threshold, color="grey", linestyle="--", linewidth=1)
+    axes.annotate(f"chosen {chosen.threshold:.2f}", (chosen.threshold, 0.02), xytext=(4, 0), textcoords="offset points")
+    axes.set_xlabel("abstention threshold (answer.min_confidence)")
+    axes.set_ylim(0, 1)
+    axes.grid(alpha=0.3)
+    axes.legend(loc="center right", fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path)
+    plt.close(figure)
+
+
+def format_table(points: list[SweepPoint], chosen: SweepPoint, every: int = 5) -> str:
+    lines = ["threshold  hit rate  false abst.  abst. unanswerable  accuracy"]
+    for number, point in enumerate(points):
+        if number % every and point is not chosen:
+            continue
+        mark = "  <- chosen" if point is chosen else ""
+        lines.append(
+            f"{point.threshold:9.2f}  {point.hit_rate:8.3f}  {point.false_abstention:11.3f}  "
+            f"{point.unanswerable_abstention:19.3f}  {point.overall_accuracy:8.3f}{mark}"
+        )
+    return "\n".join(lines)
+
+
+def write_config(path: Path, result: Calibration) -> None:
+    """Put the fitted weights and threshold into a config file, keeping its comments and other settings."""
+    values = {
+        "ranking": result.ranking,
+        "confidence": result.confidence,
+        "answer": {"min_confidence": result.chosen.threshold},
+    }
+    text = path.read_text(encoding="utf-8") if path.exists() else ""
+    for section, pairs in values.items():
+        for key, value in pairs.items():
+            text = _set_value(text, section, key, repr(float(value)))
+    path.write_text(text, encoding="utf-8")
+
+
+def _set_value(text: str, section: str, key: str, value: str) -> str:
+    """Set `key = value` inside [section] of TOML text, adding the section or key when missing."""
+    header = re.search(rf"^\[{re.escape(section)}\][ \t]*$", text, re.M)
+    if header is None:
+        return text.rstrip("\n") + f"\n\n[{section}]\n{key} = {value}\n"
+    following = re.search(r"^\[", text[header.end() :], re.M)
+    end = header.end() + following.start() if following else len(text)
+    body = text[header.end() : end]
+    line = re.search(rf"^{re.escape(key)}[ \t]*=.*$", body, re.M)
+    if line:
+        body = body[: line.start()] + f"{key} = {value}" + body[line.end() :]
+    else:
+        body = body.rstrip("\n") + f"\n{key} = {value}\n" + ("\n" if following else "")
+    return text[: header.end()] + body + text[end:]

@@ -1,0 +1,95 @@
+"""The command line: the answer JSON contract, the terminal chat, and one clear line for every user mistake."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from chatbot.cli import main
+
+from .conftest import SEED_FILE, document_text
+
+
+def run(*args, stdin: str = "", cwd=None) -> subprocess.CompletedProcess:
+    """The real entry point, as a user runs it."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    return subprocess.run(
+        [sys.executable, "-m", "chatbot", *args], input=stdin, capture_output=True, text=True, env=env, cwd=cwd, timeout=600
+    )
+
+
+@pytest.fixture
+def seed_args(seed_bot):
+    """--docs/--index of the session's seed chatbot (index already built)."""
+    return ["--docs", str(seed_bot.config.paths.docs), "--index", str(seed_bot.config.paths.index)]
+
+
+def test_ask_json_matches_the_contract(seed_args, seed_docs):
+    result = run("ask", "Which chip did Guangdong single out as a milestone?", "--json", *seed_args)
+    assert result.returncode == 0, result.stderr
+    answer = json.loads(result.stdout)
+    assert set(answer) == {"id", "question", "abstained", "confidence", "answer", "quotes", "sources"}
+    assert not answer["abstained"] and 0 <= answer["confidence"] <= 1
+    text = document_text(seed_docs, SEED_FILE)
+    for number, quote in enumerate(answer["quotes"], start=1):
+        assert text[quote["start"] : quote["end"]] == quote["text"]
+        assert quote["source"] == SEED_FILE and quote["citation"] >= 1
+        assert f"[{quote['citation']}]" in answer["answer"]
+    assert any("Ascend 910C" in quote["text"] for quote in answer["quotes"])
+
+
+def test_ask_prints_quotes_sources_and_confidence(seed_args, capsys):
+    assert main(["ask", "What is HarmonyOS an alternative to?", *seed_args]) == 0
+    out = capsys.readouterr().out
+    assert "“" in out and "Sources:" in out and f"[1] {SEED_FILE}, line" in out and "Confidence:" in out
+
+
+def test_off_topic_question_says_so(seed_args, capsys):
+    assert main(["ask", "Who won the 2010 Wimbledon men's final?", *seed_args]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("The documents do not answer this question.") and "Nearest text (not an answer)" in out
+
+
+def test_chat_answers_until_an_empty_line(seed_args):
+    result = run("chat", *seed_args, stdin="Which chip did Guangdong highlight?\n\nnever asked\n")
+    assert result.returncode == 0, result.stderr
+    assert "Ascend 910C" in result.stdout and "never asked" not in result.stdout
+
+
+def test_chat_ends_on_end_of_input(seed_args):
+    result = run("chat", *seed_args, stdin="Who won the 1998 World Cup?\n")
+    assert result.returncode == 0 and "do not answer" in result.stdout
+
+
+def test_index_reports_what_it_did(seed_args, capsys):
+    assert main(["index", *seed_args]) == 0
+    assert "index is up to date" in capsys.readouterr().out
+    assert main(["index", "--json", *seed_args]) == 0
+    assert json.loads(capsys.readouterr().out)["action"] == "unchanged"
+
+
+@pytest.mark.parametrize(
+    ("setup", "args", "message"),
+    [
+        (None, ["ask", "   "], "error: the question is empty"),
+        (None, ["ask", "Anything?", "--docs", "{tmp}/missing"], "error: documents folder not found"),
+        ("empty", ["ask", "Anything?", "--docs", "{tmp}/empty"], "error: no documents (.txt, .md"),
+        ("unknown", ["ask", "Anything?", "--config", "{tmp}/c.toml"], "error: config: unknown key answer.colour"),
+        ("badvalue", ["ask", "Anything?", "--config", "{tmp}/c.toml"], "error: config: answer.max_quotes must be int"),
+        (None, ["ask", "Anything?", "--config", "{tmp}/none.toml"], "error: config file not found"),
+        (None, ["batch", "{tmp}/none.txt"], "error: question file not found"),
+    ],
+)
+def test_user_mistakes_give_one_clear_line(tmp_path, setup, args, message):
+    (tmp_path / "empty" / "sub").mkdir(parents=True)
+    if setup == "unknown":
+        (tmp_path / "c.toml").write_text("[answer]\ncolour = 'red'\n", encoding="utf-8")
+    if setup == "badvalue":
+        (tmp_path / "c.toml").write_text("[answer]\nmax_quotes = 'two'\n", encoding="utf-8")
+    result = run(*[arg.format(tmp=tmp_path) for arg in args], "--index", str(tmp_path / "index"))
+    assert result.returncode == 1
+    assert result.stderr.strip().startswith(message), result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+    assert not (tmp_path / "index" / "CURRENT").exists()

@@ -1,0 +1,61 @@
+"""Config: the shipped file matches the built-in defaults; unknown keys and wrong types name the key."""
+
+from pathlib import Path
+
+import pytest
+
+from chatbot.config import DEFAULT_CONFIG, Config, apply_overrides, load_config
+from chatbot.errors import ChatbotError
+
+from .conftest import ROOT
+
+
+def test_default_file_documents_every_setting_with_its_default():
+    from_file = load_config(DEFAULT_CONFIG).to_dict()
+    built_in = Config().to_dict()
+    for paths in (from_file, built_in):
+        paths.pop("paths")
+    assert from_file == built_in
+    loaded = load_config(DEFAULT_CONFIG)
+    assert loaded.paths.docs == ROOT / "seeds" and loaded.paths.index == ROOT / "index"
+
+
+def test_partial_file_overrides_defaults_and_paths_are_relative_to_it(tmp_path):
+    path = tmp_path / "my.toml"
+    path.write_text('[paths]\ndocs = "notes"\n[answer]\nmax_quotes = 3\n', encoding="utf-8")
+    config = load_config(path)
+    assert config.paths.docs == tmp_path / "notes"
+    assert config.answer.max_quotes == 3 and config.chunk == Config().chunk
+
+
+@pytest.mark.parametrize(
+    ("toml", "message"),
+    [
+        ("[answer]\nmax_quote = 3\n", "unknown key answer.max_quote"),
+        ("[colour]\nred = 1\n", "unknown key colour"),
+        ('[answer]\nmax_quotes = "three"\n', "answer.max_quotes must be int"),
+        ("[answer]\nmin_confidence = 1.5\n", "answer.min_confidence must be between 0 and 1"),
+        ("[chunk]\nsentences_per_passage = 0\n", "chunk.sentences_per_passage must be at least 1"),
+        ('[documents]\nextensions = "txt"\n', "documents.extensions must be a list of strings"),
+        ("[answer\n", "not valid TOML"),
+    ],
+)
+def test_bad_config_is_an_error_naming_the_key(tmp_path, toml, message):
+    path = tmp_path / "bad.toml"
+    path.write_text(toml, encoding="utf-8")
+    with pytest.raises(ChatbotError, match=message.replace("(", r"\(")):
+        load_config(path)
+
+
+def test_missing_config_file(tmp_path):
+    with pytest.raises(ChatbotError, match="config file not found"):
+        load_config(tmp_path / "nope.toml")
+
+
+def test_overrides_from_python():
+    config = apply_overrides(Config(), docs="somewhere", answer={"max_quotes": 1})
+    assert config.paths.docs == Path("somewhere").resolve() and config.answer.max_quotes == 1
+    with pytest.raises(ChatbotError, match="unknown setting: colour"):
+        apply_overrides(Config(), colour={"red": 1})
+    with pytest.raises(ChatbotError, match="unknown key answer.quotes"):
+        apply_overrides(Config(), answer={"quotes": 1})

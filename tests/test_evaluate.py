@@ -1,0 +1,119 @@
+"""Evaluation and calibration on a small SQuAD-format set made here, with exact expected numbers."""
+
+import json
+import shutil
+
+import pytest
+
+from chatbot.answer import Answer, Quote
+from chatbot.cli import main
+from chatbot.config import DEFAULT_CONFIG, load_config
+from chatbot.evaluate import is_hit, read_questions
+
+ZEBRA = [
+    "Zebras are African equines with distinctive black-and-white striped coats. There are three living species.",
+    "The plains zebra is the most common species. It lives in the grasslands of eastern and southern Africa.",
+]
+OWL = [
+    "Owls are birds of prey that hunt mostly at night. Most owls are solitary.",
+    "The snowy owl is native to the Arctic regions of North America and Eurasia.",
+]
+
+
+def qa(question, answers=(), impossible=False):
+    return {
+        "id": question[:12],
+        "question": question,
+        "answers": [{"text": text, "answer_start": 0} for text in answers],
+        "is_impossible": impossible,
+    }
+
+
+SQUAD = {
+    "version": "v2.0",
+    "data": [
+        {
+            "title": "Zebra",
+            "paragraphs": [
+                {"context": ZEBRA[0], "qas": [qa("How many living species of zebra are there?", ["three"])]},
+                {"context": ZEBRA[1], "qas": [qa("What colour are the stripes of the plains zebra?", ["purple"])]},
+            ],
+        },
+        {
+            "title": "Owl",
+            "paragraphs": [
+                {"context": OWL[0], "qas": [qa("When do owls mostly hunt?", ["at night"])]},
+                {
+                    "context": OWL[1],
+                    "qas": [
+                        qa("Who won the 1954 football World Cup final?", impossible=True),
+                        qa("What is the recipe for a lemon meringue pie?", impossible=True),
+                    ],
+                },
+            ],
+        },
+    ],
+}
+
+
+@pytest.fixture
+def squad_file(tmp_path):
+    path = tmp_path / "tiny-squad.json"
+    path.write_text(json.dumps(SQUAD), encoding="utf-8")
+    return path
+
+
+def answer_with(*texts: str, abstained: bool = False) -> Answer:
+    quotes = tuple(Quote(i + 1, text, "x.txt", 0, len(text), 1, "0" * 64) for i, text in enumerate(texts))
+    return Answer("q", abstained, 0.5, "", quotes)
+
+
+def test_hit_is_case_space_and_quote_style_insensitive_within_400_characters():
+    assert is_hit(answer_with("The  “Grand” Canal was dug."), ['the "grand" canal'])
+    assert is_hit(answer_with("It’s here."), ["it's HERE"])
+    assert not is_hit(answer_with("x" * 395, "the answer"), ["the answer"])  # past the first 400 characters
+    assert not is_hit(answer_with("the answer", abstained=True), ["the answer"])
+
+
+def test_reads_squad_and_jsonl(squad_file, tmp_path):
+    items = read_questions(squad_file)
+    assert [item.impossible for item in items] == [False, False, False, True, True]
+    assert items[0].answers == ("three",) and items[0].article == "Zebra"
+    jsonl = tmp_path / "q.jsonl"
+    jsonl.write_text('{"question": "A?", "answers": ["a", {"text": "b"}]}\n{"question": "B?", "impossible": true}\n')
+    items = read_questions(jsonl)
+    assert items[0].answers == ("a", "b") and not items[0].impossible and items[1].impossible
+
+
+def test_eval_gives_the_expected_numbers(squad_file, tmp_path, capsys):
+    corpus, report = tmp_path / "corpus", tmp_path / "report.json"
+    errors = tmp_path / "errors.jsonl"
+    argv = ["eval", str(squad_file), "--build-corpus", str(corpus), "--index", str(tmp_path / "index")]
+    assert main([*argv, "--report", str(report), "--errors", str(errors)]) == 0
+    assert sorted(path.name for path in corpus.glob("*.txt")) == ["Owl.txt", "Zebra.txt"]
+    assert (corpus / "Zebra.txt").read_text(encoding="utf-8") == "\n\n".join(ZEBRA)
+    scores = json.loads(report.read_text(encoding="utf-8"))
+    assert scores["questions"] == 5 and scores["answerable"] == 3 and scores["unanswerable"] == 2
+    assert scores["hit_rate"] == pytest.approx(2 / 3)
+    assert scores["false_abstention_rate"] == 0.0
+    assert scores["unanswerable_abstention_rate"] == 1.0
+    assert scores["overall_accuracy"] == pytest.approx(4 / 5)
+    assert scores["recall_at_5"] == pytest.approx(2 / 3)
+    misses = [json.loads(line) for line in errors.read_text(encoding="utf-8").splitlines()]
+    assert [miss["gold"] for miss in misses] == [["purple"]]
+    assert "hit rate (answerable)" in capsys.readouterr().out
+
+
+def test_calibrate_writes_a_config_that_loads(squad_file, tmp_path, capsys):
+    config = tmp_path / "config.toml"
+    shutil.copy(DEFAULT_CONFIG, config)
+    plot = tmp_path / "trade-off.png"
+    argv = ["calibrate", str(squad_file), "--build-corpus", str(tmp_path / "corpus"), "--index", str(tmp_path / "index")]
+    assert main([*argv, "--config", str(config), "--write", str(config), "--plot", str(plot)]) == 0
+    loaded = load_config(config)
+    default = load_config(DEFAULT_CONFIG)
+    assert loaded.ranking != default.ranking and loaded.confidence != default.confidence
+    assert 0.0 <= loaded.answer.min_confidence <= 1.0
+    assert loaded.chunk == default.chunk and "# Logistic model" in config.read_text(encoding="utf-8")
+    assert plot.read_bytes().startswith(b"\x89PNG")
+    assert "<- chosen" in capsys.readouterr().out
