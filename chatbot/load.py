@@ -1,14 +1,24 @@
-"""Find and read the documents under a folder: each becomes a Document with its exact text and SHA-256."""
+"""Find and read the documents under a folder: each becomes a Document with its text and the file's SHA-256.
+
+Usage example:
+    scan = scan_folder(Path("seeds"), (".txt", ".md", ".pdf"))
+    for info in scan.files:
+        document = read_document(info)          # raises Unreadable (with the reason) for a file to skip
+"""
 
 from __future__ import annotations
 
 import hashlib
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import ChatbotError
+from .formats import Unreadable, decode_text, extract
+
+__all__ = ["Document", "FileInfo", "Scan", "Skipped", "Unreadable", "decode_text", "file_sha256",
+           "load_documents", "read_document", "scan_documents", "scan_folder"]
 
 log = logging.getLogger("chatbot")
 
@@ -26,16 +36,34 @@ class FileInfo:
 @dataclass(frozen=True)
 class Document:
     path: str
-    text: str
+    text: str  # the file's text, or the text extracted from it (PDF, HTML, DOCX); offsets count in it
     sha256: str  # of the file's bytes, so `sha256sum` on the file gives the same value
     size: int
     mtime_ns: int
+    pages: tuple[int, ...] = ()  # offset in `text` where each page starts, for paged formats (PDF)
 
 
-def scan_documents(folder: Path, extensions: tuple[str, ...]) -> list[FileInfo]:
+@dataclass(frozen=True)
+class Skipped:
+    """A file left out of the index, and why."""
+
+    path: str
+    reason: str
+
+
+@dataclass
+class Scan:
+    """What a folder holds: the files to read, and those left out without reading them."""
+
+    files: list[FileInfo] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
+
+
+def scan_folder(folder: Path, extensions: tuple[str, ...]) -> Scan:
     """Every file under `folder` with one of `extensions`, recursively, sorted by relative path.
 
-    Links that lead outside the folder are not followed.
+    Hidden files and folders are passed over. Files of other types, links that lead outside the folder
+    (they are not followed) and files that cannot be examined are listed as skipped, with the reason.
     """
     folder = Path(folder)
     if not folder.exists():
@@ -44,68 +72,83 @@ def scan_documents(folder: Path, extensions: tuple[str, ...]) -> list[FileInfo]:
         raise ChatbotError(f"documents path is not a folder: {folder}")
     root = folder.resolve()
     wanted = {ext.lower() for ext in extensions}
-    found = []
+    scan = Scan()
     for dirpath, dirnames, filenames in os.walk(folder, followlinks=False):
+        here = Path(dirpath)
         dirnames[:] = sorted(name for name in dirnames if not name.startswith("."))
+        for name in dirnames:  # os.walk does not enter linked folders; one that leads outside is worth a word
+            path = here / name
+            if path.is_symlink() and not path.resolve().is_relative_to(root):
+                scan.skipped.append(Skipped(_relative(path, folder), "it links outside the documents folder"))
         for name in filenames:
-            path = Path(dirpath) / name
-            if name.startswith(".") or path.suffix.lower() not in wanted:
+            if name.startswith("."):
                 continue
-            real = path.resolve()
-            if not real.is_relative_to(root):
-                log.warning("skipped %s: it links outside the documents folder", path)
+            path = here / name
+            relative = _relative(path, folder)
+            if path.suffix.lower() not in wanted:
+                scan.skipped.append(Skipped(relative, f"unsupported file type ({path.suffix or 'no extension'})"))
+                continue
+            if not path.resolve().is_relative_to(root):
+                scan.skipped.append(Skipped(relative, "it links outside the documents folder"))
                 continue
             try:
                 stat = path.stat()
             except OSError as exc:
-                log.warning("skipped %s: %s", path, exc.strerror or exc)
+                scan.skipped.append(Skipped(relative, exc.strerror or str(exc)))
                 continue
             if not path.is_file():
+                scan.skipped.append(Skipped(relative, "it is not a regular file"))
                 continue
-            relative = path.relative_to(folder).as_posix()
-            found.append(FileInfo(relative, path, stat.st_size, stat.st_mtime_ns))
-    return sorted(found, key=lambda info: info.path)
+            scan.files.append(FileInfo(relative, path, stat.st_size, stat.st_mtime_ns))
+    scan.files.sort(key=lambda info: info.path)
+    scan.skipped.sort(key=lambda skipped: skipped.path)
+    return scan
 
 
-def read_document(info: FileInfo) -> Document | None:
-    """Read one file; None (with a warning) when it is empty, binary or unreadable."""
+def scan_documents(folder: Path, extensions: tuple[str, ...]) -> list[FileInfo]:
+    """The files of `scan_folder`, with one warning for each file left out."""
+    scan = scan_folder(folder, extensions)
+    for skipped in scan.skipped:
+        log.warning("skipped %s: %s", skipped.path, skipped.reason)
+    return scan.files
+
+
+def read_document(info: FileInfo) -> Document:
+    """Read and extract one file; Unreadable (with the reason) when it is empty, binary, broken or unreadable."""
     try:
         data = info.abspath.read_bytes()
     except OSError as exc:
-        log.warning("skipped %s: %s", info.path, exc.strerror or exc)
-        return None
-    text = decode_text(data, info.path)
-    if text is None:
-        return None
-    if not text.strip():
-        log.warning("skipped %s: it is empty", info.path)
-        return None
-    return Document(info.path, text, hashlib.sha256(data).hexdigest(), info.size, info.mtime_ns)
+        raise Unreadable(exc.strerror or str(exc)) from None
+    extracted = extract(data, info.abspath.suffix, info.path)
+    return Document(
+        info.path, extracted.text, hashlib.sha256(data).hexdigest(), info.size, info.mtime_ns, extracted.pages
+    )
 
 
-def decode_text(data: bytes, name: str) -> str | None:
-    """UTF-8 as is (no newline translation, so offsets match the file); CP1252 or Latin-1 as a fallback."""
-    if b"\x00" in data[:8192]:
-        log.warning("skipped %s: it looks like a binary file", name)
-        return None
+def file_sha256(path: Path) -> str | None:
+    """SHA-256 of a file's bytes, read in blocks; None when it cannot be read."""
+    digest = hashlib.sha256()
     try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        pass
-    for encoding in ("cp1252", "latin-1"):
-        try:
-            text = data.decode(encoding)
-        except UnicodeDecodeError:
-            continue
-        log.warning("%s is not valid UTF-8; read it as %s", name, encoding.upper())
-        return text
-    return None  # unreachable: latin-1 decodes any bytes
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    except OSError:
+        return None
+    return digest.hexdigest()
 
 
 def load_documents(folder: Path, extensions: tuple[str, ...]) -> list[Document]:
-    """Read every document under `folder`; an error when there is none to answer from."""
-    documents = [doc for info in scan_documents(folder, extensions) if (doc := read_document(info))]
+    """Read every document under `folder` (one warning per file skipped); an error when none can be read."""
+    documents = []
+    for info in scan_documents(folder, extensions):
+        try:
+            documents.append(read_document(info))
+        except Unreadable as exc:
+            log.warning("skipped %s: %s", info.path, exc)
     if not documents:
-        kinds = ", ".join(extensions)
-        raise ChatbotError(f"no documents ({kinds}) in {folder}")
+        raise ChatbotError(f"no documents ({', '.join(extensions)}) in {folder}")
     return documents
+
+
+def _relative(path: Path, folder: Path) -> str:
+    return path.relative_to(folder).as_posix()

@@ -7,13 +7,18 @@ Layout of an index folder:
                              lexical_sentences/, lexical_passages/ (bm25s, JSON + .npy, no pickle)
     .lock                    held while a build is written
 
+The manifest holds the SHA-256 of every other file and a checksum of itself, so a truncated, damaged or
+hand-edited file is found on load (IndexDamaged) and the index rebuilt rather than used.
+
 Usage example:
-    data = IndexData(...); save_index(data, Path("index"))
-    data = load_index(Path("index"))        # None when there is none; ChatbotError when damaged
+    with new_build(Path("index")) as staging:   # vectors may be written into it while embedding (VectorWriter)
+        publish(data, staging, Path("index"))    # or simply: save_index(data, Path("index"))
+    data = load_index(Path("index"))             # None when there is none; IndexDamaged when damaged
 """
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import fcntl
 import functools
@@ -24,16 +29,18 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import faiss
 import numpy as np
 
+from .errors import ChatbotError
 from .lexical import LexicalIndex
 
-FORMAT = 1
+FORMAT = 2  # 2: manifest checksum, skipped files, page starts
 log = logging.getLogger("chatbot")
 
 
@@ -70,6 +77,18 @@ class IndexData:
             owner[self.passages[passage, 3] : self.passages[passage, 4]] = passage
         return owner
 
+    def page_of(self, document: int, offset: int) -> int | None:
+        """1-based page of a character offset in a paged document (PDF); None for documents without pages."""
+        starts = self.documents[document].get("pages")
+        return bisect.bisect_right(starts, offset) if starts else None
+
+    def text_of(self, path: str) -> str:
+        """The stored text of the document at `path` (relative to the documents folder): what offsets count in."""
+        for number, entry in enumerate(self.documents):
+            if entry["path"] == path:
+                return self.texts[number]
+        raise ChatbotError(f"no document {path} in the index")
+
     def line_of(self, document: int, offset: int) -> int:
         """1-based line number of a character offset in a document."""
         if document not in self._newlines:
@@ -80,24 +99,72 @@ class IndexData:
 
 def save_index(data: IndexData, folder: Path) -> Path:
     """Write `data` as a new build and make it current in one atomic step; returns the build folder."""
-    folder.mkdir(parents=True, exist_ok=True)
+    with new_build(folder) as staging:
+        return publish(data, staging, folder)
+
+
+@contextlib.contextmanager
+def new_build(folder: Path) -> Iterator[Path]:
+    """A fresh staging folder for a build; removed on leaving unless `publish` made it the current build.
+
+    A staging folder left by a killed process is never used, and the next `publish` removes it.
+    """
     builds = folder / "builds"
-    builds.mkdir(exist_ok=True)
+    builds.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=builds))
     try:
-        files = _write_files(data, staging)
-        manifest = {**data.manifest, "format": FORMAT, "files": files}
-        _write_json(staging / "manifest.json", manifest)
-        _fsync_tree(staging)
-        name = time.strftime("%Y%m%d-%H%M%S-") + staging.name.removeprefix(".staging-")
-        final = builds / name
-        os.replace(staging, final)
-        _write_atomic(folder / "CURRENT", name + "\n")
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+        yield staging
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)  # nothing is left there once published
+
+
+class VectorWriter:
+    """Write a float32 (rows, dimension) .npy file piece by piece, so the vectors need not all sit in memory.
+
+    Usage example:
+        with VectorWriter(staging / "sentence_vectors.npy", rows, 384) as writer:
+            writer.append(vectors)                       # as many times as needed, in row order
+        vectors = writer.result                          # read-only memory map of the finished file
+    """
+
+    def __init__(self, path: Path, rows: int, dimension: int) -> None:
+        self.path, self.rows, self.dimension, self.written = path, rows, dimension, 0
+        self.result: np.ndarray | None = None
+        self._handle = open(path, "wb")  # noqa: SIM115 (closed by __exit__)
+        header = {"descr": "<f4", "fortran_order": False, "shape": (rows, dimension)}
+        np.lib.format.write_array_header_1_0(self._handle, header)
+
+    def append(self, vectors: np.ndarray) -> None:
+        if vectors.ndim != 2 or vectors.shape[1] != self.dimension or self.written + len(vectors) > self.rows:
+            raise ValueError(f"vectors of shape {vectors.shape} do not fit {self.path.name}")
+        self._handle.write(np.ascontiguousarray(vectors, dtype="<f4").tobytes())
+        self.written += len(vectors)
+
+    def __enter__(self) -> VectorWriter:
+        return self
+
+    def __exit__(self, kind, value, traceback) -> None:
+        self._handle.close()
+        if kind is None:
+            if self.written != self.rows:
+                raise ValueError(f"{self.path.name}: {self.written} of {self.rows} rows written")
+            shape = (self.rows, self.dimension)
+            self.result = np.load(self.path, mmap_mode="r") if self.rows else np.zeros(shape, dtype=np.float32)
+
+
+def publish(data: IndexData, staging: Path, folder: Path) -> Path:
+    """Write the rest of `data` into `staging`, then make it the current build in one atomic step."""
+    files = _write_files(data, staging)
+    manifest = {**data.manifest, "format": FORMAT, "files": files}
+    manifest["checksum"] = _manifest_checksum(manifest)
+    _write_json(staging / "manifest.json", manifest)
+    _fsync_tree(staging)
+    name = time.strftime("%Y%m%d-%H%M%S-") + staging.name.removeprefix(".staging-")
+    final = folder / "builds" / name
+    os.replace(staging, final)
+    _write_atomic(folder / "CURRENT", name + "\n")
     data.manifest = manifest
-    _remove_old_builds(builds, keep=name)
+    _remove_old_builds(folder / "builds", keep=name)
     return final
 
 
@@ -124,6 +191,8 @@ def read_manifest(folder: Path) -> dict[str, Any] | None:
         raise IndexDamaged(f"manifest of {build} is unreadable: {exc}") from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise IndexDamaged(f"{build} was written in another index format")
+    if manifest.get("checksum") != _manifest_checksum(manifest):
+        raise IndexDamaged(f"manifest of {build} was altered or damaged")
     return manifest
 
 
@@ -184,8 +253,8 @@ def _write_files(data: IndexData, folder: Path) -> dict[str, str]:
     _write_json(folder / "texts.json", data.texts)
     np.save(folder / "sentences.npy", data.sentences.astype(np.int64), allow_pickle=False)
     np.save(folder / "passages.npy", data.passages.astype(np.int64), allow_pickle=False)
-    np.save(folder / "sentence_vectors.npy", np.asarray(data.sentence_vectors, dtype=np.float32), allow_pickle=False)
-    np.save(folder / "passage_vectors.npy", np.asarray(data.passage_vectors, dtype=np.float32), allow_pickle=False)
+    _save_vectors(folder / "sentence_vectors.npy", data.sentence_vectors)
+    _save_vectors(folder / "passage_vectors.npy", data.passage_vectors)
     faiss.write_index(data.sentence_search, str(folder / "sentences.faiss"))
     faiss.write_index(data.passage_search, str(folder / "passages.faiss"))
     data.sentence_lexical.save(folder / "lexical_sentences")
@@ -197,6 +266,18 @@ def _write_files(data: IndexData, folder: Path) -> dict[str, str]:
     }
 
 
+def _save_vectors(path: Path, vectors: np.ndarray) -> None:
+    """Save vectors, unless they are already the memory map of that very file (written by VectorWriter)."""
+    if not (isinstance(vectors, np.memmap) and vectors.filename and Path(vectors.filename).resolve() == path.resolve()):
+        np.save(path, np.asarray(vectors, dtype=np.float32), allow_pickle=False)
+
+
+def _manifest_checksum(manifest: dict[str, Any]) -> str:
+    """SHA-256 of the manifest's content without its own checksum (keys sorted, so order does not matter)."""
+    content = {key: value for key, value in manifest.items() if key != "checksum"}
+    return hashlib.sha256(json.dumps(content, sort_keys=True, ensure_ascii=False).encode("utf-8")).hexdigest()
+
+
 def _remove_old_builds(builds: Path, keep: str) -> None:
     for path in builds.iterdir():
         if path.name != keep:
@@ -204,7 +285,8 @@ def _remove_old_builds(builds: Path, keep: str) -> None:
 
 
 def _write_json(path: Path, value: Any) -> None:
-    path.write_text(json.dumps(value, ensure_ascii=False, indent=1), encoding="utf-8")
+    with open(path, "w", encoding="utf-8") as handle:  # streamed: a large text is not encoded twice in memory
+        json.dump(value, handle, ensure_ascii=False, indent=1)
 
 
 def _write_atomic(path: Path, text: str) -> None:

@@ -1,0 +1,186 @@
+"""Build an index from documents: segment, chunk, embed (reusing an older build's vectors) and index for BM25.
+
+Vectors are embedded in batches and streamed into the new build's files and its FAISS index as they come,
+so a large document never has all its texts to embed, or a second copy of its vectors, in memory at once.
+A long build shows a progress bar on a terminal.
+
+Usage example:
+    with new_build(config.paths.index) as staging:
+        data, embedded = build_data(documents, config, embedder, previous, staging)
+        publish(data, staging, config.paths.index)
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from dataclasses import asdict
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import formats
+from .chunk import group_sentences
+from .config import Config
+from .embed import Embedder
+from .lexical import LexicalIndex, tokenize
+from .load import Document
+from .segment import split_blocks
+from .store import IndexData, VectorWriter, vector_search
+
+log = logging.getLogger("chatbot")
+
+EMBED_CHUNK = 512  # texts embedded (and held in memory) at a time; also the progress step
+PROGRESS_FROM = 2000  # a build embedding at least this many texts shows a progress bar on a terminal
+
+
+def settings_of(config: Config) -> dict[str, Any]:
+    """The settings that shape the index: a change to any of them means a full rebuild."""
+    return {
+        "model": config.model.name,
+        "segment": asdict(config.segment),
+        "chunk": asdict(config.chunk),
+        "readers": formats.VERSION,
+    }
+
+
+def build_data(
+    documents: list[Document], config: Config, embedder: Embedder, previous: IndexData | None, staging: Path
+) -> tuple[IndexData, int]:
+    """Segment, chunk, embed (reusing `previous` vectors of unchanged documents) and index `documents`.
+
+    The vectors are written into files in `staging` (a folder from `store.new_build`).
+    """
+    reusable = {doc["sha256"]: number for number, doc in enumerate(previous.documents)} if previous else {}
+    sentence_parts, passage_parts, entries, reuse = [], [], [], []
+    sentence_count = 0
+    for number, doc in enumerate(documents):
+        blocks = split_blocks(doc.text, config.segment.max_sentence_chars)
+        spans = np.array([span for block in blocks for span in block.sentences], dtype=np.int64).reshape(-1, 2)
+        groups = np.array(
+            group_sentences(blocks, config.chunk.sentences_per_passage, config.chunk.overlap), dtype=np.int64
+        ).reshape(-1, 2)
+        del blocks
+        sentence_parts.append(np.column_stack([np.full(len(spans), number), spans]))
+        first, last = spans[groups[:, 0], 0], spans[groups[:, 1] - 1, 1]
+        passage_parts.append(np.column_stack([np.full(len(groups), number), first, last, groups + sentence_count]))
+        sentence_count += len(spans)
+        entry = {
+            "path": doc.path,
+            "sha256": doc.sha256,
+            "size": doc.size,
+            "mtime_ns": doc.mtime_ns,
+            "chars": len(doc.text),
+            "sentences": len(spans),
+        }
+        if doc.pages:
+            entry["pages"] = list(doc.pages)
+        entries.append(entry)
+        reuse.append(reusable.get(doc.sha256))
+
+    sentences = np.concatenate(sentence_parts).reshape(-1, 3) if sentence_parts else np.zeros((0, 3), np.int64)
+    passages = np.concatenate(passage_parts).reshape(-1, 5) if passage_parts else np.zeros((0, 5), np.int64)
+    del sentence_parts, passage_parts
+    texts = [doc.text for doc in documents]
+    dimension = previous.sentence_vectors.shape[1] if previous is not None else embedder.dimension
+    fresh = np.array([number is None for number in reuse], dtype=bool)
+    embedded = int(fresh[sentences[:, 0]].sum())
+    total = embedded + int(fresh[passages[:, 0]].sum())
+    if total >= PROGRESS_FROM:
+        log.info("embedding %d sentences and %d passages", embedded, total - embedded)
+    with _progress(total) as progress:
+        old = (previous.sentences, previous.sentence_vectors) if previous is not None else None
+        sentence_vectors, sentence_search = _stream_vectors(
+            staging / "sentence_vectors.npy", sentences, texts, reuse, old, embedder, dimension, progress
+        )
+        old = (previous.passages, previous.passage_vectors) if previous is not None else None
+        passage_vectors, passage_search = _stream_vectors(
+            staging / "passage_vectors.npy", passages, texts, reuse, old, embedder, dimension, progress
+        )
+
+    sentence_tokens = [tokenize(texts[d][s:e]) for d, s, e in sentences.tolist()]
+    sentence_lexical = LexicalIndex.build(sentence_tokens)
+    passage_lexical = LexicalIndex.build(
+        [[token for i in range(lo, hi) for token in sentence_tokens[i]] for lo, hi in passages[:, 3:5].tolist()]
+    )
+    del sentence_tokens
+    manifest = {
+        "version": _package_version(),
+        "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "documents_folder": str(config.paths.docs.resolve()),
+        "settings": settings_of(config),
+        "model": {"name": config.model.name, "dimension": int(dimension)},
+        "counts": {"documents": len(documents), "sentences": len(sentences), "passages": len(passages)},
+        "documents": entries,
+    }
+    data = IndexData(
+        manifest=manifest,
+        texts=texts,
+        sentences=sentences,
+        passages=passages,
+        sentence_vectors=sentence_vectors,
+        passage_vectors=passage_vectors,
+        sentence_search=sentence_search,
+        passage_search=passage_search,
+        sentence_lexical=sentence_lexical,
+        passage_lexical=passage_lexical,
+    )
+    return data, embedded
+
+
+def _stream_vectors(path, table, texts, reuse, old, embedder, dimension, progress):
+    """Vectors for the rows of `table` (sentences or passages), written to `path` in row order and added to a
+    FAISS index as they come: copied from the old build (`old` = its table and vectors) for reused documents,
+    embedded in batches of EMBED_CHUNK texts otherwise. Returns (memory-mapped vectors, FAISS index)."""
+    search = vector_search(np.zeros((0, dimension), dtype=np.float32))
+    pending: list[int] = []  # rows waiting to be embedded
+
+    def put(vectors: np.ndarray) -> None:
+        writer.append(vectors)
+        search.add(np.ascontiguousarray(vectors, dtype=np.float32))
+
+    def embed_pending() -> None:
+        for lo in range(0, len(pending), EMBED_CHUNK):
+            chunk = table[pending[lo : lo + EMBED_CHUNK], :3].tolist()
+            put(embedder.encode([texts[d][s:e] for d, s, e in chunk]))
+            progress.update(len(chunk))
+        pending.clear()
+
+    with VectorWriter(path, len(table), dimension) as writer:
+        for number, previous in enumerate(reuse):
+            rows = _rows(table, number)
+            if previous is None:
+                pending.extend(range(rows.start, rows.stop))
+                if len(pending) >= EMBED_CHUNK:
+                    embed_pending()
+                continue
+            embed_pending()
+            kept = _rows(old[0], previous)
+            for lo in range(kept.start, kept.stop, EMBED_CHUNK):
+                put(np.asarray(old[1][lo : min(lo + EMBED_CHUNK, kept.stop)]))
+        embed_pending()
+    return writer.result, search
+
+
+def _progress(total: int):
+    """A progress bar on a terminal for long builds; silent otherwise."""
+    from tqdm import tqdm
+
+    show = total >= PROGRESS_FROM and sys.stderr.isatty()
+    return tqdm(total=total, disable=not show, unit="texts", desc="embedding", file=sys.stderr, leave=False)
+
+
+def _rows(table: np.ndarray, document: int) -> slice:
+    """The rows of one document in a table sorted by its first column (the document number)."""
+    lo, hi = np.searchsorted(table[:, 0], [document, document + 1])
+    return slice(int(lo), int(hi))
+
+
+def _package_version() -> str:
+    try:
+        return version("chatbot")
+    except PackageNotFoundError:
+        return "unknown"

@@ -1,0 +1,224 @@
+"""Turn a file's bytes into the text that is indexed and quoted: plain text, PDF (per page), HTML, DOCX.
+
+Offsets of quotes refer to the text returned here, which the index stores (`chatbot source PATH` prints it).
+PDF pages are joined by a line holding a form feed, so a page break is also a paragraph break, and
+`Extracted.pages` records where each page starts.
+
+Usage example:
+    extracted = extract(Path("report.pdf").read_bytes(), ".pdf", "report.pdf")   # raises Unreadable
+    extracted.text, extracted.pages          # "First page...\n\f\nSecond page...", (0, 1532)
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import re
+from dataclasses import dataclass
+from html.parser import HTMLParser
+
+log = logging.getLogger("chatbot")
+
+# Bumped when a reader's output changes, so indexes built from the older text are rebuilt.
+VERSION = 1
+PAGE_BREAK = "\n\f\n"
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f-\x9f]")
+_HTML_SPACE = re.compile(r"[ \t\n\r\f]+")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+class Unreadable(Exception):
+    """A file that cannot be indexed; the message says why, for a one-line warning."""
+
+
+@dataclass(frozen=True)
+class Extracted:
+    """The text of a document and, for paged formats, the offset where each page starts."""
+
+    text: str
+    pages: tuple[int, ...] = ()
+
+
+def extract(data: bytes, suffix: str, name: str) -> Extracted:
+    """The text of a file of type `suffix` (e.g. ".pdf"); any other suffix is read as plain text."""
+    reader = _READERS.get(suffix.lower(), _read_plain)
+    try:
+        extracted = reader(data, name)
+    except (Unreadable, MemoryError):
+        raise
+    except Exception as exc:  # parsers of untrusted files fail in many ways; one bad file must not stop indexing
+        kind = suffix.lstrip(".").upper() or "text"
+        raise Unreadable(f"cannot read it as {kind}: {_first_line(exc)}") from None
+    if not extracted.text.strip():
+        raise Unreadable("it is empty" if reader is _read_plain else "no text could be extracted from it")
+    if _SURROGATE.search(extracted.text):  # broken PDF font maps give these; they cannot be encoded or embedded
+        extracted = Extracted(_SURROGATE.sub("\ufffd", extracted.text), extracted.pages)
+    return extracted
+
+
+def decode_text(data: bytes, name: str) -> str:
+    """UTF-8 as is (no newline translation, so offsets match the file); UTF-16 with a byte-order mark;
+    CP1252 or else Latin-1 as a fallback, with a warning. Binary data raises Unreadable."""
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        try:
+            text = data.decode("utf-16")
+        except UnicodeDecodeError:
+            raise Unreadable("it looks like a binary file") from None
+        log.warning("%s is UTF-16, not UTF-8; offsets count its decoded characters", name)
+        return _check_text(text)
+    if b"\x00" in data[:8192]:
+        raise Unreadable("it looks like a binary file")
+    try:
+        return _check_text(data.decode("utf-8"))
+    except UnicodeDecodeError:
+        pass
+    encoding = "cp1252"
+    try:
+        text = data.decode(encoding)
+    except UnicodeDecodeError:
+        encoding, text = "latin-1", data.decode("latin-1")  # decodes any bytes
+    text = _check_text(text)
+    log.warning("%s is not valid UTF-8; read it as %s", name, encoding.upper())
+    return text
+
+
+def _check_text(text: str) -> str:
+    """`text`, unless control characters make up more than a few per cent of its start (binary data)."""
+    sample = text[:65536]
+    if sample and len(_CONTROL.findall(sample)) > 0.05 * len(sample):
+        raise Unreadable("it looks like a binary file")
+    return text
+
+
+def _read_plain(data: bytes, name: str) -> Extracted:
+    return Extracted(decode_text(data, name))
+
+
+def _read_pdf(data: bytes, name: str) -> Extracted:
+    """Each page's text as pypdf extracts it, pages joined by PAGE_BREAK."""
+    try:
+        from pypdf import PdfReader
+    except ImportError:
+        raise Unreadable("reading PDF files needs the package pypdf (pip install pypdf)") from None
+    reader = PdfReader(io.BytesIO(data))
+    if reader.is_encrypted and not reader.decrypt(""):
+        raise Unreadable("it is encrypted")
+    pages, starts, offset = [], [], 0
+    for page in reader.pages:
+        text = (page.extract_text() or "").rstrip()
+        starts.append(offset)
+        pages.append(text)
+        offset += len(text) + len(PAGE_BREAK)
+    return Extracted(PAGE_BREAK.join(pages), tuple(starts))
+
+
+def _read_docx(data: bytes, name: str) -> Extracted:
+    """The text of the body's paragraphs and table cells, in document order, one paragraph per block."""
+    try:
+        import docx
+    except ImportError:
+        raise Unreadable("reading DOCX files needs the package python-docx (pip install python-docx)") from None
+    from docx.table import Table
+
+    paragraphs: list[str] = []
+    seen_cells: set[int] = set()
+    for item in docx.Document(io.BytesIO(data)).iter_inner_content():
+        if isinstance(item, Table):
+            for row in item.rows:
+                for cell in row.cells:
+                    if id(cell._tc) not in seen_cells:  # a merged cell is listed once per grid column
+                        seen_cells.add(id(cell._tc))
+                        paragraphs.extend(paragraph.text for paragraph in cell.paragraphs)
+        else:
+            paragraphs.append(item.text)
+    return Extracted("\n\n".join(text.strip() for text in paragraphs if text.strip()))
+
+
+def _read_html(data: bytes, name: str) -> Extracted:
+    parser = _VisibleText()
+    parser.feed(decode_text(data, name))
+    parser.close()
+    return Extracted(parser.text())
+
+
+class _VisibleText(HTMLParser):
+    """The text a browser shows: no scripts, styles, head or hidden elements; white space collapsed;
+    block elements become paragraph breaks and <br> a line break."""
+
+    HIDDEN = frozenset({"script", "style", "noscript", "template", "head", "title", "svg", "math", "iframe", "object"})
+    BLOCKS = frozenset(
+        """address article aside blockquote body caption dd details dialog div dl dt fieldset figcaption figure
+        footer form h1 h2 h3 h4 h5 h6 header hr html legend li main nav ol p pre section summary table tbody
+        thead tfoot tr ul""".split()
+    )
+    VOID = frozenset("area base br col embed hr img input link meta source track wbr".split())
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self.breaks = 0  # line breaks owed before the next text
+        self.hiding: str | None = None  # the tag whose content is being left out, and how deeply it is nested
+        self.depth = 0
+        self.pre = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if self.hiding is not None:
+            self.depth += tag == self.hiding and tag not in self.VOID
+            return
+        if tag in self.HIDDEN or (any(key == "hidden" for key, _ in attrs) and tag not in self.VOID):
+            self.hiding, self.depth = tag, 1
+        elif tag == "br":
+            self._break(1)
+        elif tag in ("td", "th"):
+            self._text(" ")
+        elif tag in self.BLOCKS:
+            self._break(2)
+            self.pre += tag == "pre"
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if self.hiding is None and tag == "br":
+            self._break(1)
+
+    def handle_endtag(self, tag: str) -> None:
+        if self.hiding is not None:
+            if tag == self.hiding:
+                self.depth -= 1
+                if self.depth == 0:
+                    self.hiding = None
+            return
+        if tag in self.BLOCKS:
+            self._break(2)
+            if tag == "pre" and self.pre:
+                self.pre -= 1
+
+    def handle_data(self, data: str) -> None:
+        if self.hiding is None:
+            self._text(data)
+
+    def _text(self, data: str) -> None:
+        if not self.pre:
+            data = _HTML_SPACE.sub(" ", data)
+            if self.breaks or not self.parts or self.parts[-1].endswith((" ", "\n")):
+                data = data.lstrip(" ")
+        if not data:
+            return
+        if self.breaks and self.parts:
+            self.parts.append("\n" * self.breaks)
+        self.breaks = 0
+        self.parts.append(data)
+
+    def _break(self, count: int) -> None:
+        if self.parts and not self.pre:
+            self.parts[-1] = self.parts[-1].rstrip(" ")
+        self.breaks = max(self.breaks, count)
+
+    def text(self) -> str:
+        return "".join(self.parts).rstrip()
+
+
+_READERS = {".pdf": _read_pdf, ".docx": _read_docx, ".html": _read_html, ".htm": _read_html}
+
+
+def _first_line(exc: Exception) -> str:
+    message = str(exc).strip()
+    return message.splitlines()[0][:200] if message else type(exc).__name__

@@ -1,0 +1,199 @@
+"""PDF, HTML and DOCX documents, made here with real libraries: extracted text, page numbers in citations,
+offsets into the stored text, `chatbot source`, and broken files skipped."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import docx
+import pytest
+from fpdf import FPDF
+
+from chatbot.formats import PAGE_BREAK, Unreadable, extract
+from chatbot.load import FileInfo, read_document
+
+ROOT = Path(__file__).resolve().parent.parent
+EXTENSIONS = [".txt", ".md", ".pdf", ".html", ".htm", ".docx"]
+PAGES = [
+    "Apples grow on trees in orchards. Farmers pick them in the autumn.",
+    "The Ascend 910C chip was designed by Huawei for training neural networks.",
+    "Rice needs flooded fields to grow well. It feeds half of the world.",
+]
+
+
+def write_pdf(path: Path, pages: list[str]) -> Path:
+    pdf = FPDF()
+    pdf.set_font("helvetica", size=12)
+    for text in pages:
+        pdf.add_page()
+        pdf.multi_cell(0, 10, text)
+    pdf.output(str(path))
+    return path
+
+
+def write_docx(path: Path) -> Path:
+    document = docx.Document()
+    document.add_heading("Rivers of the world", level=1)
+    document.add_paragraph("The Danube flows through ten countries. It ends in the Black Sea.")
+    document.add_paragraph("")
+    table = document.add_table(rows=1, cols=2)
+    table.cell(0, 0).text = "Nile"
+    table.cell(0, 1).text = "The Nile is the longest river in Africa."
+    document.add_paragraph("The Amazon carries more water than any other river.")
+    document.save(str(path))
+    return path
+
+
+HTML = """<!doctype html>
+<html><head><title>Page title</title><meta charset="utf-8">
+<style>p { color: red }</style><script>var secret = "script text";</script></head>
+<body><h1>Volcanoes</h1>
+<p>Mount Etna is an   active
+   volcano in Sicily.<br>It erupts often.</p>
+<div hidden><p>Hidden text here.</p><div>Still hidden.</div></div>
+<noscript>Enable scripts.</noscript>
+<ul><li>Vesuvius destroyed Pompeii in 79 AD.</li><li>Krakatoa erupted in 1883.</li></ul>
+<p>Caf&eacute; &amp; cr&egrave;me&nbsp;br&ucirc;l&eacute;e.</p>
+<pre>line one
+  line two</pre>
+</body></html>"""
+
+
+def info(path: Path, name: str | None = None) -> FileInfo:
+    stat = path.stat()
+    return FileInfo(name or path.name, path, stat.st_size, stat.st_mtime_ns)
+
+
+def test_pdf_text_is_extracted_per_page_with_page_starts(tmp_path):
+    document = read_document(info(write_pdf(tmp_path / "report.pdf", PAGES)))
+    assert len(document.pages) == 3 and document.pages[0] == 0
+    for number, page in enumerate(PAGES):
+        start = document.pages[number]
+        end = document.pages[number + 1] - len(PAGE_BREAK) if number + 1 < len(PAGES) else len(document.text)
+        assert " ".join(document.text[start:end].split()) == page
+    assert document.text.count(PAGE_BREAK) == 2
+
+
+def test_html_keeps_visible_text_only(tmp_path):
+    (tmp_path / "page.html").write_text(HTML, encoding="utf-8")
+    text = read_document(info(tmp_path / "page.html")).text
+    assert text.startswith("Volcanoes\n\nMount Etna is an active volcano in Sicily.\nIt erupts often.\n\n")
+    assert "Vesuvius destroyed Pompeii in 79 AD.\n\nKrakatoa erupted in 1883." in text
+    assert "Café & crème\xa0brûlée." in text
+    assert "line one\n  line two" in text
+    for hidden in ("Page title", "color", "secret", "script text", "Hidden text", "Still hidden", "Enable scripts"):
+        assert hidden not in text
+
+
+def test_docx_paragraphs_and_table_cells_in_order(tmp_path):
+    text = read_document(info(write_docx(tmp_path / "rivers.docx"))).text
+    assert text.split("\n\n") == [
+        "Rivers of the world",
+        "The Danube flows through ten countries. It ends in the Black Sea.",
+        "Nile",
+        "The Nile is the longest river in Africa.",
+        "The Amazon carries more water than any other river.",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("suffix", "data", "reason"),
+    [
+        (".pdf", b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\n", "cannot read it as PDF"),
+        (".pdf", random.Random(5).randbytes(2000), "cannot read it as PDF"),
+        (".docx", b"PK\x03\x04 not really a zip archive", "cannot read it as DOCX"),
+        (".html", b"<html><head><script>only()</script></head><body>  </body></html>", "no text could be extracted"),
+        (".htm", b"\x00\x01\x02binary", "binary"),
+    ],
+)
+def test_broken_files_are_unreadable_with_a_reason(suffix, data, reason):
+    with pytest.raises(Unreadable, match=reason):
+        extract(data, suffix, "broken" + suffix)
+
+
+def test_pdf_without_text_is_unreadable(tmp_path):
+    pdf = FPDF()
+    pdf.add_page()
+    pdf.rect(10, 10, 50, 50)  # a drawing, no text (like a scanned page)
+    pdf.output(str(tmp_path / "scan.pdf"))
+    with pytest.raises(Unreadable, match="no text could be extracted"):
+        read_document(info(tmp_path / "scan.pdf"))
+
+
+@pytest.fixture
+def mixed_bot(make_bot, tmp_path):
+    """A chatbot over a PDF, a DOCX, an HTML page and a text file."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    write_pdf(docs / "report.pdf", PAGES)
+    write_docx(docs / "rivers.docx")
+    (docs / "page.htm").write_text(HTML, encoding="utf-8")
+    (docs / "notes.txt").write_text("Tea is grown on the slopes of Darjeeling. It is picked by hand.\n")
+    bot = make_bot(docs=docs, documents={"extensions": EXTENSIONS})
+    report = bot.index()
+    assert sorted(report.added) == ["notes.txt", "page.htm", "report.pdf", "rivers.docx"]
+    return bot
+
+
+def test_pdf_quotes_cite_their_page_and_offsets_into_the_stored_text(mixed_bot):
+    answer = mixed_bot.ask("Who designed the Ascend 910C chip?")
+    assert not answer.abstained
+    quote = answer.quotes[0]
+    assert quote.source == "report.pdf" and quote.page == 2
+    assert mixed_bot.data.text_of("report.pdf")[quote.start : quote.end] == quote.text
+    assert quote.to_dict()["page"] == 2
+    source = answer.sources[0]
+    assert source.page is not None and source.to_dict()["page"] == source.page
+
+
+@pytest.mark.parametrize(
+    ("question", "source", "expected"),
+    [
+        ("Where does the Danube end?", "rivers.docx", "It ends in the Black Sea."),
+        ("Which volcano destroyed Pompeii?", "page.htm", "Vesuvius destroyed Pompeii in 79 AD."),
+        ("Where is tea grown?", "notes.txt", "Tea is grown on the slopes of Darjeeling."),
+    ],
+)
+def test_other_formats_are_quoted_without_pages(mixed_bot, question, source, expected):
+    answer = mixed_bot.ask(question)
+    quote = next(quote for quote in answer.quotes if quote.source == source)
+    assert expected in quote.text
+    assert mixed_bot.data.text_of(source)[quote.start : quote.end] == quote.text
+    assert quote.page is None and "page" not in quote.to_dict()
+    assert set(quote.to_dict()) == {"citation", "text", "source", "start", "end", "line", "source_sha256"}
+
+
+def test_pages_are_recorded_in_the_manifest(mixed_bot):
+    entries = {entry["path"]: entry for entry in mixed_bot.data.documents}
+    assert len(entries["report.pdf"]["pages"]) == 3
+    assert "pages" not in entries["notes.txt"] and "pages" not in entries["page.htm"]
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    return subprocess.run(
+        [sys.executable, "-m", "chatbot", *args], cwd=ROOT, env=env, capture_output=True, timeout=600
+    )
+
+
+def test_source_command_prints_the_stored_text(mixed_bot, tmp_path):
+    config = tmp_path / "formats.toml"
+    config.write_text(f"[documents]\nextensions = {json.dumps(EXTENSIONS)}\n", encoding="utf-8")
+    paths = mixed_bot.config.paths
+    where = ["--config", str(config), "--docs", str(paths.docs), "--index", str(paths.index)]
+
+    pdf = run_cli("source", "report.pdf", *where)
+    assert pdf.returncode == 0, pdf.stderr
+    assert pdf.stdout.decode("utf-8") == mixed_bot.data.text_of("report.pdf")
+
+    text = run_cli("source", "notes.txt", *where)
+    assert text.stdout == (mixed_bot.config.paths.docs / "notes.txt").read_bytes()
+
+    missing = run_cli("source", "nowhere.pdf", *where)
+    assert missing.returncode == 1
+    assert missing.stderr.decode().strip() == "error: no document nowhere.pdf in the index"

@@ -1,0 +1,308 @@
+"""The index follows the folder: incremental counts, full rebuilds when settings change, damaged files found and
+rebuilt, a build killed with SIGKILL, two processes at once, and `chatbot index --watch`."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from chatbot.embed import resolve_model
+from chatbot.store import build_lock, load_index, read_manifest
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = {
+    "metals.txt": "Copper conducts electricity well. It is used in most electrical wiring.\n\n"
+    "Bronze is made by mixing copper with tin.\n",
+    "rivers.md": "# Rivers\n\nThe Danube flows through ten countries. It ends in the Black Sea.\n",
+    "space/moon.txt": "The Moon orbits the Earth every 27 days. Its surface is covered in craters.\n",
+}
+ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+
+
+@pytest.fixture
+def warnings_seen():
+    """The warning lines the chatbot logs during the test (attached to its own logger, whatever the CLI set up)."""
+
+    class Collect(logging.Handler):
+        def __init__(self) -> None:
+            super().__init__(logging.WARNING)
+            self.lines: list[str] = []
+
+        def emit(self, record: logging.LogRecord) -> None:
+            self.lines.append(record.getMessage())
+
+    handler = Collect()
+    logger = logging.getLogger("chatbot")
+    logger.addHandler(handler)
+    yield handler.lines
+    logger.removeHandler(handler)
+
+
+@pytest.fixture
+def built(make_bot):
+    """A chatbot over DOCS with its index built."""
+    bot = make_bot(DOCS)
+    report = bot.index()
+    assert report.action == "built" and sorted(report.added) == sorted(DOCS)
+    return bot
+
+
+def sentences_of(bot, path: str) -> int:
+    return next(entry["sentences"] for entry in bot.data.documents if entry["path"] == path)
+
+
+def vectors_of(bot, path: str) -> np.ndarray:
+    data = bot.data
+    number = next(i for i, entry in enumerate(data.documents) if entry["path"] == path)
+    return np.array(data.sentence_vectors[data.sentences[:, 0] == number])
+
+
+def test_incremental_counts_after_add_change_delete_and_touch(built):
+    docs = built.config.paths.docs
+    moon = vectors_of(built, "space/moon.txt")
+
+    (docs / "trees.txt").write_text("Oaks live for centuries. Their acorns feed many animals.\n", encoding="utf-8")
+    report = built.index()
+    assert (report.action, report.added, report.changed, report.removed, report.unchanged) == (
+        "updated", ["trees.txt"], [], [], 3)
+    assert report.sentences_embedded == sentences_of(built, "trees.txt") == 2
+    assert np.array_equal(vectors_of(built, "space/moon.txt"), moon)  # reused, not embedded again
+
+    (docs / "rivers.md").write_text("# Rivers\n\nThe Nile is the longest river in Africa.\n", encoding="utf-8")
+    report = built.index()
+    assert (report.added, report.changed, report.removed, report.unchanged) == ([], ["rivers.md"], [], 3)
+    assert report.sentences_embedded == sentences_of(built, "rivers.md") == 2
+    assert "Nile" in built.ask("Which is the longest river in Africa?").text
+
+    (docs / "metals.txt").unlink()
+    report = built.index()
+    assert (report.added, report.changed, report.removed, report.unchanged) == ([], [], ["metals.txt"], 3)
+    assert report.sentences_embedded == 0
+    assert all(quote.source != "metals.txt" for quote in built.ask("What is bronze made of?").quotes)
+
+    os.utime(docs / "trees.txt", ns=(1, 1))  # touched: new time, same content
+    assert built.index().action == "unchanged"
+    assert built.index().summary().startswith("index is up to date: 0 added, 0 changed, 0 removed, 3 unchanged")
+
+
+def test_changing_the_model_rebuilds_everything_and_says_so(built, make_bot):
+    same_model_by_path = resolve_model(built.config.model.name)
+    other = make_bot(docs=built.config.paths.docs, model={"name": same_model_by_path})
+    report = other.index()
+    assert report.action == "built"
+    assert report.reason == f"model changed from {built.config.model.name} to {same_model_by_path}"
+    assert report.sentences_embedded == len(other.data.sentences)
+    assert f"index built (model changed from {built.config.model.name}" in report.summary()
+
+
+def test_changing_segmentation_or_chunking_rebuilds_everything(built, make_bot):
+    docs = built.config.paths.docs
+    report = make_bot(docs=docs, segment={"max_sentence_chars": 40}).index()
+    assert (report.action, report.reason) == ("built", "segmentation or chunking settings changed")
+    report = make_bot(docs=docs, segment={"max_sentence_chars": 40}, chunk={"sentences_per_passage": 2}).index()
+    assert (report.action, report.reason) == ("built", "segmentation or chunking settings changed")
+    assert built.index(force=True).reason == "rebuild requested"
+
+
+def run_cli(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "chatbot", *args], cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def test_index_json_reports_counts(built):
+    docs, index = built.config.paths.docs, built.config.paths.index
+    (docs / "rivers.md").write_text("# Rivers\n\nThe Rhine flows into the North Sea.\n", encoding="utf-8")
+    (docs / "new.txt").write_text("Glass is made from sand.\n", encoding="utf-8")
+    (docs / "junk.txt").write_bytes(b"\x00\xff" * 50)
+    result = run_cli("index", "--json", "--docs", str(docs), "--index", str(index))
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["action"] == "updated"
+    assert (report["added"], report["changed"], report["removed"], report["unchanged"]) == (
+        ["new.txt"], ["rivers.md"], [], 2)
+    assert report["sentences_embedded"] == 3  # "Rivers", the Rhine, glass
+    assert report["skipped"] == [{"path": "junk.txt", "reason": "it looks like a binary file"}]
+    assert "warning: skipped junk.txt: it looks like a binary file" in result.stderr.splitlines()
+
+
+def _truncate(build: Path) -> None:
+    path = build / "sentence_vectors.npy"
+    path.write_bytes(path.read_bytes()[:-100])
+
+
+def _flip_byte(build: Path) -> None:
+    path = build / "passages.faiss"
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def _edit_texts(build: Path) -> None:
+    path = build / "texts.json"
+    path.write_text(path.read_text(encoding="utf-8").replace("Copper", "Silver"), encoding="utf-8")
+
+
+def _edit_manifest(build: Path) -> None:
+    path = build / "manifest.json"
+    manifest = json.loads(path.read_text(encoding="utf-8"))
+    manifest["documents"][0]["sentences"] += 1
+    path.write_text(json.dumps(manifest), encoding="utf-8")
+
+
+def _garble_manifest(build: Path) -> None:
+    (build / "manifest.json").write_text('{"format": 1, "documents": [', encoding="utf-8")
+
+
+def _remove_lexical(build: Path) -> None:
+    for path in (build / "lexical_passages").iterdir():
+        path.unlink()
+
+
+def _garble_current(build: Path) -> None:
+    (build.parent.parent / "CURRENT").write_text("../../elsewhere\n", encoding="utf-8")
+
+
+def _lose_build(build: Path) -> None:
+    for path in sorted(build.rglob("*"), reverse=True):
+        path.unlink() if path.is_file() else path.rmdir()
+    build.rmdir()
+
+
+DAMAGES = [
+    _truncate, _flip_byte, _edit_texts, _edit_manifest, _garble_manifest, _remove_lexical, _garble_current, _lose_build
+]
+
+
+@pytest.mark.parametrize("damage", DAMAGES)
+def test_damaged_index_is_detected_and_rebuilt_with_a_warning(built, make_bot, damage, warnings_seen):
+    index = built.config.paths.index
+    build = index / "builds" / (index / "CURRENT").read_text().strip()
+    damage(build)
+    fresh = make_bot(docs=built.config.paths.docs)  # a new process's view: nothing in memory
+    report = fresh.index()
+    assert report.action == "built" and sorted(report.added) == sorted(DOCS)
+    assert len(warnings_seen) == 1 and warnings_seen[0].endswith("; rebuilding the index")
+    assert load_index(index) is not None  # verifies every checksum
+    assert "Copper conducts electricity well." in fresh.ask("What conducts electricity?").text
+
+
+def start_cli(*args: str, **kwargs) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "chatbot", *args], cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True, **kwargs
+    )
+
+
+def test_a_build_killed_mid_way_leaves_a_usable_index(built):
+    docs, index = built.config.paths.docs, built.config.paths.index
+    old = {entry["path"] for entry in read_manifest(index)["documents"]}
+    for number in range(20):
+        (docs / f"extra-{number}.txt").write_text(f"Fact number {number} is about the colour of the sky.\n" * 5)
+    process = start_cli("index", "--docs", str(docs), "--index", str(index))
+    while process.poll() is None and not list((index / "builds").glob(".staging-*")):
+        time.sleep(0.01)  # wait until the new build is being written
+    killed = process.poll() is None
+    if killed:
+        process.send_signal(signal.SIGKILL)
+    process.communicate(timeout=120)
+
+    data = load_index(index)  # checksums verified: no half-written file is used
+    paths = {entry["path"] for entry in data.documents}
+    assert paths in (old, old | {f"extra-{number}.txt" for number in range(20)})
+    if killed:
+        assert process.returncode == -signal.SIGKILL
+    report = built.index()  # the next run finishes the job and clears what the killed one left
+    assert sorted(report.added) == sorted(f"extra-{number}.txt" for number in range(20)) or report.action == "unchanged"
+    assert not list((index / "builds").glob(".staging-*"))
+    assert len(list((index / "builds").iterdir())) == 1
+
+
+def test_two_processes_indexing_at_once_build_once(tmp_path):
+    docs = tmp_path / "docs"
+    for name, text in DOCS.items():
+        (docs / name).parent.mkdir(parents=True, exist_ok=True)
+        (docs / name).write_text(text, encoding="utf-8")
+    index = tmp_path / "index"
+    processes = [start_cli("index", "--docs", str(docs), "--index", str(index)) for _ in range(2)]
+    results = [process.communicate(timeout=600) for process in processes]
+    assert [process.returncode for process in processes] == [0, 0], results
+    outputs = sorted(stdout.split(":")[0] for stdout, _ in results)
+    assert outputs == ["index built (no index yet)", "index is up to date"]
+    for _, stderr in results:
+        assert "Traceback" not in stderr
+    assert {entry["path"] for entry in load_index(index).documents} == set(DOCS)
+
+
+def test_a_second_process_is_told_it_waits_for_the_lock(tmp_path):
+    docs, index = tmp_path / "docs", tmp_path / "index"
+    docs.mkdir()
+    (docs / "metals.txt").write_text(DOCS["metals.txt"], encoding="utf-8")
+    with build_lock(index):  # this test plays the first process
+        process = start_cli("index", "--docs", str(docs), "--index", str(index))
+        lines: queue.Queue = queue.Queue()
+        threading.Thread(target=_lines, args=(process.stderr, lines), daemon=True).start()
+        waiting = _wait_for(lines, "another process", [])
+    assert waiting == f"warning: another process is building the index in {index}; waiting for it"
+    stdout, _ = process.communicate(timeout=600)
+    assert process.returncode == 0 and stdout.startswith("index built (no index yet)")
+
+
+def _lines(stream, into: queue.Queue) -> None:
+    for line in stream:
+        into.put(line.rstrip("\n"))
+
+
+def _wait_for(lines: queue.Queue, text: str, seen: list[str]) -> str:
+    """The next line holding `text`; fails after a generous limit (a hang guard, not a timing check)."""
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        try:
+            line = lines.get(timeout=1)
+        except queue.Empty:
+            continue
+        seen.append(line)
+        if text in line:
+            return line
+    pytest.fail(f"no line with {text!r}; saw {seen}")
+
+
+def test_watch_follows_the_folder_and_stops_cleanly_on_ctrl_c(built):
+    docs, index = built.config.paths.docs, built.config.paths.index
+    # As in a terminal, Ctrl-C (SIGINT) raises KeyboardInterrupt, even if this test runs where SIGINT is ignored.
+    script = (
+        "import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+        "from chatbot.cli import main; sys.exit(main(sys.argv[1:]))"
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-c", script, "index", "--watch", "--docs", str(docs), "--index", str(index)],
+        cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    lines: queue.Queue = queue.Queue()
+    threading.Thread(target=_lines, args=(process.stdout, lines), daemon=True).start()
+    seen: list[str] = []
+    try:
+        _wait_for(lines, "index is up to date", seen)
+        (docs / "trees.txt").write_text("Oaks live for centuries.\n", encoding="utf-8")
+        assert "1 added" in _wait_for(lines, "index updated", seen)
+        assert "trees.txt" in {entry["path"] for entry in read_manifest(index)["documents"]}
+        (docs / "metals.txt").unlink()
+        assert "1 removed" in _wait_for(lines, "index updated", seen)
+        assert "metals.txt" not in {entry["path"] for entry in read_manifest(index)["documents"]}
+    finally:
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 0, stderr
+    assert "stopped watching" in stderr and "Traceback" not in stderr
+    assert load_index(index) is not None
