@@ -10,6 +10,7 @@ Usage example:
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,8 @@ from .retrieve import Hits, retrieve
 from .store import IndexData
 
 log = logging.getLogger("chatbot")
+# Undecodable bytes from a command line arrive as lone surrogates, which no encoder accepts.
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 @dataclass(frozen=True)
@@ -81,7 +84,7 @@ class Chatbot:
     ) -> list[tuple[Answer, Evidence]]:
         """Answers with the evidence behind them (retrieved passages, scored candidate sentences)."""
         settings = apply_overrides(self.config, answer=answer).answer if answer else self.config.answer
-        questions = list(questions)
+        questions = [_LONE_SURROGATE.sub("\ufffd", question) if isinstance(question, str) else question for question in questions]
         for question in questions:
             if not isinstance(question, str) or not question.strip():
                 raise ChatbotError("the question is empty")
