@@ -59,7 +59,8 @@ def main() -> int:
     ]
     ratio = statistics.median(ask) / statistics.median(embed)
     table = "\n".join(
-        ["| step | p50 ms | p95 ms |", "|---|---|---|"] + [f"| {name} | {p50:.1f} | {p95:.1f} |" for name, p50, p95 in rows]
+        ["| step | p50 ms | p95 ms |", "|---|---|---|"]
+        + [f"| {name} | {p50:.1f} | {p95:.1f} |" for name, p50, p95 in rows]
     )
     summary = f"ask p50 / embed p50 = {ratio:.2f}; {len(ask)} asks over {len(questions)} questions, {args.docs.name}"
     print(table)

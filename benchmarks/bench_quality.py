@@ -35,8 +35,12 @@ def baselines(bot: Chatbot, questions: list[str]) -> dict[str, list[list[int]]]:
     data = bot.data
     vectors = bot.embedder.encode(questions)
     _, dense = data.sentence_search.search(vectors, 60)
-    picks = {"top-1 sentence by cosine": [], "top-1 sentence by BM25": [], "top-2 sentences by cosine": [],
-             "top-2 sentences, cosine + BM25 fused by reciprocal rank": []}
+    picks = {
+        "top-1 sentence by cosine": [],
+        "top-1 sentence by BM25": [],
+        "top-2 sentences by cosine": [],
+        "top-2 sentences, cosine + BM25 fused by reciprocal rank": [],
+    }
     for row, question in enumerate(questions):
         scores = data.sentence_lexical.scores(tokenize(question))
         lexical = np.argsort(-scores, kind="stable")[:60]
@@ -65,7 +69,9 @@ def as_answer(bot: Chatbot, sentences: list[int]) -> Answer:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("qa_file", type=Path)
-    parser.add_argument("--docs", type=Path, help="documents folder (default: the SQuAD articles, written to a temporary folder)")
+    parser.add_argument(
+        "--docs", type=Path, help="documents folder (default: the SQuAD articles, written to a temporary folder)"
+    )
     parser.add_argument("--index", type=Path, help="index folder (default: beside the documents)")
     parser.add_argument("--config", type=Path, help="config file (default: config/default.toml)")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results", help="where the table is written")
@@ -84,15 +90,27 @@ def main() -> int:
     answerable = [item for item in items if not item.impossible]
     rows = []
     for name, picks in baselines(bot, [item.question for item in items]).items():
-        hits = sum(is_hit(as_answer(bot, pick), item.answers) for item, pick in zip(items, picks) if not item.impossible)
+        hits = sum(
+            is_hit(as_answer(bot, pick), item.answers) for item, pick in zip(items, picks) if not item.impossible
+        )
         rows.append((name, hits / max(len(answerable), 1), 0.0, 0.0, hits / len(items)))
     report = evaluate(bot, items)
-    rows.append(("this project (default config)", report.hit_rate, report.false_abstention_rate,
-                 report.unanswerable_abstention_rate, report.overall_accuracy))
+    rows.append(
+        (
+            "this project (default config)",
+            report.hit_rate,
+            report.false_abstention_rate,
+            report.unanswerable_abstention_rate,
+            report.overall_accuracy,
+        )
+    )
 
     header = "| system | hit rate (answerable) | false abstention | abstains on unanswerable | overall accuracy |"
     lines = [header, "|---|---|---|---|---|"]
-    lines += [f"| {name} | {hit:.3f} | {false:.3f} | {right:.3f} | {accuracy:.3f} |" for name, hit, false, right, accuracy in rows]
+    lines += [
+        f"| {name} | {hit:.3f} | {false:.3f} | {right:.3f} | {accuracy:.3f} |"
+        for name, hit, false, right, accuracy in rows
+    ]
     summary = (
         f"{args.qa_file.name}: {len(items)} questions ({len(answerable)} answerable), documents {docs.name}; "
         f"retrieval recall@1 {report.recall_at_1:.3f}, recall@5 {report.recall_at_5:.3f}; "

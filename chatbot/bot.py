@@ -12,9 +12,10 @@ from __future__ import annotations
 import logging
 import re
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from .answer import Answer
 from .compose import compose
@@ -45,7 +46,7 @@ class Chatbot:
 
     def __init__(self, config: Config) -> None:
         self.config = config
-        self.embedder = Embedder(config.model.name, config.model.batch_size, config.model.device)
+        self.embedder = Embedder(config.model.name, config.model.batch_size, config.model.device, config.model.dtype)
         self._data: IndexData | None = None
         self._refresh_lock = threading.Lock()
 
@@ -84,7 +85,9 @@ class Chatbot:
     ) -> list[tuple[Answer, Evidence]]:
         """Answers with the evidence behind them (retrieved passages, scored candidate sentences)."""
         settings = apply_overrides(self.config, answer=answer).answer if answer else self.config.answer
-        questions = [_LONE_SURROGATE.sub("\ufffd", question) if isinstance(question, str) else question for question in questions]
+        questions = [
+            _LONE_SURROGATE.sub("\ufffd", question) if isinstance(question, str) else question for question in questions
+        ]
         for question in questions:
             if not isinstance(question, str) or not question.strip():
                 raise ChatbotError("the question is empty")

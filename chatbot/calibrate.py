@@ -84,7 +84,9 @@ def answer_samples(bot: Chatbot, items: list[Item], batch_size: int = 256):
     """Per question, answered with abstention off: confidence signals, hit, unanswerable, confidence."""
     signals, hits, impossible, confidence = [], [], [], []
     for item, (answer, evidence) in _explained(bot, items, batch_size, answer={"min_confidence": 0.0}):
-        signals.append(evidence.ranked.signals if evidence.ranked.signals is not None else np.zeros(len(CONFIDENCE_FEATURES)))
+        signals.append(
+            evidence.ranked.signals if evidence.ranked.signals is not None else np.zeros(len(CONFIDENCE_FEATURES))
+        )
         hits.append(not item.impossible and is_hit(answer, item.answers))
         impossible.append(item.impossible)
         confidence.append(answer.confidence)
@@ -97,7 +99,9 @@ def _explained(bot: Chatbot, items: list[Item], batch_size: int, answer=None):
         yield from zip(batch, bot.explain_batch([item.question for item in batch], answer))
 
 
-def fit_logistic(features: np.ndarray, labels: np.ndarray, names: tuple[str, ...], strength: float = 1.0) -> dict[str, float]:
+def fit_logistic(
+    features: np.ndarray, labels: np.ndarray, names: tuple[str, ...], strength: float = 1.0
+) -> dict[str, float]:
     """L2-regularised logistic-regression weights by feature name, plus "bias"."""
     from sklearn.linear_model import LogisticRegression
 

@@ -15,7 +15,7 @@ import logging
 import os
 import sys
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from .answer import Answer, confidence_label
 from .errors import ChatbotError
@@ -58,7 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
     index.add_argument("--rebuild", action="store_true", help="rebuild from scratch")
     index.add_argument("--json", action="store_true", help="print what was done as JSON")
     index.add_argument(
-        "--watch", action="store_true", help="keep following the folder, updating the index as files change (Ctrl-C stops)"
+        "--watch",
+        action="store_true",
+        help="keep following the folder, updating the index as files change (Ctrl-C stops)",
     )
 
     source = sub.add_parser(
@@ -79,25 +81,44 @@ def build_parser() -> argparse.ArgumentParser:
         "--auth", metavar="USER:PASSWORD", help="ask for these credentials (default: the CHATBOT_AUTH variable, if set)"
     )
 
-    batch = sub.add_parser("batch", parents=[common], help="answer a file of questions (.txt, .jsonl, .csv or - for stdin)")
+    batch = sub.add_parser(
+        "batch", parents=[common], help="answer a file of questions (.txt, .jsonl, .csv or - for stdin)"
+    )
     batch.add_argument("questions", metavar="QUESTIONS")
-    batch.add_argument("-o", "--output", metavar="OUT", help="write here (.jsonl, .csv or .md); default: JSONL on stdout")
+    batch.add_argument(
+        "-o", "--output", metavar="OUT", help="write here (.jsonl, .csv or .md); default: JSONL on stdout"
+    )
     batch.add_argument("--resume", action="store_true", help="skip ids already answered in OUT and append the rest")
     batch.add_argument("--meta", metavar="FILE", help="write the provenance record here (default: OUT.meta.json)")
     batch.add_argument("--quiet", action="store_true", help="no progress bar")
 
-    for name, text in (("eval", "score answers against known answers"), ("calibrate", "fit confidence and choose the abstention threshold")):
+    for name, text in (
+        ("eval", "score answers against known answers"),
+        ("calibrate", "fit confidence and choose the abstention threshold"),
+    ):
         tool = sub.add_parser(name, parents=[common], help=f"{text} (SQuAD JSON or JSONL)")
         tool.add_argument("qa_file", metavar="QA_FILE")
-        tool.add_argument("--build-corpus", metavar="DIR", help="write the SQuAD articles as documents into DIR and answer from them")
+        tool.add_argument(
+            "--build-corpus", metavar="DIR", help="write the SQuAD articles as documents into DIR and answer from them"
+        )
         tool.add_argument("--limit", type=int, metavar="N", help="use only the first N questions")
     evaluate = sub.choices["eval"]
     evaluate.add_argument("--report", metavar="FILE", help="write the scores as JSON")
     evaluate.add_argument("--errors", metavar="FILE", help="write the misses as JSON lines")
     calibrate = sub.choices["calibrate"]
-    calibrate.add_argument("--write", metavar="CONFIG", help="put the fitted weights and threshold into this config file")
-    calibrate.add_argument("--plot", metavar="PNG", default="calibration.png", help="trade-off plot (default calibration.png)")
-    calibrate.add_argument("--max-false-abstention", type=float, default=0.10, metavar="RATE", help="limit for the chosen threshold (default 0.10)")
+    calibrate.add_argument(
+        "--write", metavar="CONFIG", help="put the fitted weights and threshold into this config file"
+    )
+    calibrate.add_argument(
+        "--plot", metavar="PNG", default="calibration.png", help="trade-off plot (default calibration.png)"
+    )
+    calibrate.add_argument(
+        "--max-false-abstention",
+        type=float,
+        default=0.10,
+        metavar="RATE",
+        help="limit for the chosen threshold (default 0.10)",
+    )
     calibrate.add_argument(
         "--off-topic", metavar="DIR", help="also ask every question of documents in DIR, which answer none of them"
     )
@@ -105,11 +126,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def open_bot(args: argparse.Namespace):
-    """The Chatbot for the command's --config, --docs and --index, with its index brought up to date."""
+    """The Chatbot for the command's --config, --docs and --index (its index is checked on first use)."""
     from .bot import Chatbot
 
-    bot = Chatbot.from_config(args.config, docs=args.docs, index=args.index)
-    return bot
+    return Chatbot.from_config(args.config, docs=args.docs, index=args.index)
 
 
 @command
@@ -117,7 +137,10 @@ def cmd_index(args: argparse.Namespace) -> int:
     bot = open_bot(args)
 
     def show(report) -> None:  # when watching, one JSON object per line
-        print(json.dumps(report.to_dict(), indent=None if args.watch else 1) if args.json else report.summary(), flush=True)
+        print(
+            json.dumps(report.to_dict(), indent=None if args.watch else 1) if args.json else report.summary(),
+            flush=True,
+        )
 
     if args.watch:
         from .watch import watch_folder
@@ -201,7 +224,9 @@ def cmd_batch(args: argparse.Namespace) -> int:
     started = time.time()
     bar = iterate_progress(len(rows), args.quiet)
     append = bool(done) and out.exists()
-    with (open(out, "a" if append else "w", encoding="utf-8", newline="") if out else contextlib.nullcontext(sys.stdout)) as stream:
+    with (
+        open(out, "a" if append else "w", encoding="utf-8", newline="") if out else contextlib.nullcontext(sys.stdout)
+    ) as stream:
         counts = answer_rows(bot, rows, Writer(stream, kind, append=append), done, progress=bar.update if bar else None)
     if bar:
         bar.close()

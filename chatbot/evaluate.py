@@ -15,16 +15,19 @@ import json
 import re
 import statistics
 import time
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from .answer import Answer
 from .bot import Chatbot, Evidence
 from .errors import ChatbotError
 
 WINDOW = 400  # characters of the joined quotes that count
-_QUOTES = str.maketrans({"‘": "'", "’": "'", "‚": "'", "`": "'", "´": "'", "“": '"', "”": '"', "„": '"', "«": '"', "»": '"'})
+_QUOTES = str.maketrans(
+    {"‘": "'", "’": "'", "‚": "'", "`": "'", "´": "'", "“": '"', "”": '"', "„": '"', "«": '"', "»": '"'}
+)
 
 
 @dataclass(frozen=True)
@@ -141,7 +144,10 @@ def build_corpus(squad_path: Path, folder: Path) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     written = []
     for number, article in enumerate(data, start=1):
-        name = re.sub(r"[^\w.-]+", "_", str(article.get("title") or f"article-{number}")).strip("._") or f"article-{number}"
+        name = (
+            re.sub(r"[^\w.-]+", "_", str(article.get("title") or f"article-{number}")).strip("._")
+            or f"article-{number}"
+        )
         path = folder / f"{name}.txt"
         text = "\n\n".join(paragraph["context"].strip() for paragraph in article.get("paragraphs", []))
         if not path.exists() or path.read_text(encoding="utf-8") != text:

@@ -29,7 +29,11 @@ def _stem(word: str) -> str:
 
 def tokenize(text: str) -> list[str]:
     """Stemmed content words of `text`, in order (repeats kept: BM25 counts them)."""
-    return [_stem(word) for word in _WORD.findall(text.lower()) if word not in STOPWORDS and (len(word) > 1 or word.isdigit())]
+    return [
+        _stem(word)
+        for word in _WORD.findall(text.lower())
+        if word not in STOPWORDS and (len(word) > 1 or word.isdigit())
+    ]
 
 
 class LexicalIndex:

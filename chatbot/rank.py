@@ -34,14 +34,26 @@ _NUMBER_WORDS = r"one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve
 _MONTHS = r"january|february|march|april|may|june|july|august|september|october|november|december"
 _KINDS = (
     # (kind, question pattern, pattern a sentence must contain to hold that kind of answer)
-    ("date", r"\bwhen\b|\bwhat (?:year|date|day|month|century|decade|time|era|period)\b|\b(?:which|what) year\b",
-     rf"\b(?:1\d{{3}}|20\d{{2}}|\d{{1,2}}(?:st|nd|rd|th)|{_MONTHS}|century|centuries|decade|bc|ad|bce|ce)\b|\d0s\b"),
-    ("number", r"\bhow (?:many|much|long|old|far|large|big|high|tall|deep|wide|often|fast)\b|\bwhat (?:percentage|percent|number|amount|proportion|share|size)\b",
-     rf"\d|\b(?:{_NUMBER_WORDS})\b|%"),
-    ("name", r"\bwho\b|\bwhom\b|\bwhose\b|\bwhere\b|\bwhat (?:company|city|country|province|state|organi[sz]ation|firm|person|place)\b",
-     r"\b[A-Z][\w’'-]+"),
+    (
+        "date",
+        r"\bwhen\b|\bwhat (?:year|date|day|month|century|decade|time|era|period)\b|\b(?:which|what) year\b",
+        rf"\b(?:1\d{{3}}|20\d{{2}}|\d{{1,2}}(?:st|nd|rd|th)|{_MONTHS}|century|centuries|decade|bc|ad|bce|ce)\b|\d0s\b",
+    ),
+    (
+        "number",
+        r"\bhow (?:many|much|long|old|far|large|big|high|tall|deep|wide|often|fast)\b|\bwhat (?:percentage|percent|number|amount|proportion|share|size)\b",
+        rf"\d|\b(?:{_NUMBER_WORDS})\b|%",
+    ),
+    (
+        "name",
+        r"\bwho\b|\bwhom\b|\bwhose\b|\bwhere\b|\bwhat (?:company|city|country|province|state|organi[sz]ation|firm|person|place)\b",
+        r"\b[A-Z][\w’'-]+",
+    ),
 )
-_COMPILED = tuple((kind, re.compile(question, re.I), re.compile(answer, 0 if kind == "name" else re.I)) for kind, question, answer in _KINDS)
+_COMPILED = tuple(
+    (kind, re.compile(question, re.I), re.compile(answer, 0 if kind == "name" else re.I))
+    for kind, question, answer in _KINDS
+)
 _NEGATION = re.compile(r"\b(?:not|never|no|none|nor|neither|without|cannot)\b|n[’']t\b", re.I)
 _NAME = re.compile(r"(?<=\s)[A-Z][\w’'-]*[a-z][\w’'-]*")
 
@@ -153,10 +165,23 @@ def _candidates(data: IndexData, hits: Hits, vector: np.ndarray):
     ids = np.fromiter(best, dtype=np.int64, count=len(best))
     passages = np.fromiter(best.values(), dtype=np.int64, count=len(best))
     passage_list = passages.tolist()
-    return ids, passages, np.array([cosine[p] for p in passage_list]), np.array([fused.get(p, 0.0) for p in passage_list])
+    return (
+        ids,
+        passages,
+        np.array([cosine[p] for p in passage_list]),
+        np.array([fused.get(p, 0.0) for p in passage_list]),
+    )
 
 
-def _answer_signals(data: IndexData, question: str, relevance: float, logits: np.ndarray, features: np.ndarray, passage: int, sentence: str) -> np.ndarray:
+def _answer_signals(
+    data: IndexData,
+    question: str,
+    relevance: float,
+    logits: np.ndarray,
+    features: np.ndarray,
+    passage: int,
+    sentence: str,
+) -> np.ndarray:
     """The question-level evidence for CONFIDENCE_FEATURES, from all candidates and the best one."""
     doc, start, end = (int(value) for value in data.passages[passage, :3])
     context = (data.texts[doc][start:end] + " " + data.documents[doc]["path"].replace("_", " ")).lower()

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .config import RetrieveConfig
-from .store import IndexData
+from .store import IndexData, search_vectors
 
 
 @dataclass(frozen=True)
@@ -31,8 +31,8 @@ def retrieve(data: IndexData, queries: list[list[str]], vectors: np.ndarray, set
     """Fused passage rankings for a batch of questions (token lists and unit vectors, one row each)."""
     k_dense = min(settings.dense_candidates, len(data.passages))
     k_sentences = min(settings.dense_candidates, len(data.sentences))
-    _, dense_passages = data.passage_search.search(vectors, k_dense)
-    _, dense_sentences = data.sentence_search.search(vectors, k_sentences)
+    _, dense_passages = search_vectors(data.passage_search, vectors, k_dense)
+    _, dense_sentences = search_vectors(data.sentence_search, vectors, k_sentences)
     owner = data.sentence_passage
     results = []
     for row, tokens in enumerate(queries):
@@ -40,7 +40,10 @@ def retrieve(data: IndexData, queries: list[list[str]], vectors: np.ndarray, set
         lexical = _top(data.sentence_lexical.scores(tokens), settings.lexical_candidates) if tokens else dense[:0]
         rankings = [dense_passages[row][dense_passages[row] >= 0], _unique(owner[dense])]
         if tokens:
-            rankings += [_top(data.passage_lexical.scores(tokens), settings.lexical_candidates), _unique(owner[lexical])]
+            rankings += [
+                _top(data.passage_lexical.scores(tokens), settings.lexical_candidates),
+                _unique(owner[lexical]),
+            ]
         passages, scores = _fuse(rankings, settings.rrf_k, settings.passages)
         best = settings.sentences
         results.append(Hits(passages, scores, _unique(np.concatenate([dense[:best], lexical[:best]]))))

@@ -23,7 +23,9 @@ _real_connect = socket.socket.connect
 
 
 def _loopback_only(self, address):
-    if self.family == socket.AF_UNIX or (isinstance(address, tuple) and address[0] in ("127.0.0.1", "::1", "localhost")):
+    if self.family == socket.AF_UNIX or (
+        isinstance(address, tuple) and address[0] in ("127.0.0.1", "::1", "localhost")
+    ):
         return _real_connect(self, address)
     raise OSError(f"network access in tests is not allowed: {address!r}")
 

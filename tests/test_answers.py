@@ -70,7 +70,10 @@ def test_batch_gives_the_same_answers_as_one_by_one(seed_bot):
         # Batched encoding differs from single encoding only by float rounding (about 1e-7).
         assert together.confidence == pytest.approx(alone.confidence, abs=1e-5)
         assert (together.abstained, together.text, together.quotes, together.sources) == (
-            alone.abstained, alone.text, alone.quotes, alone.sources,
+            alone.abstained,
+            alone.text,
+            alone.quotes,
+            alone.sources,
         )
 
 

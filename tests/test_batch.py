@@ -33,7 +33,9 @@ def test_each_input_format_gives_one_answer_per_question_in_order(tmp_path, seed
         rows = [{"id": f"a{i}", "question": q, "topic": "seed"} for i, q in enumerate(QUESTIONS)]
         source.write_text("\n".join(json.dumps(row) for row in rows) + "\n", encoding="utf-8")
     else:
-        source.write_text("question,note\n" + "\n".join(f'"{q}",n{i}' for i, q in enumerate(QUESTIONS)) + "\n", encoding="utf-8")
+        source.write_text(
+            "question,note\n" + "\n".join(f'"{q}",n{i}' for i, q in enumerate(QUESTIONS)) + "\n", encoding="utf-8"
+        )
     out = tmp_path / "answers.jsonl"
     assert main(["batch", str(source), "-o", str(out), *seed_args]) == 0
     records = lines(out)

@@ -16,7 +16,13 @@ def run(*args, stdin: str = "", cwd=None) -> subprocess.CompletedProcess:
     """The real entry point, as a user runs it."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     return subprocess.run(
-        [sys.executable, "-m", "chatbot", *args], input=stdin, capture_output=True, text=True, env=env, cwd=cwd, timeout=600
+        [sys.executable, "-m", "chatbot", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        timeout=600,
     )
 
 

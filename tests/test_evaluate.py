@@ -108,7 +108,14 @@ def test_calibrate_writes_a_config_that_loads(squad_file, tmp_path, capsys):
     config = tmp_path / "config.toml"
     shutil.copy(DEFAULT_CONFIG, config)
     plot = tmp_path / "trade-off.png"
-    argv = ["calibrate", str(squad_file), "--build-corpus", str(tmp_path / "corpus"), "--index", str(tmp_path / "index")]
+    argv = [
+        "calibrate",
+        str(squad_file),
+        "--build-corpus",
+        str(tmp_path / "corpus"),
+        "--index",
+        str(tmp_path / "index"),
+    ]
     assert main([*argv, "--config", str(config), "--write", str(config), "--plot", str(plot)]) == 0
     loaded = load_config(config)
     default = load_config(DEFAULT_CONFIG)

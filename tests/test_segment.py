@@ -6,7 +6,7 @@ from hypothesis import strategies as st
 
 from chatbot.segment import split_blocks, split_sentences
 
-from .conftest import SEEDS, SEED_FILE, document_text
+from .conftest import SEED_FILE, SEEDS, document_text
 
 
 def sentences(text: str) -> list[str]:
@@ -37,7 +37,7 @@ def test_abbreviations_decimals_and_initials_do_not_split():
 
 
 def test_quoted_speech_stays_in_one_sentence():
-    text = "He said, “It is over. We lost.” Then he left. She replied: \"No. Not yet.\" Nobody moved."
+    text = 'He said, “It is over. We lost.” Then he left. She replied: "No. Not yet." Nobody moved.'
     assert sentences(text) == [
         "He said, “It is over. We lost.”",
         "Then he left.",
@@ -80,7 +80,7 @@ def test_crlf_offsets_are_exact():
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.lists(st.sampled_from(list("ab .!?\n\"“”’-#*1:,") + ["Mr. ", "U.S. ", "The ", "\n\n", "- "]), max_size=120))
+@given(st.lists(st.sampled_from(list('ab .!?\n"“”’-#*1:,') + ["Mr. ", "U.S. ", "The ", "\n\n", "- "]), max_size=120))
 def test_spans_are_ordered_trimmed_and_inside_the_text(pieces):
     text = "".join(pieces)
     previous_end = 0
