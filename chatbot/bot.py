@@ -94,6 +94,13 @@ class Chatbot:
         if not questions:
             return []
         data = self.data
+        for question in questions:
+            if self.embedder.over_limit(question):
+                log.warning(
+                    "a question of %d characters is longer than the model reads; its meaning is taken from the "
+                    "start, its words from all of it",
+                    len(question),
+                )
         tokens = [tokenize(question) for question in questions]
         vectors = self.embedder.encode(questions)
         results = []

@@ -318,9 +318,8 @@ def format_answer(answer: Answer) -> str:
     else:
         lines.append("Sources:")
         for quote in answer.quotes:
-            lines.append(
-                f"  [{quote.citation}] {quote.source}, line {quote.line}, characters {quote.start}-{quote.end}"
-            )
+            where = f"page {quote.page}, line {quote.line}" if quote.page is not None else f"line {quote.line}"
+            lines.append(f"  [{quote.citation}] {quote.source}, {where}, characters {quote.start}-{quote.end}")
     lines.append(f"Confidence: {answer.confidence:.2f} ({confidence_label(answer.confidence)})")
     return "\n".join(lines)
 

@@ -29,7 +29,7 @@ class PathsConfig:
 
 @dataclass(frozen=True)
 class DocumentsConfig:
-    extensions: tuple[str, ...] = (".txt", ".md")
+    extensions: tuple[str, ...] = (".txt", ".md", ".pdf", ".html", ".htm", ".docx")
 
 
 @dataclass(frozen=True)

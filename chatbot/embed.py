@@ -39,6 +39,10 @@ class Embedder:
     def dimension(self) -> int:
         return int(self.model.get_embedding_dimension())
 
+    def over_limit(self, text: str) -> bool:
+        """Whether the model reads only the start of `text` (it has more tokens than the model takes)."""
+        return _too_long(self.model, text)
+
     def encode(self, texts: list[str], show_progress: bool = False) -> np.ndarray:
         """Unit-length float32 vectors, one row per text."""
         if not texts:
@@ -54,6 +58,14 @@ class Embedder:
         if self.dtype != "float32":  # normalised in low precision: make them unit length again
             vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
         return vectors
+
+
+def _too_long(model, text: str) -> bool:
+    """Whether the model would cut `text` (only texts long enough to risk it are tokenised)."""
+    limit = model.max_seq_length
+    if len(text) < 2 * limit:  # a token covers at least one character, and usually several
+        return False
+    return len(model.tokenizer(text, add_special_tokens=True, truncation=False, verbose=False)["input_ids"]) > limit
 
 
 def resolve_model(name: str) -> str:

@@ -70,3 +70,16 @@ def test_lone_surrogates_do_not_crash(seed_bot):
     answer = seed_bot.ask(b"\xff\xfe which chip?".decode("utf-8", "surrogateescape"))
     assert answer.question == "\ufffd\ufffd which chip?"
     answer.to_dict()  # and it can be written out
+
+
+def test_a_question_longer_than_the_model_reads_is_noted(seed_bot, caplog, monkeypatch):
+    import logging
+
+    monkeypatch.setattr(logging.getLogger("chatbot"), "propagate", True)  # the CLI's own handler may be set
+    with caplog.at_level("WARNING", logger="chatbot"):
+        seed_bot.ask("Which chip did Guangdong highlight? " * 300)
+    assert "longer than the model reads" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="chatbot"):
+        seed_bot.ask("Which chip did Guangdong highlight?")
+    assert "longer than the model reads" not in caplog.text
