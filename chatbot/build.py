@@ -40,7 +40,7 @@ PROGRESS_FROM = 2000  # a build embedding at least this many texts shows a progr
 def settings_of(config: Config) -> dict[str, Any]:
     """The settings that shape the index: a change to any of them means a full rebuild."""
     return {
-        "model": config.model.name,
+        "model": config.model.name if config.model.dtype == "float32" else f"{config.model.name} ({config.model.dtype})",
         "segment": asdict(config.segment),
         "chunk": asdict(config.chunk),
         "readers": formats.VERSION,
@@ -94,11 +94,11 @@ def build_data(
     with _progress(total) as progress:
         old = (previous.sentences, previous.sentence_vectors) if previous is not None else None
         sentence_vectors, sentence_search = _stream_vectors(
-            staging / "sentence_vectors.npy", sentences, texts, reuse, old, embedder, dimension, progress
+            staging / "sentence_vectors.npy", sentences, texts, reuse, old, embedder, dimension, progress, config.search
         )
         old = (previous.passages, previous.passage_vectors) if previous is not None else None
         passage_vectors, passage_search = _stream_vectors(
-            staging / "passage_vectors.npy", passages, texts, reuse, old, embedder, dimension, progress
+            staging / "passage_vectors.npy", passages, texts, reuse, old, embedder, dimension, progress, config.search
         )
 
     sentence_tokens = [tokenize(texts[d][s:e]) for d, s, e in sentences.tolist()]
@@ -131,11 +131,11 @@ def build_data(
     return data, embedded
 
 
-def _stream_vectors(path, table, texts, reuse, old, embedder, dimension, progress):
+def _stream_vectors(path, table, texts, reuse, old, embedder, dimension, progress, search_settings):
     """Vectors for the rows of `table` (sentences or passages), written to `path` in row order and added to a
     FAISS index as they come: copied from the old build (`old` = its table and vectors) for reused documents,
     embedded in batches of EMBED_CHUNK texts otherwise. Returns (memory-mapped vectors, FAISS index)."""
-    search = vector_search(np.zeros((0, dimension), dtype=np.float32))
+    search = vector_search(np.zeros((0, dimension), dtype=np.float32), search_settings, expected=len(table))
     pending: list[int] = []  # rows waiting to be embedded
 
     def put(vectors: np.ndarray) -> None:

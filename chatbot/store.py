@@ -37,6 +37,7 @@ from typing import Any
 import faiss
 import numpy as np
 
+from .config import SearchConfig
 from .errors import ChatbotError
 from .lexical import LexicalIndex
 
@@ -225,12 +226,37 @@ def load_index(folder: Path, manifest: dict[str, Any] | None = None, verify: boo
         raise IndexDamaged(f"index in {build} cannot be read: {exc}") from None
 
 
-def vector_search(vectors: np.ndarray) -> faiss.Index:
-    """An exact inner-product FAISS index over unit vectors (inner product = cosine)."""
-    search = faiss.IndexFlatIP(vectors.shape[1])
-    if len(vectors):
-        search.add(np.ascontiguousarray(vectors, dtype=np.float32))
+def vector_search(vectors: np.ndarray, settings: SearchConfig | None = None, expected: int = 0) -> faiss.Index:
+    """An inner-product FAISS index over unit vectors (inner product = cosine), of the kind `settings` picks
+    for max(len(vectors), expected) vectors: exact (IndexFlatIP) while small, HNSW beyond
+    `settings.exact_up_to`. Pass `expected` when more vectors will be added later (HNSW needs no training).
+    """
+    settings = settings or SearchConfig()
+    dimension = vectors.shape[1]
+    size = max(len(vectors), expected)
+    if settings.kind == "hnsw" or (settings.kind == "auto" and size > settings.exact_up_to):
+        search = faiss.IndexHNSWFlat(dimension, settings.hnsw_m, faiss.METRIC_INNER_PRODUCT)
+        search.hnsw.efConstruction = settings.hnsw_ef_construction
+        search.hnsw.efSearch = settings.hnsw_ef_search  # saved with the index by faiss.write_index
+    else:
+        search = faiss.IndexFlatIP(dimension)
+    for lo in range(0, len(vectors), 65536):  # a slice at a time: a memory map is not copied whole
+        search.add(np.ascontiguousarray(vectors[lo : lo + 65536], dtype=np.float32))
     return search
+
+
+def search_vectors(search: faiss.Index, vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """`search.search(vectors, k)`; a handful of queries run on this thread alone, because waking FAISS's
+    OpenMP threads for one query costs more than the query (on a busy 2-core machine: 24 ms against 0.25 ms
+    for 10,000 vectors). The results are the same either way."""
+    if len(vectors) >= 20:
+        return search.search(vectors, k)
+    threads = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    try:
+        return search.search(vectors, k)
+    finally:
+        faiss.omp_set_num_threads(threads)
 
 
 @contextlib.contextmanager

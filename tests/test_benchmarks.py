@@ -1,0 +1,116 @@
+"""Each benchmark script starts, runs on a tiny input and writes its table (timings are never asserted)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from .conftest import ROOT, SEEDS
+
+ARTICLES = [
+    ("Lighthouses", ["The Eddystone Lighthouse stands on rocks south of Plymouth. It was first lit in 1698.",
+                     "Its fourth tower was designed by James Douglass. The light can be seen for 22 miles."]),
+    ("Tea", ["Tea is an aromatic drink made from the leaves of Camellia sinensis. It began in China.",
+             "Green tea is not oxidised. Black tea is fully oxidised and keeps its flavour for years."]),
+]
+
+
+@pytest.fixture(scope="module")
+def tiny_squad(tmp_path_factory):
+    """A two-article SQuAD file with a few questions."""
+    data = {"data": [
+        {"title": title, "paragraphs": [
+            {"context": text, "qas": [{"id": f"{title}{n}", "question": f"What is said about {title.lower()}?",
+                                       "answers": [{"text": text.split(".")[0], "answer_start": 0}],
+                                       "is_impossible": False}]}
+            for n, text in enumerate(paragraphs)
+        ]}
+        for title, paragraphs in ARTICLES
+    ]}
+    path = tmp_path_factory.mktemp("squad") / "tiny.json"
+    path.write_text(json.dumps(data), encoding="utf-8")
+    return path
+
+
+def run_script(name: str, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / name), *args], check=False, cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result
+
+
+def test_bench_store_writes_table_and_plot(tmp_path):
+    results, plot = tmp_path / "RESULTS.md", tmp_path / "store.png"
+    run_script("bench_store.py", "--sizes", "500,2000", "--queries", "5", "--dimension", "16",
+               "--search", '{"exact_up_to": 1000}', "--results", str(results), "--plot", str(plot))
+    text = results.read_text(encoding="utf-8")
+    assert "<!-- begin store -->" in text and "| 2,000 | IndexHNSWFlat" in text and "| 500 | IndexFlatIP" in text
+    assert "Load average" in text and "store.png" in text
+    assert plot.stat().st_size > 0
+
+
+def test_bench_build_writes_table(tmp_path, tiny_squad):
+    results = tmp_path / "RESULTS.md"
+    run_script("bench_build.py", "--squad", str(tiny_squad), "--rounds", "1", "--results", str(results))
+    text = results.read_text(encoding="utf-8")
+    assert "<!-- begin build -->" in text and "chatbot index, end to end" in text and "bare SentenceTransformer" in text
+
+
+def test_bench_batch_writes_both_tables(tmp_path, tiny_squad):
+    results = tmp_path / "RESULTS.md"
+    run_script("bench_batch.py", "--squad", str(tiny_squad), "--questions", "3", "--rounds", "1",
+               "--results", str(results))
+    text = results.read_text(encoding="utf-8")
+    assert "<!-- begin latency -->" in text and "ask (warm)" in text
+    assert "<!-- begin batch -->" in text and "| ask_batch |" in text
+
+
+def test_bench_cold_writes_table(tmp_path):
+    results = tmp_path / "RESULTS.md"
+    run_script("bench_cold.py", "--docs", str(SEEDS), "--index", str(tmp_path / "index"), "--rounds", "1",
+               "--results", str(results))
+    text = results.read_text(encoding="utf-8")
+    assert "<!-- begin cold -->" in text and "python -m chatbot ask" in text
+
+
+def test_sections_are_replaced_not_repeated(tmp_path):
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from results_md import write_section
+
+    results = tmp_path / "RESULTS.md"
+    for body in ("first", "second"):
+        write_section("demo", "Demo", body, "0 0 0", results)
+    write_section("other", "Other", "third", "0 0 0", results)
+    text = results.read_text(encoding="utf-8")
+    assert text.count("<!-- begin demo -->") == 1 and "second" in text and "first" not in text and "third" in text
+
+
+def test_hnsw_index_is_saved_loaded_and_answers_like_exact_search(seed_docs, seed_bot, tmp_path):
+    """The approximate index chosen by config goes through store.py's write/read and gives the same answers
+    on a small corpus as exact search."""
+    import faiss
+
+    from chatbot import Chatbot
+
+    hnsw = Chatbot.from_config(docs=seed_docs, index=tmp_path / "index", search={"kind": "hnsw"})
+    hnsw.index()
+    reloaded = Chatbot.from_config(docs=seed_docs, index=tmp_path / "index", search={"kind": "hnsw"})
+    for bot in (hnsw, reloaded):
+        assert isinstance(faiss.downcast_index(bot.data.passage_search), faiss.IndexHNSWFlat)
+    assert isinstance(faiss.downcast_index(seed_bot.data.passage_search), faiss.IndexFlatIP)
+    question = "Which chip did Guangdong highlight?"
+    assert reloaded.ask(question).to_dict() == seed_bot.ask(question).to_dict()
+
+
+def test_model_dtype_counts_as_a_model_change():
+    from chatbot.build import settings_of
+    from chatbot.config import Config, apply_overrides
+
+    default = Config()
+    assert settings_of(apply_overrides(default, model={"dtype": "bfloat16"})) != settings_of(default)
+    assert settings_of(default)["model"] == default.model.name  # float32 indexes built before stay current
