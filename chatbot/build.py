@@ -33,7 +33,7 @@ from .store import IndexData, VectorWriter, vector_search
 
 log = logging.getLogger("chatbot")
 
-EMBED_CHUNK = 512  # texts embedded (and held in memory) at a time; also the progress step
+EMBED_CHUNK = 4096  # texts embedded (and held in memory) at a time; also the progress step
 PROGRESS_FROM = 2000  # a build embedding at least this many texts shows a progress bar on a terminal
 
 
@@ -142,20 +142,23 @@ def _stream_vectors(path, table, texts, reuse, old, embedder, dimension, progres
         writer.append(vectors)
         search.add(np.ascontiguousarray(vectors, dtype=np.float32))
 
-    def embed_pending() -> None:
-        for lo in range(0, len(pending), EMBED_CHUNK):
-            chunk = table[pending[lo : lo + EMBED_CHUNK], :3].tolist()
+    def embed_pending(everything: bool = True) -> None:
+        """Embed whole chunks of the pending rows (and the rest too when `everything`): full chunks let the
+        model sort texts by length over many documents, which saves padding."""
+        done = 0
+        while len(pending) - done >= EMBED_CHUNK or (everything and done < len(pending)):
+            chunk = table[pending[done : done + EMBED_CHUNK], :3].tolist()
             put(embedder.encode([texts[d][s:e] for d, s, e in chunk]))
             progress.update(len(chunk))
-        pending.clear()
+            done += len(chunk)
+        del pending[:done]
 
     with VectorWriter(path, len(table), dimension) as writer:
         for number, previous in enumerate(reuse):
             rows = _rows(table, number)
             if previous is None:
                 pending.extend(range(rows.start, rows.stop))
-                if len(pending) >= EMBED_CHUNK:
-                    embed_pending()
+                embed_pending(everything=False)
                 continue
             embed_pending()
             kept = _rows(old[0], previous)
