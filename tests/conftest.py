@@ -3,6 +3,7 @@ and no network beyond loopback."""
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import socket
@@ -67,6 +68,25 @@ def make_bot(tmp_path):
         return Chatbot.from_config(docs=docs, index=overrides.pop("index", tmp_path / "index"), **overrides)
 
     return make
+
+
+@pytest.fixture
+def warnings_seen():
+    """The warning lines the chatbot logs during the test (attached to its own logger, whatever the CLI set up)."""
+
+    class Collect(logging.Handler):
+        def __init__(self) -> None:
+            super().__init__(logging.WARNING)
+            self.lines: list[str] = []
+
+        def emit(self, record: logging.LogRecord) -> None:
+            self.lines.append(record.getMessage())
+
+    handler = Collect()
+    logger = logging.getLogger("chatbot")
+    logger.addHandler(handler)
+    yield handler.lines
+    logger.removeHandler(handler)
 
 
 def document_text(folder: Path, source: str) -> str:

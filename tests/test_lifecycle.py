@@ -4,7 +4,6 @@ rebuilt, a build killed with SIGKILL, two processes at once, and `chatbot index 
 from __future__ import annotations
 
 import json
-import logging
 import os
 import queue
 import signal
@@ -28,25 +27,6 @@ DOCS = {
     "space/moon.txt": "The Moon orbits the Earth every 27 days. Its surface is covered in craters.\n",
 }
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
-
-
-@pytest.fixture
-def warnings_seen():
-    """The warning lines the chatbot logs during the test (attached to its own logger, whatever the CLI set up)."""
-
-    class Collect(logging.Handler):
-        def __init__(self) -> None:
-            super().__init__(logging.WARNING)
-            self.lines: list[str] = []
-
-        def emit(self, record: logging.LogRecord) -> None:
-            self.lines.append(record.getMessage())
-
-    handler = Collect()
-    logger = logging.getLogger("chatbot")
-    logger.addHandler(handler)
-    yield handler.lines
-    logger.removeHandler(handler)
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@ once with its reason; other encodings are decoded with a warning; links out of t
 
 from __future__ import annotations
 
-import logging
 import random
 from pathlib import Path
 
@@ -14,25 +13,6 @@ from chatbot.formats import Unreadable, decode_text
 from chatbot.load import scan_folder
 
 GOOD = "Copper conducts electricity well. It is used in most electrical wiring.\n"
-
-
-@pytest.fixture
-def warnings_seen():
-    """The warning lines the chatbot logs during the test (attached to its own logger, whatever the CLI set up)."""
-
-    class Collect(logging.Handler):
-        def __init__(self) -> None:
-            super().__init__(logging.WARNING)
-            self.lines: list[str] = []
-
-        def emit(self, record: logging.LogRecord) -> None:
-            self.lines.append(record.getMessage())
-
-    handler = Collect()
-    logger = logging.getLogger("chatbot")
-    logger.addHandler(handler)
-    yield handler.lines
-    logger.removeHandler(handler)
 
 
 @pytest.fixture
