@@ -129,4 +129,5 @@ class Chatbot:
 
     def _install(self, data: IndexData) -> None:
         data.sentence_passage  # computed here, once, rather than by the first question
+        data.sentence_lexical.distinct_terms
         self._data = data

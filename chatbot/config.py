@@ -84,32 +84,32 @@ class AnswerConfig:
 class RankingConfig:
     """Logistic weights that score how likely a candidate sentence holds the answer (see rank.py)."""
 
-    bias: float = -5.3428
-    sentence_cosine: float = 2.4321
-    passage_cosine: float = 1.2369
-    sentence_coverage: float = 0.5974
-    passage_coverage: float = 1.7941
-    previous_coverage: float = -0.57
-    previous_cosine: float = 0.6696
-    next_cosine: float = -0.6462
-    answer_type: float = 0.4236
-    fused_rank: float = 0.5715
-    cosine_gap: float = 0.6885
-    coverage_gap: float = 1.4901
-    novelty: float = -1.3013
-    length: float = 0.7622
+    bias: float = -5.0152
+    sentence_cosine: float = 2.2538
+    passage_cosine: float = 1.3306
+    sentence_coverage: float = 0.4616
+    passage_coverage: float = 1.8417
+    previous_coverage: float = -0.5398
+    previous_cosine: float = 0.6618
+    next_cosine: float = -0.59
+    answer_type: float = 0.4331
+    fused_rank: float = 0.5115
+    cosine_gap: float = 0.7006
+    coverage_gap: float = 1.5357
+    novelty: float = -1.68
+    length: float = 0.8912
 
 
 @dataclass(frozen=True)
 class ConfidenceConfig:
     """Logistic weights that turn the evidence for an answer into its confidence (see rank.py)."""
 
-    bias: float = -5.4699
-    relevance: float = 7.2282
-    margin: float = 0.3923
-    answer_type: float = 0.0976
-    missing_name: float = -0.2616
-    negation_mismatch: float = -3.3609
+    bias: float = -5.4697
+    relevance: float = 7.2482
+    margin: float = 0.3866
+    answer_type: float = 0.0929
+    missing_name: float = -0.2661
+    negation_mismatch: float = -3.4189
 
 
 @dataclass(frozen=True)

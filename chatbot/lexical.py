@@ -7,6 +7,7 @@ Usage example:
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from functools import lru_cache
@@ -80,6 +81,20 @@ class LexicalIndex:
             total += weight
             covered[self._indices[lo:hi]] += weight
         return covered / total if total else covered
+
+    @functools.cached_property
+    def distinct_terms(self) -> np.ndarray:
+        """Per document, how many distinct terms it holds (read off the index once, not per question)."""
+        return np.bincount(self._indices, minlength=self.size)
+
+    def shared_terms(self, query: list[str]) -> np.ndarray:
+        """Per document, how many of the query's distinct terms it holds."""
+        shared = np.zeros(self.size, dtype=np.int32)
+        for token in set(query):
+            term = self.bm25.vocab_dict.get(token)
+            if term is not None:
+                shared[self._indices[int(self._indptr[term]) : int(self._indptr[term + 1])]] += 1
+        return shared
 
     def document_frequency(self, token: str) -> int:
         term = self.bm25.vocab_dict.get(token)

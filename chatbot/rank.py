@@ -23,7 +23,6 @@ from dataclasses import dataclass, fields
 import numpy as np
 
 from .config import ConfidenceConfig, RankingConfig
-from .lexical import tokenize
 from .retrieve import Hits
 from .store import IndexData
 
@@ -108,7 +107,7 @@ def rank_sentences(
     texts = data.texts
     rows = data.sentences[ids]
     kind = expected_kind(question)
-    question_words = set(tokens)
+    lexical = data.sentence_lexical
     sentence_cosine = np.asarray(data.sentence_vectors[ids]) @ vector
     coverage = sentence_coverage[ids]
     previous = np.where(ids > 0, ids - 1, 0)
@@ -128,7 +127,7 @@ def rank_sentences(
         "fused_rank": fused,
         "cosine_gap": sentence_cosine - sentence_cosine.max(),
         "coverage_gap": coverage - coverage.max(),
-        "novelty": [_novelty(text, question_words) for text in sentence_texts],
+        "novelty": 1.0 - lexical.shared_terms(tokens)[ids] / np.maximum(lexical.distinct_terms[ids], 1),
         "length": [math.log1p(len(text) / 100) for text in sentence_texts],
     }
     features = np.column_stack([np.asarray(columns[name], dtype=np.float64) for name in RANKING_FEATURES])
@@ -194,12 +193,6 @@ def _answer_signals(
         "negation_mismatch": float(bool(_NEGATION.search(question)) and not _NEGATION.search(sentence)),
     }
     return np.array([signals[name] for name in CONFIDENCE_FEATURES], dtype=np.float64)
-
-
-def _novelty(sentence: str, question_words: set[str]) -> float:
-    """Share of the sentence's content words that the question does not use: an answer adds something."""
-    words = tokenize(sentence)
-    return sum(word not in question_words for word in words) / len(words) if words else 0.0
 
 
 def _sigmoid(x):

@@ -217,13 +217,21 @@ def load_index(folder: Path, manifest: dict[str, Any] | None = None, verify: boo
             passages=np.load(build / "passages.npy", allow_pickle=False),
             sentence_vectors=np.load(build / "sentence_vectors.npy", mmap_mode="r", allow_pickle=False),
             passage_vectors=np.load(build / "passage_vectors.npy", mmap_mode="r", allow_pickle=False),
-            sentence_search=faiss.read_index(str(build / "sentences.faiss")),
-            passage_search=faiss.read_index(str(build / "passages.faiss")),
+            sentence_search=_read_search(build / "sentences.faiss"),
+            passage_search=_read_search(build / "passages.faiss"),
             sentence_lexical=LexicalIndex.load(build / "lexical_sentences"),
             passage_lexical=LexicalIndex.load(build / "lexical_passages"),
         )
     except (OSError, ValueError, RuntimeError, KeyError) as exc:
         raise IndexDamaged(f"index in {build} cannot be read: {exc}") from None
+
+
+def _read_search(path: Path) -> faiss.Index:
+    """A FAISS index file, memory-mapped where FAISS can (builds are never changed once written)."""
+    try:
+        return faiss.read_index(str(path), faiss.IO_FLAG_MMAP)
+    except RuntimeError:
+        return faiss.read_index(str(path))
 
 
 def vector_search(vectors: np.ndarray, settings: SearchConfig | None = None, expected: int = 0) -> faiss.Index:
