@@ -25,7 +25,7 @@ import numpy as np
 from . import formats
 from .chunk import group_sentences
 from .config import Config
-from .embed import Embedder
+from .embed import Embedder, effective_dtype
 from .lexical import LexicalIndex, tokenize
 from .load import Document
 from .segment import split_blocks
@@ -39,8 +39,9 @@ PROGRESS_FROM = 2000  # a build embedding at least this many texts shows a progr
 
 def settings_of(config: Config) -> dict[str, Any]:
     """The settings that shape the index: a change to any of them means a full rebuild."""
+    dtype = effective_dtype(config.model.dtype, config.model.device)
     return {
-        "model": config.model.name if config.model.dtype == "float32" else f"{config.model.name} ({config.model.dtype})",
+        "model": config.model.name if dtype == "float32" else f"{config.model.name} ({dtype})",
         "segment": asdict(config.segment),
         "chunk": asdict(config.chunk),
         "readers": formats.VERSION,

@@ -169,8 +169,10 @@ class Config:
             value = getattr(self.answer, key)
             if not 0.0 <= value <= 1.0:
                 raise ChatbotError(f"config: answer.{key} must be between 0 and 1, got {value}")
-        if self.model.dtype not in ("float32", "bfloat16"):
-            raise ChatbotError(f"config: model.dtype must be \"float32\" or \"bfloat16\", got {self.model.dtype!r}")
+        if self.model.dtype not in ("auto", "float32", "bfloat16"):
+            raise ChatbotError(
+                f"config: model.dtype must be \"auto\", \"float32\" or \"bfloat16\", got {self.model.dtype!r}"
+            )
         if self.search.kind not in ("auto", "flat", "hnsw"):
             raise ChatbotError(f"config: search.kind must be \"auto\", \"flat\" or \"hnsw\", got {self.search.kind!r}")
         if self.search.exact_up_to < 0:

@@ -7,7 +7,9 @@ Usage example:
 
 from __future__ import annotations
 
+import functools
 import os
+import re
 import threading
 from pathlib import Path
 
@@ -22,6 +24,23 @@ _lock = threading.Lock()
 _models: dict[tuple[str, str, str], object] = {}
 
 
+def effective_dtype(dtype: str, device: str = "cpu") -> str:
+    """The precision a configured dtype means here: "auto" is bfloat16 on a CPU with native bfloat16
+    arithmetic (AVX-512 BF16 or AMX), float32 anywhere else."""
+    if dtype != "auto":
+        return dtype
+    return "bfloat16" if device == "cpu" and _cpu_has_bf16() else "float32"
+
+
+@functools.cache
+def _cpu_has_bf16() -> bool:
+    try:
+        flags = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return False
+    return bool(re.search(r"\b(?:avx512_bf16|amx_bf16)\b", flags))
+
+
 class Embedder:
     """A sentence-transformers model behind a cheap constructor; `encode` loads it when first needed."""
 
@@ -29,7 +48,7 @@ class Embedder:
         self.name = name
         self.batch_size = batch_size
         self.device = device
-        self.dtype = dtype  # "float32" or "bfloat16": the precision the model computes in
+        self.dtype = effective_dtype(dtype, device)  # "float32" or "bfloat16": the precision the model computes in
 
     @property
     def model(self):
