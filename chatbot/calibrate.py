@@ -23,7 +23,7 @@ import numpy as np
 
 from .bot import Chatbot
 from .evaluate import Item, is_hit, normalize
-from .rank import CONFIDENCE_FEATURES, RANKING_FEATURES
+from .rank import CONFIDENCE_FEATURES, RANKING_FEATURES, confidence_of
 
 
 @dataclass(frozen=True)
@@ -56,12 +56,14 @@ def calibrate(
     ranking = fit_logistic(features, labels, RANKING_FEATURES)
     ranked_bot = bot.replace(ranking=ranking)
     signals, hits, impossible, _ = answer_samples(ranked_bot, items)
+    training, labels = signals, hits
     if off_topic is not None:
         unrelated, _, _, _ = answer_samples(off_topic.replace(ranking=ranking), items)
-        signals = np.vstack([signals, unrelated])
-        hits = np.concatenate([hits, np.zeros(len(unrelated), dtype=bool)])
-    confidence = fit_logistic(signals, hits, CONFIDENCE_FEATURES)
-    _, hits, impossible, scores = answer_samples(ranked_bot.replace(confidence=confidence), items)
+        training = np.vstack([signals, unrelated])
+        labels = np.concatenate([hits, np.zeros(len(unrelated), dtype=bool)])
+    confidence = fit_logistic(training, labels, CONFIDENCE_FEATURES)
+    # The signals and hits do not depend on the confidence weights: score them, rather than ask again.
+    scores = confidence_of(signals, ranked_bot.replace(confidence=confidence).config.confidence)
     points = sweep(scores, hits, impossible)
     return Calibration(ranking, confidence, points, choose(points, max_false_abstention))
 

@@ -23,6 +23,7 @@ from typing import Any
 from .answer import Answer
 from .bot import Chatbot, Evidence
 from .errors import ChatbotError
+from .store import IndexData
 
 WINDOW = 400  # characters of the joined quotes that count
 _QUOTES = str.maketrans(
@@ -161,7 +162,7 @@ def evaluate(bot: Chatbot, items: list[Item], batch_size: int = 256, progress=No
     report = Report(questions=len(items))
     hits = false_abstentions = right_abstentions = recall1 = recall5 = 0
     lengths = []
-    bot.data  # build or load the index before the clock matters
+    data = bot.data  # build or load the index before the clock matters
     started = time.perf_counter()
     for lo in range(0, len(items), batch_size):
         batch = items[lo : lo + batch_size]
@@ -175,7 +176,7 @@ def evaluate(bot: Chatbot, items: list[Item], batch_size: int = 256, progress=No
                     report.errors.append(_error(item, answer, "answered an unanswerable question"))
                 continue
             report.answerable += 1
-            found = _retrieval_rank(bot, evidence, item.answers)
+            found = _retrieval_rank(data, evidence, item.answers)
             recall1 += found is not None and found < 1
             recall5 += found is not None and found < 5
             if is_hit(answer, item.answers):
@@ -199,9 +200,8 @@ def evaluate(bot: Chatbot, items: list[Item], batch_size: int = 256, progress=No
     return report
 
 
-def _retrieval_rank(bot: Chatbot, evidence: Evidence, golds: tuple[str, ...]) -> int | None:
+def _retrieval_rank(data: IndexData, evidence: Evidence, golds: tuple[str, ...]) -> int | None:
     """Rank of the first retrieved passage holding a gold answer, or None."""
-    data = bot.data
     wanted = [normalize(gold) for gold in golds if normalize(gold)]
     for rank, passage in enumerate(evidence.hits.passages.tolist()):
         doc, start, end = (int(value) for value in data.passages[passage, :3])

@@ -136,13 +136,12 @@ def rank_sentences(
     ids, passages, features, logits = ids[order], passages[order], features[order], logits[order]
     relevance = max(float(sentence_cosine.max()), float(cosine.max()))
     signals = _answer_signals(data, question, relevance, logits, features, int(passages[0]), sentence_texts[order[0]])
-    weights = np.array([getattr(confidence, name) for name in CONFIDENCE_FEATURES])
     return Ranked(
         sentences=ids,
         passages=passages,
         scores=_sigmoid(logits),
         features=features,
-        confidence=float(_sigmoid(signals @ weights + confidence.bias)),
+        confidence=float(confidence_of(signals, confidence)),
         signals=signals,
     )
 
@@ -193,6 +192,12 @@ def _answer_signals(
         "negation_mismatch": float(bool(_NEGATION.search(question)) and not _NEGATION.search(sentence)),
     }
     return np.array([signals[name] for name in CONFIDENCE_FEATURES], dtype=np.float64)
+
+
+def confidence_of(signals: np.ndarray, weights: ConfidenceConfig) -> np.ndarray:
+    """The confidence model applied to signal rows (CONFIDENCE_FEATURES order)."""
+    coefficients = np.array([getattr(weights, name) for name in CONFIDENCE_FEATURES])
+    return _sigmoid(signals @ coefficients + weights.bias)
 
 
 def _sigmoid(x):
