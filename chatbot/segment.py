@@ -123,7 +123,7 @@ def _breaks_between(previous: str, line: str, lines_in_block: int) -> bool:
 
 
 def _is_title(line: str) -> bool:
-    stripped = line.strip().strip("*_")
+    stripped = line.strip().strip("*_").strip()
     if not stripped or len(stripped) > 150 or _TERMINAL.search(stripped):
         return False
     last_word = stripped.rsplit(None, 1)[-1].lower().strip(",")

@@ -68,6 +68,10 @@ def test_markdown_headings_and_numbered_lists():
     assert sentences(text) == ["Title", "Some text here.", "More text.", "first step", "second step", "bullet"]
 
 
+def test_a_line_of_markup_alone_is_no_sentence():
+    assert sentences("* *\n\nText after a rule.") == ["Text after a rule."]
+
+
 def test_overlong_sentence_is_cut_at_a_space():
     text = "word " * 500 + "end."
     spans = split_sentences(text, max_chars=300)
