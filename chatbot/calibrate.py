@@ -53,7 +53,7 @@ def calibrate(
     looks like; the threshold is still chosen on `items` alone.
     """
     features, labels = candidate_samples(bot, items)
-    ranking = fit_logistic(features, labels, RANKING_FEATURES)
+    ranking = fit_logistic(features, labels, RANKING_FEATURES, bot.config.ranking)
     ranked_bot = bot.replace(ranking=ranking)
     signals, hits, impossible, _ = answer_samples(ranked_bot, items)
     training, labels = signals, hits
@@ -61,7 +61,7 @@ def calibrate(
         unrelated, _, _, _ = answer_samples(off_topic.replace(ranking=ranking), items)
         training = np.vstack([signals, unrelated])
         labels = np.concatenate([hits, np.zeros(len(unrelated), dtype=bool)])
-    confidence = fit_logistic(training, labels, CONFIDENCE_FEATURES)
+    confidence = fit_logistic(training, labels, CONFIDENCE_FEATURES, bot.config.confidence)
     # The signals and hits do not depend on the confidence weights: score them, rather than ask again.
     scores = confidence_of(signals, ranked_bot.replace(confidence=confidence).config.confidence)
     points = sweep(scores, hits, impossible)
@@ -101,16 +101,26 @@ def _explained(bot: Chatbot, items: list[Item], batch_size: int, answer=None):
         yield from zip(batch, bot.explain_batch([item.question for item in batch], answer))
 
 
+# A feature that is non-zero in fewer than this share of the samples is not fitted: the data says too
+# little about it (SQuAD's Wikipedia paragraphs have almost no headings, say), so it keeps its weight.
+MIN_SUPPORT = 0.01
+
+
 def fit_logistic(
-    features: np.ndarray, labels: np.ndarray, names: tuple[str, ...], strength: float = 1.0
+    features: np.ndarray, labels: np.ndarray, names: tuple[str, ...], current: object, strength: float = 1.0
 ) -> dict[str, float]:
-    """L2-regularised logistic-regression weights by feature name, plus "bias"."""
+    """L2-regularised logistic-regression weights by feature name, plus "bias".
+
+    Features too rare in `features` to be fitted (MIN_SUPPORT) keep their weight in `current`.
+    """
     from sklearn.linear_model import LogisticRegression
 
+    fitted = [column for column in range(len(names)) if np.mean(features[:, column] != 0) >= MIN_SUPPORT]
     model = LogisticRegression(C=strength, max_iter=2000)
-    model.fit(features, labels)
+    model.fit(features[:, fitted], labels)
     weights = {"bias": round(float(model.intercept_[0]), 4)}
-    weights.update({name: round(float(value), 4) for name, value in zip(names, model.coef_[0])})
+    weights.update({name: float(getattr(current, name)) for name in names})
+    weights.update({names[column]: round(float(value), 4) for column, value in zip(fitted, model.coef_[0])})
     return weights
 
 

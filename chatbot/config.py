@@ -84,32 +84,34 @@ class AnswerConfig:
 class RankingConfig:
     """Logistic weights that score how likely a candidate sentence holds the answer (see rank.py)."""
 
-    bias: float = -5.0152
-    sentence_cosine: float = 2.2538
-    passage_cosine: float = 1.3306
-    sentence_coverage: float = 0.4616
-    passage_coverage: float = 1.8417
-    previous_coverage: float = -0.5398
-    previous_cosine: float = 0.6618
-    next_cosine: float = -0.59
-    answer_type: float = 0.4331
-    fused_rank: float = 0.5115
-    cosine_gap: float = 0.7006
-    coverage_gap: float = 1.5357
-    novelty: float = -1.68
-    length: float = 0.8912
+    bias: float = -5.0198
+    sentence_cosine: float = 2.1911
+    passage_cosine: float = 1.3779
+    sentence_coverage: float = 0.4885
+    passage_coverage: float = 1.8096
+    previous_coverage: float = -0.5561
+    previous_cosine: float = 0.5796
+    next_cosine: float = -0.5842
+    answer_type: float = 0.4231
+    fused_rank: float = 0.5082
+    cosine_gap: float = 0.7115
+    coverage_gap: float = 1.5737
+    novelty: float = -1.6416
+    length: float = 0.906
+    continuation: float = 0.4452
+    fragment: float = -1.5
 
 
 @dataclass(frozen=True)
 class ConfidenceConfig:
     """Logistic weights that turn the evidence for an answer into its confidence (see rank.py)."""
 
-    bias: float = -5.4697
-    relevance: float = 7.2482
-    margin: float = 0.3866
-    answer_type: float = 0.0929
-    missing_name: float = -0.2661
-    negation_mismatch: float = -3.4189
+    bias: float = -5.4398
+    relevance: float = 7.2657
+    margin: float = 0.3724
+    answer_type: float = 0.071
+    missing_name: float = -0.2906
+    negation_mismatch: float = -3.3091
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ import numpy as np
 
 from .config import ConfidenceConfig, RankingConfig
 from .retrieve import Hits
+from .segment import is_heading
 from .store import IndexData
 
 RANKING_FEATURES = tuple(f.name for f in fields(RankingConfig) if f.name != "bias")
@@ -44,6 +45,14 @@ _KINDS = (
         rf"\d|\b(?:{_NUMBER_WORDS})\b|%",
     ),
     (
+        "reason",
+        r"\bwhy\b|\b(?:purpose|reason|rationale|motive|aim|goal|point) (?:of|for|behind)\b|\bwhat for\b",
+        r"\b(?:because|since|due to|owing to|thanks to|so that|in order|designed to|aim(?:ed|s)? (?:to|at)|intended|meant to|"
+        r"purpose|reason|response|essential|crucial|critical|key to|vital|necessary|needed|to (?:mitigate|reduce|ensure|"
+        r"avoid|prevent|limit|protect|counter|overcome|help|enable|allow|secure|strengthen|boost|support)|as a result|"
+        r"result(?:s|ed)? (?:in|from)|lead(?:s|ing)? to|led to|prompt(?:s|ed|ing)?|driv(?:en|ing) by|so as)\b",
+    ),
+    (
         "name",
         r"\bwho\b|\bwhom\b|\bwhose\b|\bwhere\b|\bwhat (?:company|city|country|province|state|organi[sz]ation|firm|person|place)\b",
         r"\b[A-Z][\w’'-]+",
@@ -55,6 +64,14 @@ _COMPILED = tuple(
 )
 _NEGATION = re.compile(r"\b(?:not|never|no|none|nor|neither|without|cannot)\b|n[’']t\b", re.I)
 _NAME = re.compile(r"(?<=\s)[A-Z][\w’'-]*[a-z][\w’'-]*")
+_QUESTION_END = re.compile(r"\?[\"'”’)\]*_]*$")
+# Words that open a sentence whose subject is in the sentence before it.
+_CONTINUING = re.compile(
+    r"(?:[\"“‘*_]*)(?:this|these|that|those|it|its|they|their|such|he|she|his|her|there|here|"
+    r"in fact|indeed|furthermore|moreover|however|also|additionally|besides|still|yet|but|and|so|thus|hence|"
+    r"therefore|as a result|consequently|instead|meanwhile|likewise|similarly|in turn|in addition)\b",
+    re.I,
+)
 
 
 @dataclass(frozen=True)
@@ -115,13 +132,15 @@ def rank_sentences(
     same_document = (ids > 0) & (data.sentences[previous, 0] == rows[:, 0])
     next_in_document = (ids + 1 < len(data.sentences)) & (data.sentences[following, 0] == rows[:, 0])
     sentence_texts = [texts[d][s:e] for d, s, e in rows]
+    previous_cosine = np.where(same_document, np.asarray(data.sentence_vectors[previous]) @ vector, 0.0)
+    continuing = np.array([bool(_CONTINUING.match(text)) for text in sentence_texts], dtype=bool)
     columns = {
         "sentence_cosine": sentence_cosine,
         "passage_cosine": cosine,
         "sentence_coverage": coverage,
         "passage_coverage": data.passage_lexical.coverage(tokens)[passages],
         "previous_coverage": np.where(same_document, sentence_coverage[previous], 0.0),
-        "previous_cosine": np.where(same_document, np.asarray(data.sentence_vectors[previous]) @ vector, 0.0),
+        "previous_cosine": previous_cosine,
         "next_cosine": np.where(next_in_document, np.asarray(data.sentence_vectors[following]) @ vector, 0.0),
         "answer_type": [holds_kind(kind, text, question) for text in sentence_texts],
         "fused_rank": fused,
@@ -129,6 +148,11 @@ def rank_sentences(
         "coverage_gap": coverage - coverage.max(),
         "novelty": 1.0 - lexical.shared_terms(tokens)[ids] / np.maximum(lexical.distinct_terms[ids], 1),
         "length": [math.log1p(len(text) / 100) for text in sentence_texts],
+        "continuation": np.where(continuing, previous_cosine, 0.0),
+        "fragment": [
+            float(bool(_QUESTION_END.search(text)) or is_heading(texts[d], s, e))
+            for text, (d, s, e) in zip(sentence_texts, rows.tolist())
+        ],
     }
     features = np.column_stack([np.asarray(columns[name], dtype=np.float64) for name in RANKING_FEATURES])
     logits = features @ np.array([getattr(ranking, name) for name in RANKING_FEATURES]) + ranking.bias

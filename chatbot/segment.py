@@ -122,6 +122,15 @@ def _breaks_between(previous: str, line: str, lines_in_block: int) -> bool:
     return False
 
 
+def is_heading(text: str, start: int, end: int) -> bool:
+    """Whether the sentence text[start:end] is a line to itself that reads as a title or Markdown heading."""
+    line_start = text.rfind("\n", 0, start) + 1
+    line_end = text.find("\n", end)
+    line = text[line_start : len(text) if line_end < 0 else line_end]
+    alone = not text[line_start:start].strip(" \t#") and not text[end : line_start + len(line)].strip()
+    return alone and (bool(_HEADING.match(line)) or _is_title(line))
+
+
 def _is_title(line: str) -> bool:
     stripped = line.strip().strip("*_").strip()
     if not stripped or len(stripped) > 150 or _TERMINAL.search(stripped):

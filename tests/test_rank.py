@@ -1,0 +1,64 @@
+"""Ranking features that the calibration data cannot teach on its own, and how calibration treats them."""
+
+import re
+
+import numpy as np
+
+from chatbot.calibrate import MIN_SUPPORT, fit_logistic
+from chatbot.config import RankingConfig
+from chatbot.rank import RANKING_FEATURES, expected_kind, holds_kind
+from chatbot.segment import is_heading, split_sentences
+
+from .conftest import SEED_FILE, SEEDS, document_text
+
+
+def test_headings_are_told_from_sentences():
+    text = document_text(SEEDS, SEED_FILE)
+    headings = [text[s:e] for s, e in split_sentences(text) if is_heading(text, s, e)]
+    assert headings == [
+        "China’s Tech Self-Reliance: Guangdong Doubles Down on Huawei as the US Tightens its Grip",
+        "The Pressure to Innovate: Beyond Provincial Rivalry",
+        "Huawei’s Ascend 910C: A Key Weapon in China’s Tech Arsenal",
+        "The Rise of Domestic Alternatives: Beyond Huawei",
+    ]  # "Future Trends: What’s Next …?" ends in a question mark: a question, not a title.
+    markdown = "## Results\nThe model works. It is fast\nand small.\n\nShort line without a stop"
+    assert [is_heading(markdown, s, e) for s, e in split_sentences(markdown)] == [True, False, False, True]
+
+
+def test_why_questions_ask_for_a_reason():
+    assert expected_kind("Why is the province investing in many fields?") == "reason"
+    assert expected_kind("What is the purpose of the new chip?") == "reason"
+    assert holds_kind("reason", "This diversification is essential to mitigate risks.", "why?") == 1.0
+    assert holds_kind("reason", "HarmonyOS is an operating system.", "why?") == -1.0
+
+
+def test_headings_questions_and_references_back_are_features(seed_bot):
+    (_, evidence), = seed_bot.explain_batch(["Why does the province invest in biotechnology and new materials?"])
+    data, ranked = seed_bot.data, evidence.ranked
+    column = {name: ranked.features[:, RANKING_FEATURES.index(name)] for name in RANKING_FEATURES}
+    texts = [data.texts[d][s:e] for d, s, e in data.sentences[ranked.sentences]]
+    for text, fragment, continuation, previous in zip(
+        texts, column["fragment"], column["continuation"], column["previous_cosine"]
+    ):
+        assert fragment == (not text.endswith((".", "!", ".”", ":"))), text
+        refers_back = re.match(r"(?:This|These|That|It|Its|They|Furthermore|In fact|But|However|Also)\b", text)
+        assert continuation == (previous if refers_back else 0.0), text
+    assert column["fragment"].any() and column["continuation"].any()
+    # A heading that echoes the question does not come before the sentence under it that answers.
+    answer = seed_bot.ask("Why is Huawei's Ascend 910C a key weapon?")
+    assert answer.quotes[0].text.startswith("The Ascend 910C is designed to reduce China’s reliance")
+
+
+def test_calibration_keeps_the_weight_of_a_feature_too_rare_to_fit():
+    rng = np.random.default_rng(0)
+    rows = 2000
+    features = rng.normal(size=(rows, len(RANKING_FEATURES)))
+    rare = RANKING_FEATURES.index("fragment")
+    features[:, rare] = 0.0
+    features[: int(rows * MIN_SUPPORT) - 1, rare] = 1.0  # just under the support needed
+    labels = features[:, 0] + 0.3 * rng.normal(size=rows) > 0
+    weights = fit_logistic(features, labels, RANKING_FEATURES, RankingConfig(fragment=-7.0))
+    assert weights["fragment"] == -7.0
+    assert weights[RANKING_FEATURES[0]] > 1.0  # the informative feature is fitted
+    features[: int(rows * MIN_SUPPORT) + 1, rare] = 1.0
+    assert fit_logistic(features, labels, RANKING_FEATURES, RankingConfig(fragment=-7.0))["fragment"] != -7.0
