@@ -1,12 +1,18 @@
-"""Fit the ranking and confidence models on a question set and choose the abstention threshold.
+"""Fit the ranking and confidence models on a question set, and choose how many quotes to give and when
+to abstain.
 
-Two logistic regressions, both over transparent features from rank.py:
-1. ranking: candidate sentences that hold a gold answer against those that do not;
-2. confidence: answers (composed with the new ranking) that are hits against those that are not, every
-   answer to an unanswerable question counting as not.
-Their weights are plain numbers written into a config file's [ranking] and [confidence] sections. The
-abstention threshold is then swept; the one kept has the best overall accuracy among those whose
-false-abstention rate stays within a limit.
+In order:
+1. ranking: a logistic regression over rank.py's features, of candidate sentences that hold a gold answer
+   against those that do not;
+2. quotes: every [answer] max_quotes and second_quote_ratio of a small grid is tried on the answers the
+   new ranking gives; the one kept has the best hit rate among those whose median answer stays within a
+   length (quoting more than needed is not rewarded);
+3. confidence: a logistic regression of answers (so composed) that are hits against those that are not,
+   every answer to an unanswerable question counting as not;
+4. the abstention threshold is swept; the one kept has the best overall accuracy among those whose
+   false-abstention rate stays within a limit.
+The weights and settings are plain numbers written into a config file's [ranking], [confidence] and
+[answer] sections.
 
 Usage example:
     result = calibrate(bot, items)
@@ -16,12 +22,14 @@ Usage example:
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+import statistics
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
-from .bot import Chatbot
+from .bot import Chatbot, Evidence
+from .compose import compose
 from .evaluate import Item, is_hit, normalize
 from .rank import CONFIDENCE_FEATURES, RANKING_FEATURES, confidence_of
 
@@ -35,18 +43,38 @@ class SweepPoint:
     overall_accuracy: float
 
 
+@dataclass(frozen=True)
+class QuotePoint:
+    max_quotes: int
+    second_quote_ratio: float
+    hit_rate: float
+    median_chars: float
+
+
+# The [answer] settings tried: at most this many quotes, and a further quote's least share of the best score.
+QUOTE_GRID = tuple(
+    (quotes, round(ratio, 2)) for quotes in (1, 2, 3, 4) for ratio in np.arange(0.2, 0.651, 0.05)
+)
+
+
 @dataclass
 class Calibration:
     ranking: dict[str, float]
     confidence: dict[str, float]
     points: list[SweepPoint] = field(default_factory=list)
     chosen: SweepPoint | None = None
+    quote_points: list[QuotePoint] = field(default_factory=list)
+    quotes: QuotePoint | None = None
 
 
 def calibrate(
-    bot: Chatbot, items: list[Item], max_false_abstention: float = 0.10, off_topic: Chatbot | None = None
+    bot: Chatbot,
+    items: list[Item],
+    max_false_abstention: float = 0.10,
+    off_topic: Chatbot | None = None,
+    max_answer_chars: float = 300,
 ) -> Calibration:
-    """Fit both models on `items` and pick the threshold; `bot` itself is left unchanged.
+    """Fit both models on `items`, pick the quote settings and the threshold; `bot` itself is left unchanged.
 
     With `off_topic` (a chatbot over documents that answer none of the questions), the questions are
     asked there too, as unanswerable ones, so the confidence also learns what an unrelated question
@@ -55,7 +83,20 @@ def calibrate(
     features, labels = candidate_samples(bot, items)
     ranking = fit_logistic(features, labels, RANKING_FEATURES, bot.config.ranking)
     ranked_bot = bot.replace(ranking=ranking)
-    signals, hits, impossible, _ = answer_samples(ranked_bot, items)
+    explained = [evidence for _, (_, evidence) in _explained(ranked_bot, items, 256)]
+    data, settings = ranked_bot.data, replace(ranked_bot.config.answer, min_confidence=0.0)
+    quote_points = quote_sweep(data, settings, items, explained)
+    quotes = choose_quotes(quote_points, max_answer_chars)
+    settings = replace(settings, max_quotes=quotes.max_quotes, second_quote_ratio=quotes.second_quote_ratio)
+    hits = np.array(
+        [
+            not item.impossible and is_hit(compose(item.question, e.ranked, e.hits, data, settings), item.answers)
+            for item, e in zip(items, explained)
+        ],
+        dtype=bool,
+    )
+    impossible = np.array([item.impossible for item in items], dtype=bool)
+    signals = np.array([_signals(evidence) for evidence in explained]).reshape(-1, len(CONFIDENCE_FEATURES))
     training, labels = signals, hits
     if off_topic is not None:
         unrelated, _, _, _ = answer_samples(off_topic.replace(ranking=ranking), items)
@@ -65,7 +106,38 @@ def calibrate(
     # The signals and hits do not depend on the confidence weights: score them, rather than ask again.
     scores = confidence_of(signals, ranked_bot.replace(confidence=confidence).config.confidence)
     points = sweep(scores, hits, impossible)
-    return Calibration(ranking, confidence, points, choose(points, max_false_abstention))
+    return Calibration(ranking, confidence, points, choose(points, max_false_abstention), quote_points, quotes)
+
+
+def quote_sweep(data, settings, items: list[Item], explained: list[Evidence]) -> list[QuotePoint]:
+    """Hit rate and median answer length of the answerable items at each QUOTE_GRID setting (no abstention)."""
+    answerable = [(item, evidence) for item, evidence in zip(items, explained) if not item.impossible]
+    points = []
+    for max_quotes, ratio in QUOTE_GRID:
+        tried = replace(settings, max_quotes=max_quotes, second_quote_ratio=ratio)
+        hits, lengths = 0, []
+        for item, evidence in answerable:
+            answer = compose(item.question, evidence.ranked, evidence.hits, data, tried)
+            hits += is_hit(answer, item.answers)
+            lengths.append(len(" ".join(quote.text for quote in answer.quotes)))
+        points.append(
+            QuotePoint(
+                max_quotes,
+                ratio,
+                hits / max(len(answerable), 1),
+                statistics.median(lengths) if lengths else 0.0,
+            )
+        )
+    return points
+
+
+def choose_quotes(points: list[QuotePoint], max_answer_chars: float) -> QuotePoint:
+    """The best hit rate whose median answer is at most `max_answer_chars` long (ties: the shorter answers);
+    the shortest answers if none is."""
+    allowed = [point for point in points if point.median_chars <= max_answer_chars]
+    if not allowed:
+        return min(points, key=lambda point: (point.median_chars, -point.hit_rate))
+    return max(allowed, key=lambda point: (round(point.hit_rate, 6), -point.median_chars, -point.max_quotes))
 
 
 def candidate_samples(bot: Chatbot, items: list[Item], batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
@@ -86,13 +158,16 @@ def answer_samples(bot: Chatbot, items: list[Item], batch_size: int = 256):
     """Per question, answered with abstention off: confidence signals, hit, unanswerable, confidence."""
     signals, hits, impossible, confidence = [], [], [], []
     for item, (answer, evidence) in _explained(bot, items, batch_size, answer={"min_confidence": 0.0}):
-        signals.append(
-            evidence.ranked.signals if evidence.ranked.signals is not None else np.zeros(len(CONFIDENCE_FEATURES))
-        )
+        signals.append(_signals(evidence))
         hits.append(not item.impossible and is_hit(answer, item.answers))
         impossible.append(item.impossible)
         confidence.append(answer.confidence)
     return np.array(signals), np.array(hits), np.array(impossible), np.array(confidence)
+
+
+def _signals(evidence: Evidence) -> np.ndarray:
+    signals = evidence.ranked.signals
+    return signals if signals is not None else np.zeros(len(CONFIDENCE_FEATURES))
 
 
 def _explained(bot: Chatbot, items: list[Item], batch_size: int, answer=None):
@@ -195,17 +270,40 @@ def format_table(points: list[SweepPoint], chosen: SweepPoint, every: int = 5) -
     return "\n".join(lines)
 
 
+def format_quotes(points: list[QuotePoint], chosen: QuotePoint) -> str:
+    """Hit rate and median answer length by max_quotes (rows) and second_quote_ratio (columns)."""
+    ratios = sorted({point.second_quote_ratio for point in points})
+    lines = ["max_quotes \\ second_quote_ratio: hit rate, median characters (no abstention)"]
+    lines.append("    " + "".join(f"{ratio:>12.2f}" for ratio in ratios))
+    for quotes in sorted({point.max_quotes for point in points}):
+        row = {point.second_quote_ratio: point for point in points if point.max_quotes == quotes}
+        cells = [
+            f"{'*' if row[ratio] is chosen else ' '}{row[ratio].hit_rate:.3f} {row[ratio].median_chars:4.0f}"
+            if ratio in row
+            else " " * 12
+            for ratio in ratios
+        ]
+        lines.append(f"{quotes:4d}" + "".join(cells))
+    lines.append(f"* chosen: max_quotes = {chosen.max_quotes}, second_quote_ratio = {chosen.second_quote_ratio}")
+    return "\n".join(lines)
+
+
 def write_config(path: Path, result: Calibration) -> None:
-    """Put the fitted weights and threshold into a config file, keeping its comments and other settings."""
+    """Put the fitted weights, quote settings and threshold into a config file, keeping its comments and
+    other settings."""
     values = {
         "ranking": result.ranking,
         "confidence": result.confidence,
         "answer": {"min_confidence": result.chosen.threshold},
     }
+    if result.quotes is not None:
+        values["answer"].update(
+            max_quotes=result.quotes.max_quotes, second_quote_ratio=result.quotes.second_quote_ratio
+        )
     text = path.read_text(encoding="utf-8") if path.exists() else ""
     for section, pairs in values.items():
         for key, value in pairs.items():
-            text = _set_value(text, section, key, repr(float(value)))
+            text = _set_value(text, section, key, repr(value if isinstance(value, int) else float(value)))
     path.write_text(text, encoding="utf-8")
 
 

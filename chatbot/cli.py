@@ -120,6 +120,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="limit for the chosen threshold (default 0.10)",
     )
     calibrate.add_argument(
+        "--max-answer-chars",
+        type=float,
+        default=300,
+        metavar="N",
+        help="longest median answer allowed when choosing max_quotes and second_quote_ratio (default 300)",
+    )
+    calibrate.add_argument(
         "--off-topic", metavar="DIR", help="also ask every question of documents in DIR, which answer none of them"
     )
     return parser
@@ -259,7 +266,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def cmd_calibrate(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from .calibrate import calibrate, format_table, plot, write_config
+    from .calibrate import calibrate, format_quotes, format_table, plot, write_config
 
     bot, items = _qa_setup(args)
     off_topic = None
@@ -267,14 +274,19 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         from .bot import Chatbot
 
         off_topic = Chatbot.from_config(args.config, docs=args.off_topic)
-    result = calibrate(bot, items, args.max_false_abstention, off_topic)
+    result = calibrate(bot, items, args.max_false_abstention, off_topic, args.max_answer_chars)
+    print(format_quotes(result.quote_points, result.quotes) + "\n")
     print(format_table(result.points, result.chosen))
     print(f"\nranking weights: {result.ranking}\nconfidence weights: {result.confidence}")
     plot(result.points, result.chosen, Path(args.plot))
     print(f"plot written to {args.plot}")
     if args.write:
         write_config(Path(args.write), result)
-        print(f"weights and min_confidence = {result.chosen.threshold:.2f} written to {args.write}")
+        print(
+            f"weights, max_quotes = {result.quotes.max_quotes}, second_quote_ratio = "
+            f"{result.quotes.second_quote_ratio} and min_confidence = {result.chosen.threshold:.2f} "
+            f"written to {args.write}"
+        )
     return 0
 
 

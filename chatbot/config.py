@@ -73,9 +73,9 @@ class RetrieveConfig:
 
 @dataclass(frozen=True)
 class AnswerConfig:
-    max_quotes: int = 2
+    max_quotes: int = 3
     min_confidence: float = 0.09
-    second_quote_ratio: float = 0.25
+    second_quote_ratio: float = 0.4
     merge_adjacent: bool = True
     max_sources: int = 3
 
@@ -106,12 +106,12 @@ class RankingConfig:
 class ConfidenceConfig:
     """Logistic weights that turn the evidence for an answer into its confidence (see rank.py)."""
 
-    bias: float = -5.4398
-    relevance: float = 7.2657
-    margin: float = 0.3724
-    answer_type: float = 0.071
-    missing_name: float = -0.2906
-    negation_mismatch: float = -3.3091
+    bias: float = -5.4461
+    relevance: float = 7.3131
+    margin: float = 0.3575
+    answer_type: float = 0.0826
+    missing_name: float = -0.2879
+    negation_mismatch: float = -3.3141
 
 
 @dataclass(frozen=True)
