@@ -52,9 +52,7 @@ class QuotePoint:
 
 
 # The [answer] settings tried: at most this many quotes, and a further quote's least share of the best score.
-QUOTE_GRID = tuple(
-    (quotes, round(ratio, 2)) for quotes in (1, 2, 3, 4) for ratio in np.arange(0.2, 0.651, 0.05)
-)
+QUOTE_GRID = tuple((quotes, round(float(ratio), 2)) for quotes in (1, 2, 3, 4) for ratio in np.arange(0.2, 0.651, 0.05))
 
 
 @dataclass

@@ -11,6 +11,7 @@ import functools
 import os
 import re
 import threading
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -110,7 +111,8 @@ def _load_model(name: str, device: str, dtype: str = "float32"):
             from sentence_transformers import SentenceTransformer
 
             try:
-                model = SentenceTransformer(resolve_model(name), device=device)
+                with _no_progress_bars():
+                    model = SentenceTransformer(resolve_model(name), device=device)
                 if dtype != "float32":
                     import torch
 
@@ -120,3 +122,17 @@ def _load_model(name: str, device: str, dtype: str = "float32"):
                 message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
                 raise ChatbotError(f"cannot load embedding model {name!r}: {message}") from None
         return _models[key]
+
+
+@contextmanager
+def _no_progress_bars():
+    """transformers' "Loading weights" bar off while our model loads, as it was afterwards."""
+    from transformers.utils import logging as transformers_logging
+
+    enabled = transformers_logging.is_progress_bar_enabled()
+    transformers_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if enabled:
+            transformers_logging.enable_progress_bar()

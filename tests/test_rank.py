@@ -33,7 +33,7 @@ def test_why_questions_ask_for_a_reason():
 
 
 def test_headings_questions_and_references_back_are_features(seed_bot):
-    (_, evidence), = seed_bot.explain_batch(["Why does the province invest in biotechnology and new materials?"])
+    ((_, evidence),) = seed_bot.explain_batch(["Why does the province invest in biotechnology and new materials?"])
     data, ranked = seed_bot.data, evidence.ranked
     column = {name: ranked.features[:, RANKING_FEATURES.index(name)] for name in RANKING_FEATURES}
     texts = [data.texts[d][s:e] for d, s, e in data.sentences[ranked.sentences]]
