@@ -38,13 +38,17 @@ PROGRESS_FROM = 2000  # a build embedding at least this many texts shows a progr
 
 
 def settings_of(config: Config) -> dict[str, Any]:
-    """The settings that shape the index: a change to any of them means a full rebuild."""
+    """The settings that shape the index. A change to "search" rebuilds the FAISS indexes from the stored
+    vectors; a change to any other means embedding everything again."""
     dtype = effective_dtype(config.model.dtype, config.model.device)
+    search = asdict(config.search)
+    del search["hnsw_ef_search"]  # applied at search time (store.search_vectors)
     return {
         "model": config.model.name if dtype == "float32" else f"{config.model.name} ({dtype})",
         "segment": asdict(config.segment),
         "chunk": asdict(config.chunk),
         "readers": formats.VERSION,
+        "search": search,
     }
 
 

@@ -144,15 +144,16 @@ def _build(config: Config, embedder: Embedder, scan: Scan, force: bool) -> tuple
     if not documents:
         raise ChatbotError(f"no readable documents in {config.paths.docs}")
     report = IndexReport("updated" if previous else "built", reason=reason, skipped=_skip_list({"skipped": skipped}))
+    known = _known_documents(config, previous)
     for doc in documents:
-        number = old.pop(doc.path, None)
-        if number is None:
+        before = known.pop(doc.path, None)
+        if before is None:
             report.added.append(doc.path)
-        elif previous.documents[number]["sha256"] != doc.sha256:
+        elif before != doc.sha256:
             report.changed.append(doc.path)
         else:
             report.unchanged += 1
-    report.removed = sorted(old)
+    report.removed = sorted(known)
     if previous is not None and not (report.added or report.changed or report.removed):
         report.action = "rewritten"  # same content, new stats (e.g. files touched) or a damaged build
     with new_build(config.paths.index) as staging:
@@ -195,6 +196,18 @@ def _read_all(
     return documents, skipped
 
 
+def _known_documents(config: Config, previous: IndexData | None) -> dict[str, str]:
+    """path -> SHA-256 of the documents the index held before this build, even one not reused (a rebuild,
+    a new model), so that the report says what changed in the documents."""
+    if previous is not None:
+        return {entry["path"]: entry["sha256"] for entry in previous.documents}
+    try:
+        manifest = read_manifest(config.paths.index)
+    except IndexDamaged:
+        return {}
+    return {entry["path"]: entry["sha256"] for entry in manifest.get("documents", [])} if manifest else {}
+
+
 def _stored_document(previous: IndexData, number: int) -> Document:
     entry = previous.documents[number]
     pages = tuple(entry.get("pages", ()))
@@ -216,10 +229,11 @@ def _previous(config: Config, force: bool) -> tuple[IndexData | None, str]:
         return None, f"model changed from {old.get('model')} to {new['model']}"
     if (old.get("segment"), old.get("chunk")) != (new["segment"], new["chunk"]):
         return None, "segmentation or chunking settings changed"
-    if old != new:
+    if old.get("readers") != new["readers"]:
         return None, "document readers changed"
+    reason = "" if old.get("search") == new["search"] else "vector search settings changed"
     try:
-        return load_index(config.paths.index, manifest), ""
+        return load_index(config.paths.index, manifest), reason
     except IndexDamaged as exc:
         return None, str(exc)
 

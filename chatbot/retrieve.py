@@ -27,12 +27,15 @@ class Hits:
     sentences: np.ndarray  # int64 ids of the top sentences by vector and by BM25 (they may lie elsewhere)
 
 
-def retrieve(data: IndexData, queries: list[list[str]], vectors: np.ndarray, settings: RetrieveConfig) -> list[Hits]:
-    """Fused passage rankings for a batch of questions (token lists and unit vectors, one row each)."""
+def retrieve(
+    data: IndexData, queries: list[list[str]], vectors: np.ndarray, settings: RetrieveConfig, ef_search: int | None = None
+) -> list[Hits]:
+    """Fused passage rankings for a batch of questions (token lists and unit vectors, one row each);
+    `ef_search` is the candidates an HNSW search keeps ([search] hnsw_ef_search)."""
     k_dense = min(settings.dense_candidates, len(data.passages))
     k_sentences = min(settings.dense_candidates, len(data.sentences))
-    _, dense_passages = search_vectors(data.passage_search, vectors, k_dense)
-    _, dense_sentences = search_vectors(data.sentence_search, vectors, k_sentences)
+    _, dense_passages = search_vectors(data.passage_search, vectors, k_dense, ef_search)
+    _, dense_sentences = search_vectors(data.sentence_search, vectors, k_sentences, ef_search)
     owner = data.sentence_passage
     results = []
     for row, tokens in enumerate(queries):

@@ -13,6 +13,7 @@ import threading
 import time
 from pathlib import Path
 
+import faiss
 import numpy as np
 import pytest
 
@@ -92,7 +93,26 @@ def test_changing_segmentation_or_chunking_rebuilds_everything(built, make_bot):
     assert (report.action, report.reason) == ("built", "segmentation or chunking settings changed")
     report = make_bot(docs=docs, segment={"max_sentence_chars": 40}, chunk={"sentences_per_passage": 2}).index()
     assert (report.action, report.reason) == ("built", "segmentation or chunking settings changed")
-    assert built.index(force=True).reason == "rebuild requested"
+    report = built.index(force=True)
+    assert report.reason == "rebuild requested"
+    # The documents are the same: a rebuild says so rather than calling them all new.
+    assert (report.added, report.changed, report.removed, report.unchanged) == ([], [], [], 3)
+
+
+def test_changing_the_vector_search_rebuilds_it_without_embedding_again(built, make_bot):
+    docs, question = built.config.paths.docs, "What is bronze made of?"
+    flat = built.ask(question)
+    hnsw = make_bot(docs=docs, search={"kind": "hnsw"})
+    report = hnsw.index()
+    assert (report.action, report.reason, report.sentences_embedded) == (
+        "rewritten", "vector search settings changed", 0)
+    assert isinstance(hnsw.data.sentence_search, faiss.IndexHNSW)
+    assert isinstance(hnsw.data.passage_search, faiss.IndexHNSW)
+    assert hnsw.ask(question).quotes == flat.quotes  # a graph this small is searched exactly
+    # How many candidates an HNSW search keeps is read at search time: no rebuild.
+    assert make_bot(docs=docs, search={"kind": "hnsw", "hnsw_ef_search": 16}).index().action == "unchanged"
+    back = make_bot(docs=docs).index()
+    assert (back.reason, back.sentences_embedded) == ("vector search settings changed", 0)
 
 
 def run_cli(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
@@ -172,7 +192,9 @@ def test_damaged_index_is_detected_and_rebuilt_with_a_warning(built, make_bot, d
     damage(build)
     fresh = make_bot(docs=built.config.paths.docs)  # a new process's view: nothing in memory
     report = fresh.index()
-    assert report.action == "built" and sorted(report.added) == sorted(DOCS)
+    # The documents count as unchanged when the manifest still says what they were, else as added.
+    assert report.action == "built" and not (report.changed or report.removed)
+    assert sorted(report.added) == sorted(DOCS) or (report.added, report.unchanged) == ([], len(DOCS))
     assert len(warnings_seen) == 1 and warnings_seen[0].endswith("; rebuilding the index")
     assert load_index(index) is not None  # verifies every checksum
     assert "Copper conducts electricity well." in fresh.ask("What conducts electricity?").text
