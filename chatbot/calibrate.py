@@ -4,8 +4,8 @@ to abstain.
 In order:
 1. ranking: a logistic regression over rank.py's features, of candidate sentences that hold a gold answer
    against those that do not;
-2. quotes: every [answer] max_quotes and second_quote_ratio of a small grid is tried on the answers the
-   new ranking gives; the one kept has the best hit rate among those whose median answer stays within a
+2. quotes: every [answer] max_quotes, second_quote_ratio and following_quote_ratio of a small grid is
+   tried on the answers the new ranking gives; the one kept has the best hit rate among those whose median answer stays within a
    length (quoting more than needed is not rewarded);
 3. confidence: a logistic regression of answers (so composed) that are hits against those that are not,
    every answer to an unanswerable question counting as not;
@@ -47,12 +47,21 @@ class SweepPoint:
 class QuotePoint:
     max_quotes: int
     second_quote_ratio: float
+    following_quote_ratio: float
     hit_rate: float
     median_chars: float
 
 
-# The [answer] settings tried: at most this many quotes, and a further quote's least share of the best score.
-QUOTE_GRID = tuple((quotes, round(float(ratio), 2)) for quotes in (1, 2, 3, 4) for ratio in np.arange(0.2, 0.651, 0.05))
+# The [answer] settings tried: at most this many quoted sentences, a further sentence's least share of the
+# best score, and that share for a sentence following one already quoted (never more than the other).
+_RATIOS = tuple(round(float(ratio), 2) for ratio in np.arange(0.2, 0.651, 0.05))
+_FOLLOWING = (0.1, 0.15, 0.2, 0.3)
+QUOTE_GRID = tuple(
+    (quotes, ratio, following)
+    for quotes in (1, 2, 3, 4)
+    for ratio in _RATIOS
+    for following in ([ratio] if quotes == 1 else [f for f in _FOLLOWING if f < ratio] + [ratio])
+)
 
 
 @dataclass
@@ -85,7 +94,12 @@ def calibrate(
     data, settings = ranked_bot.data, replace(ranked_bot.config.answer, min_confidence=0.0)
     quote_points = quote_sweep(data, settings, items, explained)
     quotes = choose_quotes(quote_points, max_answer_chars)
-    settings = replace(settings, max_quotes=quotes.max_quotes, second_quote_ratio=quotes.second_quote_ratio)
+    settings = replace(
+        settings,
+        max_quotes=quotes.max_quotes,
+        second_quote_ratio=quotes.second_quote_ratio,
+        following_quote_ratio=quotes.following_quote_ratio,
+    )
     hits = np.array(
         [
             not item.impossible and is_hit(compose(item.question, e.ranked, e.hits, data, settings), item.answers)
@@ -111,8 +125,8 @@ def quote_sweep(data, settings, items: list[Item], explained: list[Evidence]) ->
     """Hit rate and median answer length of the answerable items at each QUOTE_GRID setting (no abstention)."""
     answerable = [(item, evidence) for item, evidence in zip(items, explained) if not item.impossible]
     points = []
-    for max_quotes, ratio in QUOTE_GRID:
-        tried = replace(settings, max_quotes=max_quotes, second_quote_ratio=ratio)
+    for max_quotes, ratio, following in QUOTE_GRID:
+        tried = replace(settings, max_quotes=max_quotes, second_quote_ratio=ratio, following_quote_ratio=following)
         hits, lengths = 0, []
         for item, evidence in answerable:
             answer = compose(item.question, evidence.ranked, evidence.hits, data, tried)
@@ -122,6 +136,7 @@ def quote_sweep(data, settings, items: list[Item], explained: list[Evidence]) ->
             QuotePoint(
                 max_quotes,
                 ratio,
+                following,
                 hits / max(len(answerable), 1),
                 statistics.median(lengths) if lengths else 0.0,
             )
@@ -269,20 +284,34 @@ def format_table(points: list[SweepPoint], chosen: SweepPoint, every: int = 5) -
 
 
 def format_quotes(points: list[QuotePoint], chosen: QuotePoint) -> str:
-    """Hit rate and median answer length by max_quotes (rows) and second_quote_ratio (columns)."""
+    """Hit rate and median answer length by max_quotes and following_quote_ratio (rows) and
+    second_quote_ratio (columns)."""
     ratios = sorted({point.second_quote_ratio for point in points})
-    lines = ["max_quotes \\ second_quote_ratio: hit rate, median characters (no abstention)"]
-    lines.append("    " + "".join(f"{ratio:>12.2f}" for ratio in ratios))
-    for quotes in sorted({point.max_quotes for point in points}):
-        row = {point.second_quote_ratio: point for point in points if point.max_quotes == quotes}
+    lines = [
+        "max_quotes, following_quote_ratio \\ second_quote_ratio: hit rate, median characters (no abstention)",
+        " " * 12 + "".join(f"{ratio:>12.2f}" for ratio in ratios),
+    ]
+
+    def following(point: QuotePoint) -> float:  # 1.0 stands for "the same as second_quote_ratio"
+        return 1.0 if point.following_quote_ratio == point.second_quote_ratio else point.following_quote_ratio
+
+    for quotes, share in sorted({(point.max_quotes, following(point)) for point in points}):
+        row = {
+            point.second_quote_ratio: point
+            for point in points
+            if (point.max_quotes, following(point)) == (quotes, share)
+        }
         cells = [
             f"{'*' if row[ratio] is chosen else ' '}{row[ratio].hit_rate:.3f} {row[ratio].median_chars:4.0f}"
             if ratio in row
             else " " * 12
             for ratio in ratios
         ]
-        lines.append(f"{quotes:4d}" + "".join(cells))
-    lines.append(f"* chosen: max_quotes = {chosen.max_quotes}, second_quote_ratio = {chosen.second_quote_ratio}")
+        lines.append(f"{quotes:4d}  {'same' if share == 1.0 else f'{share:4.2f}'}  " + "".join(cells))
+    lines.append(
+        f"* chosen: max_quotes = {chosen.max_quotes}, second_quote_ratio = {chosen.second_quote_ratio}, "
+        f"following_quote_ratio = {chosen.following_quote_ratio}"
+    )
     return "\n".join(lines)
 
 
@@ -296,7 +325,9 @@ def write_config(path: Path, result: Calibration) -> None:
     }
     if result.quotes is not None:
         values["answer"].update(
-            max_quotes=result.quotes.max_quotes, second_quote_ratio=result.quotes.second_quote_ratio
+            max_quotes=result.quotes.max_quotes,
+            second_quote_ratio=result.quotes.second_quote_ratio,
+            following_quote_ratio=result.quotes.following_quote_ratio,
         )
     text = path.read_text(encoding="utf-8") if path.exists() else ""
     for section, pairs in values.items():

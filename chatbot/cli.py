@@ -124,7 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=300,
         metavar="N",
-        help="longest median answer allowed when choosing max_quotes and second_quote_ratio (default 300)",
+        help="longest median answer allowed when choosing how many sentences to quote (default 300)",
     )
     calibrate.add_argument(
         "--off-topic", metavar="DIR", help="also ask every question of documents in DIR, which answer none of them"
@@ -284,8 +284,8 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         write_config(Path(args.write), result)
         print(
             f"weights, max_quotes = {result.quotes.max_quotes}, second_quote_ratio = "
-            f"{result.quotes.second_quote_ratio} and min_confidence = {result.chosen.threshold:.2f} "
-            f"written to {args.write}"
+            f"{result.quotes.second_quote_ratio}, following_quote_ratio = {result.quotes.following_quote_ratio} "
+            f"and min_confidence = {result.chosen.threshold:.2f} written to {args.write}"
         )
     return 0
 

@@ -25,7 +25,7 @@ def compose(question: str, ranked: Ranked, hits: Hits, data: IndexData, settings
         )
         return Answer(question, True, confidence, ABSTENTION, (), nearest)
 
-    chosen = _choose(ranked, settings)
+    chosen = _choose(ranked, settings, data)
     runs = _merge(data, chosen) if settings.merge_adjacent else [(s, s, p) for s, p in chosen]
     citations: dict[int, int] = {}  # passage id -> citation number, in order of first appearance
     quotes, sources = [], []
@@ -52,15 +52,25 @@ def compose(question: str, ranked: Ranked, hits: Hits, data: IndexData, settings
     return Answer(question, False, confidence, text, tuple(quotes), tuple(sources))
 
 
-def _choose(ranked: Ranked, settings: AnswerConfig) -> list[tuple[int, int]]:
-    """(sentence, passage) pairs to quote, best first: the best one, then runners-up scored almost as high."""
+def _choose(ranked: Ranked, settings: AnswerConfig, data: IndexData) -> list[tuple[int, int]]:
+    """(sentence, passage) pairs to quote, best first: the best one, then runners-up scored almost as high,
+    or a little lower when they follow one already chosen."""
     top = float(ranked.scores[0])
     chosen = [(int(ranked.sentences[0]), int(ranked.passages[0]))]
-    for sentence, passage, score in zip(ranked.sentences[1:], ranked.passages[1:], ranked.scores[1:]):
-        if len(chosen) >= settings.max_quotes or score < settings.second_quote_ratio * top:
+    lowest = min(settings.second_quote_ratio, settings.following_quote_ratio) * top
+    for sentence, passage, score in zip(ranked.sentences[1:].tolist(), ranked.passages[1:].tolist(), ranked.scores[1:]):
+        if len(chosen) >= settings.max_quotes or score < lowest:
             break
-        chosen.append((int(sentence), int(passage)))
+        if score >= settings.second_quote_ratio * top or (
+            score >= settings.following_quote_ratio * top and _follows(data, sentence, chosen)
+        ):
+            chosen.append((sentence, passage))
     return chosen
+
+
+def _follows(data: IndexData, sentence: int, chosen: list[tuple[int, int]]) -> bool:
+    doc = data.sentences[sentence, 0]
+    return any(sentence - other == 1 and data.sentences[other, 0] == doc for other, _ in chosen)
 
 
 def _merge(data: IndexData, chosen: list[tuple[int, int]]) -> list[tuple[int, int, int]]:

@@ -75,7 +75,8 @@ class RetrieveConfig:
 class AnswerConfig:
     max_quotes: int = 3
     min_confidence: float = 0.09
-    second_quote_ratio: float = 0.4
+    second_quote_ratio: float = 0.5
+    following_quote_ratio: float = 0.2
     merge_adjacent: bool = True
     max_sources: int = 3
 
@@ -106,12 +107,12 @@ class RankingConfig:
 class ConfidenceConfig:
     """Logistic weights that turn the evidence for an answer into its confidence (see rank.py)."""
 
-    bias: float = -5.4461
-    relevance: float = 7.3131
-    margin: float = 0.3575
-    answer_type: float = 0.0826
-    missing_name: float = -0.2879
-    negation_mismatch: float = -3.3141
+    bias: float = -5.384
+    relevance: float = 7.2098
+    margin: float = 0.3671
+    answer_type: float = 0.0793
+    missing_name: float = -0.2871
+    negation_mismatch: float = -3.2642
 
 
 @dataclass(frozen=True)
@@ -167,7 +168,7 @@ class Config:
                 raise ChatbotError(f"config: {key} must be at least 1, got {value}")
         if not 0 <= self.chunk.overlap < self.chunk.sentences_per_passage:
             raise ChatbotError("config: chunk.overlap must be at least 0 and less than chunk.sentences_per_passage")
-        for key in ("min_confidence", "second_quote_ratio"):
+        for key in ("min_confidence", "second_quote_ratio", "following_quote_ratio"):
             value = getattr(self.answer, key)
             if not 0.0 <= value <= 1.0:
                 raise ChatbotError(f"config: answer.{key} must be between 0 and 1, got {value}")

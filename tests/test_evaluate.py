@@ -122,19 +122,20 @@ def test_calibrate_writes_a_config_that_loads(squad_file, tmp_path, capsys):
     default = load_config(DEFAULT_CONFIG)
     assert loaded.ranking != default.ranking and loaded.confidence != default.confidence
     assert 0.0 <= loaded.answer.min_confidence <= 1.0
-    assert (loaded.answer.max_quotes, loaded.answer.second_quote_ratio) in QUOTE_GRID
+    answer = loaded.answer
+    assert (answer.max_quotes, answer.second_quote_ratio, answer.following_quote_ratio) in QUOTE_GRID
     assert loaded.chunk == default.chunk and "# Logistic model" in config.read_text(encoding="utf-8")
     assert plot.read_bytes().startswith(b"\x89PNG")
     out = capsys.readouterr().out
-    assert "<- chosen" in out and f"* chosen: max_quotes = {loaded.answer.max_quotes}," in out
+    assert "<- chosen" in out and f"* chosen: max_quotes = {answer.max_quotes}," in out
 
 
 def test_quote_settings_are_the_best_hit_rate_within_the_length_budget():
     points = [
-        QuotePoint(1, 0.2, 0.80, 160),
-        QuotePoint(2, 0.2, 0.86, 310),
-        QuotePoint(2, 0.4, 0.85, 250),
-        QuotePoint(3, 0.4, 0.85, 290),
+        QuotePoint(1, 0.2, 0.2, 0.80, 160),
+        QuotePoint(2, 0.2, 0.2, 0.86, 310),
+        QuotePoint(2, 0.4, 0.2, 0.85, 250),
+        QuotePoint(3, 0.4, 0.2, 0.85, 290),
     ]
     assert choose_quotes(points, 300) == points[2]  # same hit rate as 3 quotes, shorter
     assert choose_quotes(points, 400) == points[1]
