@@ -11,14 +11,26 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import ChatbotError
 from .formats import Unreadable, decode_text, extract
 
-__all__ = ["Document", "FileInfo", "Scan", "Skipped", "Unreadable", "decode_text", "file_sha256",
-           "load_documents", "read_document", "scan_documents", "scan_folder"]
+__all__ = [
+    "Document",
+    "FileInfo",
+    "Scan",
+    "Skipped",
+    "Unreadable",
+    "decode_text",
+    "file_sha256",
+    "load_documents",
+    "read_document",
+    "scan_documents",
+    "scan_folder",
+]
 
 log = logging.getLogger("chatbot")
 
@@ -73,36 +85,48 @@ def scan_folder(folder: Path, extensions: tuple[str, ...]) -> Scan:
     root = folder.resolve()
     wanted = {ext.lower() for ext in extensions}
     scan = Scan()
-    for dirpath, dirnames, filenames in os.walk(folder, followlinks=False):
-        here = Path(dirpath)
-        dirnames[:] = sorted(name for name in dirnames if not name.startswith("."))
-        for name in dirnames:  # os.walk does not enter linked folders; one that leads outside is worth a word
-            path = here / name
-            if path.is_symlink() and not path.resolve().is_relative_to(root):
-                scan.skipped.append(Skipped(_relative(path, folder), "it links outside the documents folder"))
-        for name in filenames:
-            if name.startswith("."):
-                continue
-            path = here / name
-            relative = _relative(path, folder)
-            if path.suffix.lower() not in wanted:
-                scan.skipped.append(Skipped(relative, f"unsupported file type ({path.suffix or 'no extension'})"))
-                continue
-            if not path.resolve().is_relative_to(root):
-                scan.skipped.append(Skipped(relative, "it links outside the documents folder"))
-                continue
-            try:
-                stat = path.stat()
-            except OSError as exc:
-                scan.skipped.append(Skipped(relative, exc.strerror or str(exc)))
-                continue
-            if not path.is_file():
-                scan.skipped.append(Skipped(relative, "it is not a regular file"))
-                continue
-            scan.files.append(FileInfo(relative, path, stat.st_size, stat.st_mtime_ns))
+    _scan_into(scan, folder, "", root, wanted)
     scan.files.sort(key=lambda info: info.path)
     scan.skipped.sort(key=lambda skipped: skipped.path)
     return scan
+
+
+def _scan_into(scan: Scan, directory: Path, prefix: str, root: Path, wanted: set[str]) -> None:
+    """Add the files below `directory` (relative paths starting with `prefix`) to `scan`. Costs one stat
+    per file: only a link is resolved, as nothing else under a folder not entered through a link can lead
+    outside it (this runs before every question, so a large folder must stay cheap to check)."""
+    with os.scandir(directory) as entries:
+        entries = sorted((entry for entry in entries if not entry.name.startswith(".")), key=lambda e: e.name)
+    for entry in entries:
+        relative = prefix + entry.name
+        path = directory / entry.name
+        try:
+            if entry.is_dir(follow_symlinks=False):
+                _scan_into(scan, path, relative + "/", root, wanted)
+                continue
+            if entry.is_symlink() and path.is_dir():  # a linked folder is not entered
+                if not path.resolve().is_relative_to(root):
+                    scan.skipped.append(Skipped(relative, "it links outside the documents folder"))
+                continue
+        except OSError as exc:
+            scan.skipped.append(Skipped(relative, exc.strerror or str(exc)))
+            continue
+        suffix = os.path.splitext(entry.name)[1]
+        if suffix.lower() not in wanted:
+            scan.skipped.append(Skipped(relative, f"unsupported file type ({suffix or 'no extension'})"))
+            continue
+        if entry.is_symlink() and not path.resolve().is_relative_to(root):
+            scan.skipped.append(Skipped(relative, "it links outside the documents folder"))
+            continue
+        try:
+            info = entry.stat()
+        except OSError as exc:
+            scan.skipped.append(Skipped(relative, exc.strerror or str(exc)))
+            continue
+        if not stat.S_ISREG(info.st_mode):
+            scan.skipped.append(Skipped(relative, "it is not a regular file"))
+            continue
+        scan.files.append(FileInfo(relative, path, info.st_size, info.st_mtime_ns))
 
 
 def scan_documents(folder: Path, extensions: tuple[str, ...]) -> list[FileInfo]:
