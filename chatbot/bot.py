@@ -105,7 +105,10 @@ class Chatbot:
         vectors = self.embedder.encode(questions)
         results = []
         for question, words, vector, hits in zip(
-            questions, tokens, vectors, retrieve(data, tokens, vectors, self.config.retrieve, self.config.search.hnsw_ef_search)
+            questions,
+            tokens,
+            vectors,
+            retrieve(data, tokens, vectors, self.config.retrieve, self.config.search.hnsw_ef_search),
         ):
             ranked = rank_sentences(data, question, words, vector, hits, self.config.ranking, self.config.confidence)
             results.append((compose(question, ranked, hits, data, settings), Evidence(hits, ranked)))

@@ -5,8 +5,8 @@ In order:
 1. ranking: a logistic regression over rank.py's features, of candidate sentences that hold a gold answer
    against those that do not;
 2. quotes: every [answer] max_quotes, second_quote_ratio and following_quote_ratio of a small grid is
-   tried on the answers the new ranking gives; the one kept has the best hit rate among those whose median answer stays within a
-   length (quoting more than needed is not rewarded);
+   tried on the answers the new ranking gives; the one kept has the best hit rate among those whose
+   median answer stays within a length (quoting more than needed is not rewarded);
 3. confidence: a logistic regression of answers (so composed) that are hits against those that are not,
    every answer to an unanswerable question counting as not;
 4. the abstention threshold is swept; the one kept has the best overall accuracy among those whose

@@ -26,6 +26,7 @@ from .store import IndexDamaged, IndexData, build_lock, current_build, load_inde
 
 log = logging.getLogger("chatbot")
 
+
 @dataclass
 class IndexReport:
     """What a refresh did, for people (`summary`) and machines (`to_dict`)."""
@@ -187,8 +188,13 @@ def _read_all(
         try:
             documents.append(read_document(info))
         except Unreadable as exc:
-            entry = {"path": info.path, "reason": str(exc), "size": info.size, "mtime_ns": info.mtime_ns,
-                     "sha256": file_sha256(info.abspath) or ""}
+            entry = {
+                "path": info.path,
+                "reason": str(exc),
+                "size": info.size,
+                "mtime_ns": info.mtime_ns,
+                "sha256": file_sha256(info.abspath) or "",
+            }
             skipped.append(entry)
             if before is None or (before.get("sha256"), before["reason"]) != (entry["sha256"], entry["reason"]):
                 log.warning("skipped %s: %s", info.path, exc)

@@ -85,7 +85,10 @@ def scan_folder(folder: Path, extensions: tuple[str, ...]) -> Scan:
     root = folder.resolve()
     wanted = {ext.lower() for ext in extensions}
     scan = Scan()
-    _scan_into(scan, folder, "", root, wanted)
+    try:
+        _scan_into(scan, folder, "", root, wanted)
+    except OSError as exc:
+        raise ChatbotError(f"cannot read documents folder {folder}: {exc.strerror or exc}") from None
     scan.files.sort(key=lambda info: info.path)
     scan.skipped.sort(key=lambda skipped: skipped.path)
     return scan
@@ -172,7 +175,3 @@ def load_documents(folder: Path, extensions: tuple[str, ...]) -> list[Document]:
     if not documents:
         raise ChatbotError(f"no documents ({', '.join(extensions)}) in {folder}")
     return documents
-
-
-def _relative(path: Path, folder: Path) -> str:
-    return path.relative_to(folder).as_posix()

@@ -32,6 +32,13 @@ CONFIDENCE_FEATURES = tuple(f.name for f in fields(ConfidenceConfig) if f.name !
 
 _NUMBER_WORDS = r"one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|forty|fifty|hundred|thousand|million|billion|trillion|dozen|half|single|double|twice"
 _MONTHS = r"january|february|march|april|may|june|july|august|september|october|november|december"
+_REASON_WORDS = (
+    r"because|since|due to|owing to|thanks to|so that|so as|in order|designed to|aim(?:ed|s)? (?:to|at)|intended|"
+    r"meant to|purpose|reason|response|essential|crucial|critical|key to|vital|necessary|needed|as a result|"
+    r"to (?:mitigate|reduce|ensure|avoid|prevent|limit|protect|counter|overcome|help|enable|allow|secure|"
+    r"strengthen|boost|support)|result(?:s|ed)? (?:in|from)|lead(?:s|ing)? to|led to|prompt(?:s|ed|ing)?|"
+    r"driv(?:en|ing) by"
+)
 _KINDS = (
     # (kind, question pattern, pattern a sentence must contain to hold that kind of answer)
     (
@@ -47,10 +54,7 @@ _KINDS = (
     (
         "reason",
         r"\bwhy\b|\b(?:purpose|reason|rationale|motive|aim|goal|point) (?:of|for|behind)\b|\bwhat for\b",
-        r"\b(?:because|since|due to|owing to|thanks to|so that|in order|designed to|aim(?:ed|s)? (?:to|at)|intended|meant to|"
-        r"purpose|reason|response|essential|crucial|critical|key to|vital|necessary|needed|to (?:mitigate|reduce|ensure|"
-        r"avoid|prevent|limit|protect|counter|overcome|help|enable|allow|secure|strengthen|boost|support)|as a result|"
-        r"result(?:s|ed)? (?:in|from)|lead(?:s|ing)? to|led to|prompt(?:s|ed|ing)?|driv(?:en|ing) by|so as)\b",
+        rf"\b(?:{_REASON_WORDS})\b",
     ),
     (
         "name",

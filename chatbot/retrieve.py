@@ -28,7 +28,11 @@ class Hits:
 
 
 def retrieve(
-    data: IndexData, queries: list[list[str]], vectors: np.ndarray, settings: RetrieveConfig, ef_search: int | None = None
+    data: IndexData,
+    queries: list[list[str]],
+    vectors: np.ndarray,
+    settings: RetrieveConfig,
+    ef_search: int | None = None,
 ) -> list[Hits]:
     """Fused passage rankings for a batch of questions (token lists and unit vectors, one row each);
     `ef_search` is the candidates an HNSW search keeps ([search] hnsw_ef_search)."""

@@ -260,7 +260,9 @@ def search_vectors(
     queries run on this thread alone, because waking FAISS's OpenMP threads for one query costs more than
     the query (on a busy 2-core machine: 24 ms against 0.25 ms for 10,000 vectors). The results are the
     same either way."""
-    params = faiss.SearchParametersHNSW(efSearch=ef_search) if ef_search and isinstance(search, faiss.IndexHNSW) else None
+    params = (
+        faiss.SearchParametersHNSW(efSearch=ef_search) if ef_search and isinstance(search, faiss.IndexHNSW) else None
+    )
     if len(vectors) >= 20:
         return search.search(vectors, k, params=params)
     threads = faiss.omp_get_max_threads()
@@ -297,11 +299,7 @@ def _write_files(data: IndexData, folder: Path) -> dict[str, str]:
     faiss.write_index(data.passage_search, str(folder / "passages.faiss"))
     data.sentence_lexical.save(folder / "lexical_sentences")
     data.passage_lexical.save(folder / "lexical_passages")
-    return {
-        path.relative_to(folder).as_posix(): _sha256(path)
-        for path in sorted(folder.rglob("*"))
-        if path.is_file()
-    }
+    return {path.relative_to(folder).as_posix(): _sha256(path) for path in sorted(folder.rglob("*")) if path.is_file()}
 
 
 def _save_vectors(path: Path, vectors: np.ndarray) -> None:
