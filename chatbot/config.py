@@ -75,8 +75,8 @@ class RetrieveConfig:
 class AnswerConfig:
     max_quotes: int = 3
     min_confidence: float = 0.09
-    second_quote_ratio: float = 0.5
-    following_quote_ratio: float = 0.2
+    second_quote_ratio: float = 0.55
+    following_quote_ratio: float = 0.15
     merge_adjacent: bool = True
     max_sources: int = 3
 
@@ -85,21 +85,22 @@ class AnswerConfig:
 class RankingConfig:
     """Logistic weights that score how likely a candidate sentence holds the answer (see rank.py)."""
 
-    bias: float = -5.0198
-    sentence_cosine: float = 2.1911
-    passage_cosine: float = 1.3779
-    sentence_coverage: float = 0.4885
-    passage_coverage: float = 1.8096
-    previous_coverage: float = -0.5561
-    previous_cosine: float = 0.5796
-    next_cosine: float = -0.5842
-    answer_type: float = 0.4231
-    fused_rank: float = 0.5082
-    cosine_gap: float = 0.7115
-    coverage_gap: float = 1.5737
-    novelty: float = -1.6416
-    length: float = 0.906
-    continuation: float = 0.4452
+    bias: float = -4.7162
+    sentence_cosine: float = 2.8034
+    passage_cosine: float = 1.1625
+    sentence_coverage: float = 0.4597
+    passage_coverage: float = 1.7378
+    previous_coverage: float = -0.561
+    previous_cosine: float = 0.5437
+    next_cosine: float = -0.4986
+    answer_type: float = 0.4094
+    fused_rank: float = 0.5208
+    cosine_gap: float = 0.5512
+    coverage_gap: float = 1.4716
+    novelty: float = -1.6531
+    length: float = 1.0194
+    continuation: float = 0.519
+    centrality: float = -1.1881
     fragment: float = -1.5
 
 
@@ -107,12 +108,12 @@ class RankingConfig:
 class ConfidenceConfig:
     """Logistic weights that turn the evidence for an answer into its confidence (see rank.py)."""
 
-    bias: float = -5.384
-    relevance: float = 7.2098
-    margin: float = 0.3671
-    answer_type: float = 0.0793
-    missing_name: float = -0.2871
-    negation_mismatch: float = -3.2642
+    bias: float = -5.4021
+    relevance: float = 7.245
+    margin: float = 0.3566
+    answer_type: float = 0.0903
+    missing_name: float = -0.273
+    negation_mismatch: float = -3.2734
 
 
 @dataclass(frozen=True)

@@ -129,7 +129,8 @@ def rank_sentences(
     rows = data.sentences[ids]
     kind = expected_kind(question)
     lexical = data.sentence_lexical
-    sentence_cosine = np.asarray(data.sentence_vectors[ids]) @ vector
+    sentence_vectors = np.asarray(data.sentence_vectors[ids])
+    sentence_cosine = sentence_vectors @ vector
     coverage = sentence_coverage[ids]
     previous = np.where(ids > 0, ids - 1, 0)
     following = np.minimum(ids + 1, len(data.sentences) - 1)
@@ -153,6 +154,9 @@ def rank_sentences(
         "novelty": 1.0 - lexical.shared_terms(tokens)[ids] / np.maximum(lexical.distinct_terms[ids], 1),
         "length": [math.log1p(len(text) / 100) for text in sentence_texts],
         "continuation": np.where(continuing, previous_cosine, 0.0),
+        "centrality": np.einsum(
+            "ij,ij->i", sentence_vectors, np.stack([data.centroid_of(int(doc)) for doc in rows[:, 0]])
+        ),
         "fragment": [
             float(bool(_QUESTION_END.search(text)) or is_heading(texts[d], s, e))
             for text, (d, s, e) in zip(sentence_texts, rows.tolist())

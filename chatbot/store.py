@@ -65,6 +65,7 @@ class IndexData:
     passage_lexical: LexicalIndex
 
     _newlines: dict[int, np.ndarray] = field(default_factory=dict, repr=False)
+    _centroids: dict[int, np.ndarray] = field(default_factory=dict, repr=False)
 
     @property
     def documents(self) -> list[dict[str, Any]]:
@@ -77,6 +78,15 @@ class IndexData:
         for passage in range(len(self.passages) - 1, -1, -1):  # backwards, so the first passage wins
             owner[self.passages[passage, 3] : self.passages[passage, 4]] = passage
         return owner
+
+    def centroid_of(self, document: int) -> np.ndarray:
+        """The unit mean of a document's sentence vectors: what the document as a whole is about
+        (computed on first use; a document's sentences are consecutive rows)."""
+        if document not in self._centroids:
+            lo, hi = np.searchsorted(self.sentences[:, 0], [document, document + 1])
+            mean = np.asarray(self.sentence_vectors[lo:hi], dtype=np.float64).mean(axis=0)
+            self._centroids[document] = (mean / max(np.linalg.norm(mean), 1e-12)).astype(np.float32)
+        return self._centroids[document]
 
     def page_of(self, document: int, offset: int) -> int | None:
         """1-based page of a character offset in a paged document (PDF); None for documents without pages."""

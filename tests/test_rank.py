@@ -44,6 +44,12 @@ def test_headings_questions_and_references_back_are_features(seed_bot):
         refers_back = re.match(r"(?:This|These|That|It|Its|They|Furthermore|In fact|But|However|Also)\b", text)
         assert continuation == (previous if refers_back else 0.0), text
     assert column["fragment"].any() and column["continuation"].any()
+    # Centrality: the cosine to the unit mean of the document's sentence vectors.
+    centroid = np.asarray(data.sentence_vectors, dtype=np.float64).mean(axis=0)
+    centroid /= np.linalg.norm(centroid)
+    assert np.allclose(data.centroid_of(0), centroid, atol=1e-6)
+    expected = np.asarray(data.sentence_vectors[ranked.sentences]) @ centroid
+    assert np.allclose(column["centrality"], expected, atol=1e-5)
     # A heading that echoes the question does not come before the sentence under it that answers.
     answer = seed_bot.ask("Why is Huawei's Ascend 910C a key weapon?")
     assert answer.quotes[0].text.startswith("The Ascend 910C is designed to reduce China’s reliance")
