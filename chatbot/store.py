@@ -84,8 +84,10 @@ class IndexData:
         (computed on first use; a document's sentences are consecutive rows)."""
         if document not in self._centroids:
             lo, hi = np.searchsorted(self.sentences[:, 0], [document, document + 1])
-            mean = np.asarray(self.sentence_vectors[lo:hi], dtype=np.float64).mean(axis=0)
-            self._centroids[document] = (mean / max(np.linalg.norm(mean), 1e-12)).astype(np.float32)
+            total = np.zeros(self.sentence_vectors.shape[1], dtype=np.float64)
+            for start in range(lo, hi, 65536):  # a slice at a time: a memory map is not copied whole
+                total += np.asarray(self.sentence_vectors[start : min(start + 65536, hi)]).sum(axis=0, dtype=np.float64)
+            self._centroids[document] = (total / max(np.linalg.norm(total), 1e-12)).astype(np.float32)
         return self._centroids[document]
 
     def page_of(self, document: int, offset: int) -> int | None:
