@@ -9,7 +9,6 @@ Usage example:
 from __future__ import annotations
 
 import hashlib
-import logging
 import os
 import stat
 from dataclasses import dataclass, field
@@ -26,13 +25,9 @@ __all__ = [
     "Unreadable",
     "decode_text",
     "file_sha256",
-    "load_documents",
     "read_document",
-    "scan_documents",
     "scan_folder",
 ]
-
-log = logging.getLogger("chatbot")
 
 
 @dataclass(frozen=True)
@@ -132,14 +127,6 @@ def _scan_into(scan: Scan, directory: Path, prefix: str, root: Path, wanted: set
         scan.files.append(FileInfo(relative, path, info.st_size, info.st_mtime_ns))
 
 
-def scan_documents(folder: Path, extensions: tuple[str, ...]) -> list[FileInfo]:
-    """The files of `scan_folder`, with one warning for each file left out."""
-    scan = scan_folder(folder, extensions)
-    for skipped in scan.skipped:
-        log.warning("skipped %s: %s", skipped.path, skipped.reason)
-    return scan.files
-
-
 def read_document(info: FileInfo) -> Document:
     """Read and extract one file; Unreadable (with the reason) when it is empty, binary, broken or unreadable."""
     try:
@@ -162,16 +149,3 @@ def file_sha256(path: Path) -> str | None:
     except OSError:
         return None
     return digest.hexdigest()
-
-
-def load_documents(folder: Path, extensions: tuple[str, ...]) -> list[Document]:
-    """Read every document under `folder` (one warning per file skipped); an error when none can be read."""
-    documents = []
-    for info in scan_documents(folder, extensions):
-        try:
-            documents.append(read_document(info))
-        except Unreadable as exc:
-            log.warning("skipped %s: %s", info.path, exc)
-    if not documents:
-        raise ChatbotError(f"no documents ({', '.join(extensions)}) in {folder}")
-    return documents
