@@ -13,8 +13,6 @@ from __future__ import annotations
 import argparse
 import io
 import os
-import shutil
-import socket
 import sys
 import tempfile
 from pathlib import Path
@@ -23,16 +21,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 ROOT = Path(__file__).resolve().parent.parent
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+sys.path.insert(0, str(ROOT))
+
+from tests.browser import CHROMIUM_ARGS, chromium_executable, free_port
 
 
 def main() -> int:
@@ -43,8 +34,8 @@ def main() -> int:
     parser.add_argument("--height", type=int, default=820)
     args = parser.parse_args()
 
-    chromium = os.environ.get("CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-    if not Path(chromium).is_file():
+    chromium = chromium_executable()
+    if chromium is None:
         print("error: Chromium is not installed (Debian: apt-get install chromium)", file=sys.stderr)
         return 1
     from playwright.sync_api import sync_playwright
@@ -54,7 +45,7 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory(prefix="chatbot-screenshot-") as index:
         bot = Chatbot.from_config(docs=ROOT / "seeds", index=index)  # the seeds, indexed aside
-        app, url = start(bot, port=_free_port())
+        app, url = start(bot, port=free_port())
         try:
             with sync_playwright() as playwright:
                 browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
@@ -89,12 +80,6 @@ def _small_png(png: bytes) -> bytes:
     out = io.BytesIO()
     image.save(out, format="PNG", optimize=True)
     return out.getvalue()
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 if __name__ == "__main__":

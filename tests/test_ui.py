@@ -6,10 +6,8 @@ from __future__ import annotations
 import dataclasses
 import html
 import json
-import os
 import re
 import shutil
-import socket
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -33,6 +31,7 @@ from chatbot.ui import (
     start,
 )
 
+from .browser import CHROMIUM_ARGS, chromium_executable, free_port
 from .conftest import SEEDS, document_text
 
 HOSTILE = (
@@ -226,12 +225,6 @@ def test_save_upload_refuses_with_a_reason(tmp_path, filename, content, problem)
 # ----- a live server, driven by gradio_client --------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     """The web chat on a free loopback port, over its own copy of the seeds (tests here add and remove
@@ -241,7 +234,7 @@ def server(tmp_path_factory):
     docs = tmp_path_factory.mktemp("ui-docs")
     shutil.copytree(SEEDS, docs, dirs_exist_ok=True)
     bot = Chatbot.from_config(docs=docs, index=tmp_path_factory.mktemp("ui-index"))
-    app, url = start(bot, host="127.0.0.1", port=_free_port())
+    app, url = start(bot, host="127.0.0.1", port=free_port())
     yield bot, url, docs
     app.close()
 
@@ -319,22 +312,11 @@ def test_eight_clients_get_their_own_answers_while_the_index_is_rebuilt(server, 
 
 # ----- the page in a real browser --------------------------------------------------------------------------
 
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
 
 @pytest.fixture(scope="module")
 def browser():
-    executable = os.environ.get("CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-    if not Path(executable).is_file():
+    executable = chromium_executable()
+    if executable is None:
         pytest.skip("Chromium is not installed (Debian: apt-get install chromium; or set CHROMIUM=/path/to/it)")
     from playwright.sync_api import expect, sync_playwright
 
