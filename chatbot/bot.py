@@ -110,7 +110,16 @@ class Chatbot:
             vectors,
             retrieve(data, tokens, vectors, self.config.retrieve, self.config.search.hnsw_ef_search),
         ):
-            ranked = rank_sentences(data, question, words, vector, hits, self.config.ranking, self.config.confidence)
+            ranked = rank_sentences(
+                data,
+                question,
+                words,
+                vector,
+                hits,
+                self.config.ranking,
+                self.config.confidence,
+                self.embedder.word_vectors,
+            )
             results.append((compose(question, ranked, hits, data, settings), Evidence(hits, ranked)))
         return results
 

@@ -75,7 +75,7 @@ class RetrieveConfig:
 class AnswerConfig:
     max_quotes: int = 3
     min_confidence: float = 0.09
-    second_quote_ratio: float = 0.55
+    second_quote_ratio: float = 0.6
     following_quote_ratio: float = 0.15
     merge_adjacent: bool = True
     max_sources: int = 3
@@ -85,22 +85,23 @@ class AnswerConfig:
 class RankingConfig:
     """Logistic weights that score how likely a candidate sentence holds the answer (see rank.py)."""
 
-    bias: float = -4.7162
-    sentence_cosine: float = 2.8034
-    passage_cosine: float = 1.1625
-    sentence_coverage: float = 0.4597
-    passage_coverage: float = 1.7378
-    previous_coverage: float = -0.561
-    previous_cosine: float = 0.5437
-    next_cosine: float = -0.4986
-    answer_type: float = 0.4094
-    fused_rank: float = 0.5208
-    cosine_gap: float = 0.5512
-    coverage_gap: float = 1.4716
-    novelty: float = -1.6531
-    length: float = 1.0194
-    continuation: float = 0.519
-    centrality: float = -1.1881
+    bias: float = -4.7759
+    sentence_cosine: float = 2.3462
+    passage_cosine: float = 1.3562
+    sentence_coverage: float = -0.5383
+    word_match: float = 1.4811
+    passage_coverage: float = 1.6977
+    previous_coverage: float = -0.5598
+    previous_cosine: float = 0.6161
+    next_cosine: float = -0.5113
+    answer_type: float = 0.3992
+    fused_rank: float = 0.4683
+    cosine_gap: float = 0.5599
+    coverage_gap: float = 1.4832
+    novelty: float = -1.7726
+    length: float = 0.9745
+    continuation: float = 0.4955
+    centrality: float = -1.1317
     fragment: float = -1.5
 
 
@@ -108,12 +109,12 @@ class RankingConfig:
 class ConfidenceConfig:
     """Logistic weights that turn the evidence for an answer into its confidence (see rank.py)."""
 
-    bias: float = -5.4021
-    relevance: float = 7.245
-    margin: float = 0.3566
-    answer_type: float = 0.0903
-    missing_name: float = -0.273
-    negation_mismatch: float = -3.2734
+    bias: float = -5.4058
+    relevance: float = 7.2636
+    margin: float = 0.3434
+    answer_type: float = 0.0938
+    missing_name: float = -0.2655
+    negation_mismatch: float = -3.2758
 
 
 @dataclass(frozen=True)

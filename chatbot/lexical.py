@@ -24,17 +24,19 @@ _stemmer = Stemmer.Stemmer("english")
 
 
 @lru_cache(maxsize=200_000)
-def _stem(word: str) -> str:
+def stem(word: str) -> str:
+    """The Snowball stem of a lower-case word: the form the BM25 indexes count."""
     return _stemmer.stemWord(word)
+
+
+def content_words(text: str) -> list[str]:
+    """The words of `text` that carry meaning: lower case, in order, stop words and stray letters out."""
+    return [word for word in _WORD.findall(text.lower()) if word not in STOPWORDS and (len(word) > 1 or word.isdigit())]
 
 
 def tokenize(text: str) -> list[str]:
     """Stemmed content words of `text`, in order (repeats kept: BM25 counts them)."""
-    return [
-        _stem(word)
-        for word in _WORD.findall(text.lower())
-        if word not in STOPWORDS and (len(word) > 1 or word.isdigit())
-    ]
+    return [stem(word) for word in content_words(text)]
 
 
 class LexicalIndex:

@@ -18,11 +18,13 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
 
 import numpy as np
 
 from .config import ConfidenceConfig, RankingConfig
+from .lexical import LexicalIndex, content_words, stem
 from .retrieve import Hits
 from .segment import is_heading
 from .store import IndexData
@@ -118,8 +120,12 @@ def rank_sentences(
     hits: Hits,
     ranking: RankingConfig,
     confidence: ConfidenceConfig,
+    word_vectors: Callable[[Sequence[str]], np.ndarray],
 ) -> Ranked:
-    """Every sentence of the retrieved passages, and the best single sentences, scored and ordered."""
+    """Every sentence of the retrieved passages, and the best single sentences, scored and ordered.
+
+    `word_vectors` gives unit vectors of single words (Embedder.word_vectors), for matching a question's
+    words to a sentence's when they differ in form or are near in meaning."""
     ids, passages, cosine, fused = _candidates(data, hits, vector)
     if not len(ids):
         empty = np.zeros(0, dtype=np.int64)
@@ -143,6 +149,7 @@ def rank_sentences(
         "sentence_cosine": sentence_cosine,
         "passage_cosine": cosine,
         "sentence_coverage": coverage,
+        "word_match": _word_match(question, sentence_texts, lexical, word_vectors),
         "passage_coverage": data.passage_lexical.coverage(tokens)[passages],
         "previous_coverage": np.where(same_document, sentence_coverage[previous], 0.0),
         "previous_cosine": previous_cosine,
@@ -176,6 +183,23 @@ def rank_sentences(
         confidence=float(confidence_of(signals, confidence)),
         signals=signals,
     )
+
+
+def _word_match(
+    question: str, sentences: list[str], lexical: LexicalIndex, word_vectors: Callable[[Sequence[str]], np.ndarray]
+) -> np.ndarray:
+    """Per sentence, the IDF-weighted mean over the question's content words of each one's best cosine to
+    a word of the sentence: 1 when every word is there, partial credit for "restrictions" against
+    "restricted" or "chip" against "semiconductors" (a word the corpus never uses weighs the most)."""
+    asked = list(dict.fromkeys(content_words(question)))
+    if not asked:
+        return np.zeros(len(sentences))
+    weights = np.array([lexical.idf(lexical.document_frequency(stem(word))) for word in asked])
+    words = [list(dict.fromkeys(content_words(sentence))) or [""] for sentence in sentences]
+    starts = np.cumsum([0] + [len(group) for group in words[:-1]])
+    similarity = word_vectors(asked) @ word_vectors([word for group in words for word in group]).T
+    best = np.maximum.reduceat(similarity, starts, axis=1)  # (asked words, sentences)
+    return weights @ best / weights.sum()
 
 
 def _candidates(data: IndexData, hits: Hits, vector: np.ndarray):

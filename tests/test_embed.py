@@ -1,5 +1,6 @@
 """Loading the embedding model from the Python API."""
 
+import numpy as np
 from transformers.utils import logging as transformers_logging
 
 from chatbot import embed
@@ -17,3 +18,18 @@ def test_loading_the_model_prints_no_progress_bar_and_leaves_the_setting_alone(c
         assert transformers_logging.is_progress_bar_enabled()
     finally:
         embed._models.pop(key, None)
+
+
+def test_word_vectors_are_unit_rows_that_put_related_words_close(seed_bot):
+    embedder = seed_bot.embedder
+    vectors = embedder.word_vectors(["restrictions", "restricted", "banana", "restrictions"])
+    assert vectors.shape == (4, embedder.dimension) and vectors.dtype == np.float32
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    assert np.array_equal(vectors[0], vectors[3])
+    assert vectors[0] @ vectors[1] > vectors[0] @ vectors[2] + 0.2
+    assert np.array_equal(embedder.word_vectors(["restricted"])[0], vectors[1])  # from the cache, unchanged
+    assert embedder.word_vectors([]).shape == (0, embedder.dimension)
+
+
+def test_a_model_without_a_word_piece_table_has_none():
+    assert embed._input_table((object(),)) is None

@@ -6,7 +6,7 @@ import numpy as np
 
 from chatbot.calibrate import MIN_SUPPORT, fit_logistic
 from chatbot.config import RankingConfig
-from chatbot.rank import RANKING_FEATURES, expected_kind, holds_kind
+from chatbot.rank import RANKING_FEATURES, _word_match, expected_kind, holds_kind
 from chatbot.segment import is_heading, split_sentences
 
 from .conftest import SEED_FILE, SEEDS, document_text
@@ -53,6 +53,28 @@ def test_headings_questions_and_references_back_are_features(seed_bot):
     # A heading that echoes the question does not come before the sentence under it that answers.
     answer = seed_bot.ask("Why is Huawei's Ascend 910C a key weapon?")
     assert answer.quotes[0].text.startswith("The Ascend 910C is designed to reduce China’s reliance")
+
+
+def test_word_match_gives_partial_credit_for_near_words(seed_bot):
+    lexical, word_vectors = seed_bot.data.sentence_lexical, seed_bot.embedder.word_vectors
+    question = "Which semiconductor sales did the US restrict?"
+    exact, near, unrelated = _word_match(
+        question,
+        [
+            "The US did restrict semiconductor sales to China.",
+            "US restrictions on the sale of advanced chips.",
+            "HarmonyOS is gaining traction in the Chinese market.",
+        ],
+        lexical,
+        word_vectors,
+    )
+    assert np.isclose(exact, 1.0)  # every word of the question is there
+    assert unrelated < near < exact
+    # Words weigh by how rare they are in the documents: "semiconductors" is used once, "Huawei" often.
+    assert lexical.document_frequency("huawei") > lexical.document_frequency("semiconductor") == 1
+    rare, common = _word_match("Huawei semiconductors?", ["Semiconductors.", "Huawei."], lexical, word_vectors)
+    assert rare > 0.6 > common
+    assert not _word_match("What is it?", ["Anything at all."], lexical, word_vectors).any()  # no content words
 
 
 def test_calibration_keeps_the_weight_of_a_feature_too_rare_to_fit():
