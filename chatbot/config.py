@@ -85,23 +85,23 @@ class AnswerConfig:
 class RankingConfig:
     """Logistic weights that score how likely a candidate sentence holds the answer (see rank.py)."""
 
-    bias: float = -4.7759
-    sentence_cosine: float = 2.3462
-    passage_cosine: float = 1.3562
-    sentence_coverage: float = -0.5383
-    word_match: float = 1.4811
-    passage_coverage: float = 1.6977
-    previous_coverage: float = -0.5598
-    previous_cosine: float = 0.6161
-    next_cosine: float = -0.5113
-    answer_type: float = 0.3992
-    fused_rank: float = 0.4683
-    cosine_gap: float = 0.5599
-    coverage_gap: float = 1.4832
-    novelty: float = -1.7726
-    length: float = 0.9745
-    continuation: float = 0.4955
-    centrality: float = -1.1317
+    bias: float = -4.7965
+    sentence_cosine: float = 2.3609
+    passage_cosine: float = 1.358
+    sentence_coverage: float = -0.5479
+    word_match: float = 1.4654
+    passage_coverage: float = 1.7013
+    previous_coverage: float = -0.5486
+    previous_cosine: float = 0.6117
+    next_cosine: float = -0.4958
+    answer_type: float = 0.4425
+    fused_rank: float = 0.4734
+    cosine_gap: float = 0.51
+    coverage_gap: float = 1.4853
+    novelty: float = -1.7582
+    length: float = 0.9478
+    continuation: float = 0.487
+    centrality: float = -1.1186
     fragment: float = -1.5
 
 
@@ -109,12 +109,12 @@ class RankingConfig:
 class ConfidenceConfig:
     """Logistic weights that turn the evidence for an answer into its confidence (see rank.py)."""
 
-    bias: float = -5.4058
-    relevance: float = 7.2636
-    margin: float = 0.3434
-    answer_type: float = 0.0938
-    missing_name: float = -0.2655
-    negation_mismatch: float = -3.2758
+    bias: float = -5.4166
+    relevance: float = 7.2709
+    margin: float = 0.3432
+    answer_type: float = 0.1288
+    missing_name: float = -0.2684
+    negation_mismatch: float = -3.3194
 
 
 @dataclass(frozen=True)

@@ -42,25 +42,27 @@ _REASON_WORDS = (
     r"driv(?:en|ing) by"
 )
 _KINDS = (
-    # (kind, question pattern, pattern a sentence must contain to hold that kind of answer)
+    # (kind, question pattern, pattern a sentence must contain to hold that kind of answer). The question
+    # pattern is matched where the question starts and where its first wh-word stands: in "What was he
+    # alluding to when he spoke?" the "when" does not ask for a date.
     (
         "date",
-        r"\bwhen\b|\bwhat (?:year|date|day|month|century|decade|time|era|period)\b|\b(?:which|what) year\b",
+        r"when\b|what (?:year|date|day|month|century|decade|time|era|period)\b|which year\b",
         rf"\b(?:1\d{{3}}|20\d{{2}}|\d{{1,2}}(?:st|nd|rd|th)|{_MONTHS}|century|centuries|decade|bc|ad|bce|ce)\b|\d0s\b",
     ),
     (
         "number",
-        r"\bhow (?:many|much|long|old|far|large|big|high|tall|deep|wide|often|fast)\b|\bwhat (?:percentage|percent|number|amount|proportion|share|size)\b",
+        r"how (?:many|much|long|old|far|large|big|high|tall|deep|wide|often|fast)\b|what (?:percentage|percent|number|amount|proportion|share|size)\b",
         rf"\d|\b(?:{_NUMBER_WORDS})\b|%",
     ),
     (
         "reason",
-        r"\bwhy\b|\b(?:purpose|reason|rationale|motive|aim|goal|point) (?:of|for|behind)\b|\bwhat for\b",
+        r"why\b|.*?\b(?:purpose|reason|rationale|motive|aim|goal|point) (?:of|for|behind)\b|what for\b",
         rf"\b(?:{_REASON_WORDS})\b",
     ),
     (
         "name",
-        r"\bwho\b|\bwhom\b|\bwhose\b|\bwhere\b|\bwhat (?:company|city|country|province|state|organi[sz]ation|firm|person|place)\b",
+        r"who\b|whom\b|whose\b|where\b|what (?:company|city|country|province|state|organi[sz]ation|firm|person|place)\b",
         r"\b[A-Z][\w’'-]+",
     ),
 )
@@ -68,6 +70,7 @@ _COMPILED = tuple(
     (kind, re.compile(question, re.I), re.compile(answer, 0 if kind == "name" else re.I))
     for kind, question, answer in _KINDS
 )
+_WH_WORD = re.compile(r"\b(?:what|which|who|whom|whose|where|when|why|how)\b", re.I)
 _NEGATION = re.compile(r"\b(?:not|never|no|none|nor|neither|without|cannot)\b|n[’']t\b", re.I)
 _NAME = re.compile(r"(?<=\s)[A-Z][\w’'-]*[a-z][\w’'-]*")
 _QUESTION_END = re.compile(r"\?[\"'”’)\]*_]*$")
@@ -94,8 +97,10 @@ class Ranked:
 
 def expected_kind(question: str) -> str | None:
     """The kind of answer a question asks for: "date", "number", "name", or None when it does not say."""
+    first = _WH_WORD.search(question)
+    asked = question[first.start() :] if first else question
     for kind, asks, _ in _COMPILED:
-        if asks.search(question):
+        if asks.match(asked) or asks.match(question):  # "The aim of the law was what?" asks for a reason
             return kind
     return None
 

@@ -28,8 +28,18 @@ def test_headings_are_told_from_sentences():
 def test_why_questions_ask_for_a_reason():
     assert expected_kind("Why is the province investing in many fields?") == "reason"
     assert expected_kind("What is the purpose of the new chip?") == "reason"
+    assert expected_kind("The aim of the law was to do what?") == "reason"
     assert holds_kind("reason", "This diversification is essential to mitigate risks.", "why?") == 1.0
     assert holds_kind("reason", "HarmonyOS is an operating system.", "why?") == -1.0
+
+
+def test_the_first_wh_word_says_what_kind_of_answer_is_asked_for():
+    assert expected_kind("When was Huawei founded?") == "date"
+    assert expected_kind("In what year was HarmonyOS launched?") == "date"
+    assert expected_kind("What was the official alluding to when he talked about embargoes?") is None
+    assert expected_kind("Who led the province when the chip was shown?") == "name"
+    assert expected_kind("How old was the firm when it moved to Zhejiang?") == "number"
+    assert expected_kind("Tell me where DeepSeek is based.") == "name"
 
 
 def test_headings_questions_and_references_back_are_features(seed_bot):
