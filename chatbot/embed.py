@@ -52,7 +52,9 @@ class Embedder:
         self.batch_size = batch_size
         self.device = device
         self.dtype = effective_dtype(dtype, device)  # "float32" or "bfloat16": the precision the model computes in
-        self._word_cache: dict[str, np.ndarray] = {}
+        self._word_rows: dict[str, int] = {}  # word -> its row in _word_table
+        self._word_table: np.ndarray | None = None
+        self._word_lock = threading.Lock()
 
     @property
     def model(self):
@@ -69,16 +71,24 @@ class Embedder:
     def word_vectors(self, words: Sequence[str]) -> np.ndarray:
         """Unit float32 vectors of single words, one row per word: the mean of a word's pieces in the
         model's own input table, what the model makes of the word before it reads any context (models
-        without such a table encode the word alone). Cached per word: a corpus has a bounded vocabulary."""
-        cache = self._word_cache
-        missing = [word for word in dict.fromkeys(words) if word not in cache]
-        if missing:
-            if len(cache) + len(missing) > _WORD_CACHE_SIZE:
-                cache.clear()
-            cache.update(zip(missing, _word_vectors(self, missing)))
-        if not words:
-            return np.zeros((0, self.dimension), dtype=np.float32)
-        return np.stack([cache[word] for word in words])
+        without such a table encode the word alone). Kept per word: a corpus has a bounded vocabulary."""
+        with self._word_lock:
+            rows = self._word_rows
+            missing = [word for word in dict.fromkeys(words) if word not in rows]
+            if missing:
+                if len(rows) + len(missing) > _WORD_CACHE_SIZE:
+                    rows.clear()
+                count = len(rows)
+                if self._word_table is None or count + len(missing) > len(self._word_table):
+                    grown = np.zeros((max(1024, 2 * (count + len(missing))), self.dimension), dtype=np.float32)
+                    if self._word_table is not None:
+                        grown[:count] = self._word_table[:count]
+                    self._word_table = grown
+                self._word_table[count : count + len(missing)] = _word_vectors(self, missing)
+                rows.update(zip(missing, range(count, count + len(missing))))
+            if not words:
+                return np.zeros((0, self.dimension), dtype=np.float32)
+            return self._word_table[[rows[word] for word in words]]
 
     def encode(self, texts: list[str], show_progress: bool = False) -> np.ndarray:
         """Unit-length float32 vectors, one row per text."""
@@ -97,14 +107,14 @@ class Embedder:
         return vectors
 
 
-def _word_vectors(embedder: Embedder, words: list[str]) -> list[np.ndarray]:
+def _word_vectors(embedder: Embedder, words: list[str]) -> np.ndarray:
     model = embedder.model
     table = _input_table(model)
     if table is None:
-        return list(embedder.encode(words))
+        return embedder.encode(words)
     pieces = model.tokenizer(words, add_special_tokens=False)["input_ids"]
-    vectors = [table[ids].mean(axis=0) if ids else np.zeros(table.shape[1], dtype=np.float32) for ids in pieces]
-    return [vector / max(float(np.linalg.norm(vector)), 1e-12) for vector in vectors]
+    vectors = np.stack([table[ids].mean(axis=0) if ids else np.zeros(table.shape[1], np.float32) for ids in pieces])
+    return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
 
 
 @functools.cache

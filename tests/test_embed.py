@@ -1,5 +1,7 @@
 """Loading the embedding model from the Python API."""
 
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 from transformers.utils import logging as transformers_logging
 
@@ -33,3 +35,14 @@ def test_word_vectors_are_unit_rows_that_put_related_words_close(seed_bot):
 
 def test_a_model_without_a_word_piece_table_has_none():
     assert embed._input_table((object(),)) is None
+
+
+def test_word_vectors_asked_from_many_threads_agree(seed_bot):
+    fresh = embed.Embedder(seed_bot.embedder.name)  # its own, empty word table; the shared model
+    words = [f"{prefix}{stem}" for prefix in ("un", "re", "pre", "") for stem in ("built", "made", "done", "seen")]
+    expected = fresh.word_vectors(words)
+    fresh = embed.Embedder(seed_bot.embedder.name)
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(lambda i: fresh.word_vectors(words[i % 5 :] + words[: i % 5]), range(40)))
+    for i, vectors in enumerate(results):
+        assert np.array_equal(vectors, np.roll(expected, -(i % 5), axis=0))
