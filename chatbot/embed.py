@@ -79,8 +79,10 @@ class Embedder:
                 if len(rows) + len(missing) > _WORD_CACHE_SIZE:
                     rows.clear()
                 count = len(rows)
-                if self._word_table is None or count + len(missing) > len(self._word_table):
-                    grown = np.zeros((max(1024, 2 * (count + len(missing))), self.dimension), dtype=np.float32)
+                needed = count + len(missing)
+                if self._word_table is None or needed > len(self._word_table):
+                    capacity = max(needed, min(2 * needed, _WORD_CACHE_SIZE), 1024)
+                    grown = np.zeros((capacity, self.dimension), dtype=np.float32)
                     if self._word_table is not None:
                         grown[:count] = self._word_table[:count]
                     self._word_table = grown
@@ -108,12 +110,20 @@ class Embedder:
 
 
 def _word_vectors(embedder: Embedder, words: list[str]) -> np.ndarray:
+    """Unit vectors of `words`; a zero row for the empty string (it stands for "no word")."""
+    vectors = np.zeros((len(words), embedder.dimension), dtype=np.float32)
+    given = [number for number, word in enumerate(words) if word]
+    if not given:
+        return vectors
     model = embedder.model
     table = _input_table(model)
     if table is None:
-        return embedder.encode(words)
-    pieces = model.tokenizer(words, add_special_tokens=False)["input_ids"]
-    vectors = np.stack([table[ids].mean(axis=0) if ids else np.zeros(table.shape[1], np.float32) for ids in pieces])
+        vectors[given] = embedder.encode([words[number] for number in given])
+        return vectors
+    pieces = model.tokenizer([words[number] for number in given], add_special_tokens=False)["input_ids"]
+    for number, ids in zip(given, pieces):
+        if ids:
+            vectors[number] = table[ids].mean(axis=0)
     return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
 
 

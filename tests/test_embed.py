@@ -31,6 +31,7 @@ def test_word_vectors_are_unit_rows_that_put_related_words_close(seed_bot):
     assert vectors[0] @ vectors[1] > vectors[0] @ vectors[2] + 0.2
     assert np.array_equal(embedder.word_vectors(["restricted"])[0], vectors[1])  # from the cache, unchanged
     assert embedder.word_vectors([]).shape == (0, embedder.dimension)
+    assert not embedder.word_vectors([""]).any()  # "no word" matches nothing
 
 
 def test_a_model_without_a_word_piece_table_has_none():
