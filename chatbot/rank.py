@@ -2,7 +2,7 @@
 
 Two small logistic models with their weights in config, both fitted by `chatbot calibrate`:
 - [ranking] orders the candidate sentences: how likely each holds the answer, from its similarity to
-  the question (vectors and shared words, for the sentence, its passage and its neighbours),
+  the question (vectors, shared words and near words, for the sentence, its passage and its neighbours),
   whether it holds the kind of thing asked for, and how it compares with the other candidates;
 - [confidence] turns the evidence into the answer's confidence: how close the question comes to the
   documents at all, the best sentence's lead over the runner-up and whether it holds the kind of thing
@@ -10,7 +10,8 @@ Two small logistic models with their weights in config, both fitted by `chatbot 
   never uses, a negation the sentence lacks).
 
 Usage example:
-    ranked = rank_sentences(data, question, tokens, vector, hits, config.ranking, config.confidence)
+    ranked = rank_sentences(data, question, tokens, vector, hits, config.ranking, config.confidence,
+                            embedder.word_vectors)
     ranked.sentences[0], ranked.confidence         # best sentence id, confidence of the answer
 """
 
