@@ -157,7 +157,8 @@ def rank_sentences(
     next_in_document = (ids + 1 < len(data.sentences)) & (data.sentences[following, 0] == rows[:, 0])
     sentence_texts = [texts[d][s:e] for d, s, e in rows]
     previous_cosine = np.where(same_document, np.asarray(data.sentence_vectors[previous]) @ vector, 0.0)
-    continuing = np.array([bool(_CONTINUING.match(text)) for text in sentence_texts], dtype=bool)
+    facts = np.array([_sentence_facts(texts[d], s, e) for d, s, e in rows.tolist()], dtype=np.float64).reshape(-1, 3)
+    fragment, continuing, length = facts.T
     columns = {
         "sentence_cosine": sentence_cosine,
         "passage_cosine": cosine,
@@ -172,15 +173,12 @@ def rank_sentences(
         "cosine_gap": sentence_cosine - sentence_cosine.max(),
         "coverage_gap": coverage - coverage.max(),
         "novelty": 1.0 - lexical.shared_terms(tokens)[ids] / np.maximum(lexical.distinct_terms[ids], 1),
-        "length": [math.log1p(len(text) / 100) for text in sentence_texts],
-        "continuation": np.where(continuing, previous_cosine, 0.0),
+        "length": length,
+        "continuation": np.where(continuing > 0, previous_cosine, 0.0),
         "centrality": np.einsum(
             "ij,ij->i", sentence_vectors, np.stack([data.centroid_of(int(doc)) for doc in rows[:, 0]])
         ),
-        "fragment": [
-            float(bool(_QUESTION_END.search(text)) or is_heading(texts[d], s, e))
-            for text, (d, s, e) in zip(sentence_texts, rows.tolist())
-        ],
+        "fragment": fragment,
     }
     features = np.column_stack([np.asarray(columns[name], dtype=np.float64) for name in RANKING_FEATURES])
     logits = features @ np.array([getattr(ranking, name) for name in RANKING_FEATURES]) + ranking.bias
@@ -215,6 +213,16 @@ def _word_match(
     similarity = np.einsum("id,jd->ij", word_vectors(asked), word_vectors([word for group in words for word in group]))
     best = np.maximum.reduceat(similarity, starts, axis=1)  # (asked words, sentences)
     return weights @ best / weights.sum()
+
+
+@lru_cache(maxsize=65536)
+def _sentence_facts(text: str, start: int, end: int) -> tuple[float, float, float]:
+    """What a sentence is, whatever the question: 1 for a heading or a question (else 0), 1 when it opens
+    with a word that refers back (else 0), and log(1 + length / 100). Kept per sentence: a document's
+    text is hashed once, so the key is cheap."""
+    sentence = text[start:end]
+    fragment = bool(_QUESTION_END.search(sentence)) or is_heading(text, start, end)
+    return float(fragment), float(bool(_CONTINUING.match(sentence))), math.log1p(len(sentence) / 100)
 
 
 @lru_cache(maxsize=65536)
