@@ -215,13 +215,21 @@ def _word_match(
     return weights @ best / weights.sum()
 
 
-@lru_cache(maxsize=65536)
 def _sentence_facts(text: str, start: int, end: int) -> tuple[float, float, float]:
-    """What a sentence is, whatever the question: 1 for a heading or a question (else 0), 1 when it opens
-    with a word that refers back (else 0), and log(1 + length / 100). Kept per sentence: a document's
-    text is hashed once, so the key is cheap."""
-    sentence = text[start:end]
-    fragment = bool(_QUESTION_END.search(sentence)) or is_heading(text, start, end)
+    """What the sentence text[start:end] is, whatever the question: 1 for a heading or a question (else
+    0), 1 when it opens with a word that refers back (else 0), and log(1 + length / 100)."""
+    line_start = text.rfind("\n", 0, start) + 1
+    line_end = text.find("\n", end)
+    line = text[line_start : len(text) if line_end < 0 else line_end]
+    return _line_facts(line, start - line_start, end - line_start)
+
+
+@lru_cache(maxsize=16384)
+def _line_facts(line: str, start: int, end: int) -> tuple[float, float, float]:
+    """_sentence_facts of line[start:end], kept per sentence (by its line, not its whole document, so
+    that the cache holds no document text once the index is gone)."""
+    sentence = line[start:end]
+    fragment = bool(_QUESTION_END.search(sentence)) or is_heading(line, start, end)
     return float(fragment), float(bool(_CONTINUING.match(sentence))), math.log1p(len(sentence) / 100)
 
 
