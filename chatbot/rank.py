@@ -28,7 +28,7 @@ import numpy as np
 from .config import ConfidenceConfig, RankingConfig
 from .lexical import LexicalIndex, content_words, stem
 from .retrieve import Hits
-from .segment import is_heading
+from .segment import is_heading, line_around
 from .store import IndexData
 
 RANKING_FEATURES = tuple(f.name for f in fields(RankingConfig) if f.name != "bias")
@@ -218,9 +218,7 @@ def _word_match(
 def _sentence_facts(text: str, start: int, end: int) -> tuple[float, float, float]:
     """What the sentence text[start:end] is, whatever the question: 1 for a heading or a question (else
     0), 1 when it opens with a word that refers back (else 0), and log(1 + length / 100)."""
-    line_start = text.rfind("\n", 0, start) + 1
-    line_end = text.find("\n", end)
-    line = text[line_start : len(text) if line_end < 0 else line_end]
+    line_start, line = line_around(text, start, end)
     return _line_facts(line, start - line_start, end - line_start)
 
 

@@ -122,11 +122,17 @@ def _breaks_between(previous: str, line: str, lines_in_block: int) -> bool:
     return False
 
 
-def is_heading(text: str, start: int, end: int) -> bool:
-    """Whether the sentence text[start:end] is a line to itself that reads as a title or Markdown heading."""
+def line_around(text: str, start: int, end: int) -> tuple[int, str]:
+    """The line holding text[start:end] (from the line break before `start` to the one after `end`), and
+    where it starts."""
     line_start = text.rfind("\n", 0, start) + 1
     line_end = text.find("\n", end)
-    line = text[line_start : len(text) if line_end < 0 else line_end]
+    return line_start, text[line_start : len(text) if line_end < 0 else line_end]
+
+
+def is_heading(text: str, start: int, end: int) -> bool:
+    """Whether the sentence text[start:end] is a line to itself that reads as a title or Markdown heading."""
+    line_start, line = line_around(text, start, end)
     alone = not text[line_start:start].strip(" \t#") and not text[end : line_start + len(line)].strip()
     return alone and (bool(_HEADING.match(line)) or _is_title(line))
 
