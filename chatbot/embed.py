@@ -71,7 +71,8 @@ class Embedder:
     def word_vectors(self, words: Sequence[str]) -> np.ndarray:
         """Unit float32 vectors of single words, one row per word: the mean of a word's pieces in the
         model's own input table, what the model makes of the word before it reads any context (models
-        without such a table encode the word alone). Kept per word: a corpus has a bounded vocabulary."""
+        without such a table encode the word alone). Kept per word: a corpus has a bounded vocabulary.
+        Only comparable with each other: their width need not be `dimension`."""
         with self._word_lock:
             rows = self._word_rows
             missing = [word for word in dict.fromkeys(words) if word not in rows]
@@ -82,14 +83,14 @@ class Embedder:
                 needed = count + len(missing)
                 if self._word_table is None or needed > len(self._word_table):
                     capacity = max(needed, min(2 * needed, _WORD_CACHE_SIZE), 1024)
-                    grown = np.zeros((capacity, self.dimension), dtype=np.float32)
+                    grown = np.zeros((capacity, _word_width(self)), dtype=np.float32)
                     if self._word_table is not None:
                         grown[:count] = self._word_table[:count]
                     self._word_table = grown
                 self._word_table[count : count + len(missing)] = _word_vectors(self, missing)
                 rows.update(zip(missing, range(count, count + len(missing))))
             if not words:
-                return np.zeros((0, self.dimension), dtype=np.float32)
+                return np.zeros((0, _word_width(self)), dtype=np.float32)
             return self._word_table[[rows[word] for word in words]]
 
     def encode(self, texts: list[str], show_progress: bool = False) -> np.ndarray:
@@ -111,7 +112,7 @@ class Embedder:
 
 def _word_vectors(embedder: Embedder, words: list[str]) -> np.ndarray:
     """Unit vectors of `words`; a zero row for the empty string (it stands for "no word")."""
-    vectors = np.zeros((len(words), embedder.dimension), dtype=np.float32)
+    vectors = np.zeros((len(words), _word_width(embedder)), dtype=np.float32)
     given = [number for number, word in enumerate(words) if word]
     if not given:
         return vectors
@@ -125,6 +126,13 @@ def _word_vectors(embedder: Embedder, words: list[str]) -> np.ndarray:
         if ids:
             vectors[number] = table[ids].mean(axis=0)
     return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+
+
+def _word_width(embedder: Embedder) -> int:
+    """How many numbers a word vector has: the input table's width, which a model with a projection head
+    does not share with its sentence vectors (`dimension`)."""
+    table = _input_table(embedder.model)
+    return embedder.dimension if table is None else table.shape[1]
 
 
 @functools.cache

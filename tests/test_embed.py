@@ -47,3 +47,19 @@ def test_word_vectors_asked_from_many_threads_agree(seed_bot):
         results = list(pool.map(lambda i: fresh.word_vectors(words[i % 5 :] + words[: i % 5]), range(40)))
     for i, vectors in enumerate(results):
         assert np.array_equal(vectors, np.roll(expected, -(i % 5), axis=0))
+
+
+def test_word_vectors_of_a_model_with_a_projection_head(seed_bot, tmp_path):
+    """A Dense head makes sentence vectors narrower than the input table: word vectors keep the table's width."""
+    from sentence_transformers import SentenceTransformer, models
+
+    bundled = seed_bot.embedder.model
+    SentenceTransformer(modules=[bundled[0], bundled[1], models.Dense(384, 128)]).save(str(tmp_path))
+    embedder = embed.Embedder(str(tmp_path))
+    try:
+        assert embedder.dimension == 128
+        vectors = embedder.word_vectors(["chip", "semiconductor", "banana"])
+        assert vectors.shape == (3, 384)
+        assert np.array_equal(vectors, seed_bot.embedder.word_vectors(["chip", "semiconductor", "banana"]))
+    finally:
+        embed._models.pop((str(tmp_path), "cpu", "float32"), None)
