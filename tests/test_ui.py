@@ -354,8 +354,15 @@ class Page:
             "n => document.querySelectorAll('#qa-chat .qa-answer, #qa-chat .qa-abstain').length > n", arg=count
         )
 
+    def open(self, accordion: str) -> None:
+        """Open an accordion and let Gradio settle its fields. Gradio fills the fields of a newly shown
+        accordion with their initial values on the next animation frame, so anything typed before that
+        frame is overwritten; on a busy machine the frame can come well after the fields are visible."""
+        self.page.get_by_text(accordion, exact=True).click()
+        self.page.evaluate("() => new Promise(done => requestAnimationFrame(() => requestAnimationFrame(done)))")
+
     def open_documents(self) -> None:
-        self.page.get_by_text("Documents", exact=True).click()
+        self.open("Documents")
         self.page.locator("#qa-documents table").wait_for()
 
     def upload(self, path: Path) -> str:
@@ -437,11 +444,12 @@ def test_browser_example_question(page):
 def test_browser_settings_apply_and_conversation_downloads(page):
     from playwright.sync_api import expect
 
-    page.page.get_by_text("Settings", exact=True).click()
+    page.open("Settings")
     for label, value in (("Number of quotes", "1"), ("Abstention threshold", "0")):
         field = page.page.get_by_label(re.compile(f"^number input for {label}"))
         field.fill(value)
         field.press("Tab")
+        expect(page.page.get_by_label(re.compile(f"^range slider for {label}"))).to_have_value(value)
     page.ask("Which chip did Guangdong highlight?")
     expect(page.page.locator("#qa-chat .qa-quote")).to_have_count(1)
 
