@@ -30,7 +30,7 @@ import numpy as np
 
 from .bot import Chatbot, Evidence
 from .compose import compose
-from .evaluate import Item, is_hit, normalize
+from .evaluate import Item, is_hit, normalize, quoted_text
 from .rank import CONFIDENCE_FEATURES, RANKING_FEATURES, confidence_of
 
 
@@ -131,7 +131,7 @@ def quote_sweep(data, settings, items: list[Item], explained: list[Evidence]) ->
         for item, evidence in answerable:
             answer = compose(item.question, evidence.ranked, evidence.hits, data, tried)
             hits += is_hit(answer, item.answers)
-            lengths.append(len(" ".join(quote.text for quote in answer.quotes)))
+            lengths.append(len(quoted_text(answer)))
         points.append(
             QuotePoint(
                 max_quotes,

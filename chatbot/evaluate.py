@@ -80,9 +80,14 @@ def normalize(text: str) -> str:
     return " ".join(text.translate(_QUOTES).lower().split())
 
 
+def quoted_text(answer: Answer) -> str:
+    """An answer's quotes joined in order: what the protocol reads and measures ("" for an abstention)."""
+    return " ".join(quote.text for quote in answer.quotes)
+
+
 def quoted_window(answer: Answer) -> str:
-    """The part of an answer that the protocol reads: its quotes joined in order, cut at 400 characters."""
-    return " ".join(quote.text for quote in answer.quotes)[:WINDOW]
+    """The part of an answer that the protocol reads: its quoted text cut at 400 characters."""
+    return quoted_text(answer)[:WINDOW]
 
 
 def is_hit(answer: Answer, golds: Iterable[str]) -> bool:
@@ -168,7 +173,7 @@ def evaluate(bot: Chatbot, items: list[Item], batch_size: int = 256, progress=No
         batch = items[lo : lo + batch_size]
         for item, (answer, evidence) in zip(batch, bot.explain_batch([item.question for item in batch])):
             if not answer.abstained:
-                lengths.append(len(" ".join(quote.text for quote in answer.quotes)))
+                lengths.append(len(quoted_text(answer)))
             if item.impossible:
                 report.unanswerable += 1
                 right_abstentions += answer.abstained
