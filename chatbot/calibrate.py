@@ -30,6 +30,7 @@ import numpy as np
 
 from .bot import Chatbot, Evidence
 from .compose import compose
+from .config import ConfidenceConfig
 from .evaluate import Item, is_hit, normalize, quoted_text
 from .rank import CONFIDENCE_FEATURES, RANKING_FEATURES, confidence_of
 
@@ -116,7 +117,7 @@ def calibrate(
         labels = np.concatenate([hits, np.zeros(len(unrelated), dtype=bool)])
     confidence = fit_logistic(training, labels, CONFIDENCE_FEATURES, bot.config.confidence)
     # The signals and hits do not depend on the confidence weights: score them, rather than ask again.
-    scores = confidence_of(signals, ranked_bot.replace(confidence=confidence).config.confidence)
+    scores = confidence_of(signals, ConfidenceConfig(**confidence))
     points = sweep(scores, hits, impossible)
     return Calibration(ranking, confidence, points, choose(points, max_false_abstention), quote_points, quotes)
 
