@@ -74,22 +74,24 @@ def _follows(data: IndexData, sentence: int, chosen: list[tuple[int, int]]) -> b
 
 
 def _merge(data: IndexData, chosen: list[tuple[int, int]]) -> list[tuple[int, int, int]]:
-    """Runs (first sentence, last sentence, passage) of chosen sentences that stand next to each other
-    in one document, each at the place of its best sentence and cited to that sentence's passage."""
-    picked = {sentence for sentence, _ in chosen}
-    runs, seen = [], set()
+    """Runs (first sentence, last sentence, passage) of the chosen sentences, in the order chosen: a sentence
+    next to the latest run joins it; each run is cited to the passage of its best sentence.
+
+    A sentence next to an earlier run is a quote of its own instead: joined to that run, its text would
+    come before the runs chosen since, and push a better sentence further from the start of the answer."""
+    runs: list[tuple[int, int, int]] = []
     for sentence, passage in chosen:
-        if sentence in seen:
-            continue
-        doc = data.sentences[sentence, 0]
-        lo = hi = sentence
-        while lo - 1 in picked and data.sentences[lo - 1, 0] == doc:
-            lo -= 1
-        while hi + 1 in picked and data.sentences[hi + 1, 0] == doc:
-            hi += 1
-        seen.update(range(lo, hi + 1))
-        runs.append((lo, hi, passage))
+        run = (sentence, sentence, passage)
+        while runs and _touch(data, runs[-1], run):  # joining the latest run can close its gap to the one before
+            first, last, cited = runs.pop()
+            run = (min(first, run[0]), max(last, run[1]), cited)
+        runs.append(run)
     return runs
+
+
+def _touch(data: IndexData, run: tuple[int, int, int], other: tuple[int, int, int]) -> bool:
+    """Whether two runs of sentences stand next to each other in one document."""
+    return (run[1] + 1 == other[0] or other[1] + 1 == run[0]) and data.sentences[run[0], 0] == data.sentences[other[0], 0]
 
 
 def _source(data: IndexData, citation: int, passage: int, covering: tuple[int, int] | None) -> Source:

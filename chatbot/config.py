@@ -109,12 +109,12 @@ class RankingConfig:
 class ConfidenceConfig:
     """Logistic weights that turn the evidence for an answer into its confidence (see rank.py)."""
 
-    bias: float = -5.4166
-    relevance: float = 7.2709
-    margin: float = 0.3432
-    answer_type: float = 0.1288
-    missing_name: float = -0.2684
-    negation_mismatch: float = -3.3194
+    bias: float = -5.4406
+    relevance: float = 7.3077
+    margin: float = 0.337
+    answer_type: float = 0.1416
+    missing_name: float = -0.2509
+    negation_mismatch: float = -3.3228
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""Which ranked sentences an answer quotes: runners-up close to the best, and a following sentence at a lower bar."""
+"""Which ranked sentences an answer quotes (runners-up close to the best, and a following sentence at a lower
+bar), and how they are joined into quotes."""
 
 import numpy as np
 
@@ -32,7 +33,16 @@ def test_a_sentence_following_a_quoted_one_needs_a_lower_score(seed_bot):
     assert quoted(seed_bot, *ranked, following_quote_ratio=0.2) == [[10, 11]]
     assert quoted(seed_bot, *ranked, following_quote_ratio=0.5) == [[10]]
     assert quoted(seed_bot, [10, 20, 11], [0.8, 0.35, 0.35], following_quote_ratio=0.2) == [[10, 11]]
-    assert quoted(seed_bot, [10, 20, 11], [0.8, 0.5, 0.35], following_quote_ratio=0.2) == [[10, 11], [20]]
+    assert quoted(seed_bot, [10, 20, 11], [0.8, 0.5, 0.35], following_quote_ratio=0.2) == [[10], [20], [11]]
+
+
+def test_a_sentence_joins_only_the_latest_quote(seed_bot):
+    # Joined to 10, sentence 9 (or 11) would come before 20 and push the second best further from the start.
+    assert quoted(seed_bot, [10, 20, 9], [0.8, 0.7, 0.7]) == [[10], [20], [9]]
+    assert quoted(seed_bot, [10, 9, 20], [0.8, 0.7, 0.7]) == [[9, 10], [20]]
+    # 12 does not touch 10; 11 joins 12, and then 10 too: the three are one quote, at the place of the best.
+    assert quoted(seed_bot, [10, 12, 11], [0.8, 0.7, 0.7]) == [[10, 11, 12]]
+    assert quoted(seed_bot, [10, 12, 11], [0.8, 0.7, 0.7], merge_adjacent=False) == [[10], [12], [11]]
 
 
 def test_max_quotes_counts_sentences(seed_bot):
