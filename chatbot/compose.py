@@ -91,7 +91,8 @@ def _merge(data: IndexData, chosen: list[tuple[int, int]]) -> list[tuple[int, in
 
 def _touch(data: IndexData, run: tuple[int, int, int], other: tuple[int, int, int]) -> bool:
     """Whether two runs of sentences stand next to each other in one document."""
-    return (run[1] + 1 == other[0] or other[1] + 1 == run[0]) and data.sentences[run[0], 0] == data.sentences[other[0], 0]
+    same_document = data.sentences[run[0], 0] == data.sentences[other[0], 0]
+    return bool(same_document) and (run[1] + 1 == other[0] or other[1] + 1 == run[0])
 
 
 def _source(data: IndexData, citation: int, passage: int, covering: tuple[int, int] | None) -> Source:

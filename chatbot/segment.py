@@ -90,7 +90,7 @@ def _block_spans(text: str) -> list[tuple[int, int, bool]]:
         if current:
             first, last = current[0][0], current[-1][1]
             line = text[first:last]
-            heading = len(current) == 1 and (bool(_HEADING.match(line)) or _is_title(line))
+            heading = len(current) == 1 and _reads_as_heading(line)
             blocks.append((first, last, heading))
             current.clear()
 
@@ -134,7 +134,11 @@ def is_heading(text: str, start: int, end: int) -> bool:
     """Whether the sentence text[start:end] is a line to itself that reads as a title or Markdown heading."""
     line_start, line = line_around(text, start, end)
     alone = not text[line_start:start].strip(" \t#") and not text[end : line_start + len(line)].strip()
-    return alone and (bool(_HEADING.match(line)) or _is_title(line))
+    return alone and _reads_as_heading(line)
+
+
+def _reads_as_heading(line: str) -> bool:
+    return bool(_HEADING.match(line)) or _is_title(line)
 
 
 def _is_title(line: str) -> bool:
