@@ -54,23 +54,27 @@ def compose(question: str, ranked: Ranked, hits: Hits, data: IndexData, settings
 
 def _choose(ranked: Ranked, settings: AnswerConfig, data: IndexData) -> list[tuple[int, int]]:
     """(sentence, passage) pairs to quote, best first: the best one, then runners-up scored almost as high,
-    or a little lower when they follow one already chosen."""
+    or a little lower when they run on from one already chosen.
+
+    A sentence between two chosen ones does not run on: it would only lengthen the quote that joins them
+    and push the later, better sentence further from the start of the answer."""
     top = float(ranked.scores[0])
     chosen = [(int(ranked.sentences[0]), int(ranked.passages[0]))]
     lowest = min(settings.second_quote_ratio, settings.following_quote_ratio) * top
     for sentence, passage, score in zip(ranked.sentences[1:].tolist(), ranked.passages[1:].tolist(), ranked.scores[1:]):
         if len(chosen) >= settings.max_quotes or score < lowest:
             break
-        if score >= settings.second_quote_ratio * top or (
-            score >= settings.following_quote_ratio * top and _follows(data, sentence, chosen)
-        ):
+        runs_on = _beside(data, sentence, chosen, after=True) and not _beside(data, sentence, chosen, after=False)
+        if score >= settings.second_quote_ratio * top or (score >= settings.following_quote_ratio * top and runs_on):
             chosen.append((sentence, passage))
     return chosen
 
 
-def _follows(data: IndexData, sentence: int, chosen: list[tuple[int, int]]) -> bool:
+def _beside(data: IndexData, sentence: int, chosen: list[tuple[int, int]], after: bool) -> bool:
+    """Whether the sentence comes just after (or just before) one already chosen, in the same document."""
+    step = 1 if after else -1
     doc = data.sentences[sentence, 0]
-    return any(sentence - other == 1 and data.sentences[other, 0] == doc for other, _ in chosen)
+    return any(sentence - other == step and data.sentences[other, 0] == doc for other, _ in chosen)
 
 
 def _merge(data: IndexData, chosen: list[tuple[int, int]]) -> list[tuple[int, int, int]]:

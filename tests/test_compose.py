@@ -36,6 +36,14 @@ def test_a_sentence_following_a_quoted_one_needs_a_lower_score(seed_bot):
     assert quoted(seed_bot, [10, 20, 11], [0.8, 0.5, 0.35], following_quote_ratio=0.2) == [[10], [20], [11]]
 
 
+def test_a_sentence_between_two_quotes_needs_the_full_score(seed_bot):
+    # 11 follows 10 but leads into 12: quoting it would only push 12 further from the start of the answer.
+    assert quoted(seed_bot, [10, 12, 11], [0.8, 0.5, 0.3], following_quote_ratio=0.2) == [[10], [12]]
+    assert quoted(seed_bot, [10, 12, 11], [0.8, 0.5, 0.45], following_quote_ratio=0.2) == [[10, 11, 12]]
+    # Chosen before 12, it runs on from 10, and 12 then runs on from it.
+    assert quoted(seed_bot, [10, 11, 12], [0.8, 0.3, 0.25], following_quote_ratio=0.2) == [[10, 11, 12]]
+
+
 def test_a_sentence_joins_only_the_latest_quote(seed_bot):
     # Joined to 10, sentence 9 (or 11) would come before 20 and push the second best further from the start.
     assert quoted(seed_bot, [10, 20, 9], [0.8, 0.7, 0.7]) == [[10], [20], [9]]
