@@ -73,10 +73,10 @@ class RetrieveConfig:
 
 @dataclass(frozen=True)
 class AnswerConfig:
-    max_quotes: int = 3
+    max_quotes: int = 4
     min_confidence: float = 0.09
-    second_quote_ratio: float = 0.6
-    following_quote_ratio: float = 0.15
+    second_quote_ratio: float = 0.5
+    following_quote_ratio: float = 0.2
     merge_adjacent: bool = True
     max_sources: int = 3
 
@@ -109,12 +109,12 @@ class RankingConfig:
 class ConfidenceConfig:
     """Logistic weights that turn the evidence for an answer into its confidence (see rank.py)."""
 
-    bias: float = -5.4406
-    relevance: float = 7.3077
-    margin: float = 0.337
-    answer_type: float = 0.1416
-    missing_name: float = -0.2509
-    negation_mismatch: float = -3.3228
+    bias: float = -5.4613
+    relevance: float = 7.3493
+    margin: float = 0.331
+    answer_type: float = 0.1446
+    missing_name: float = -0.2407
+    negation_mismatch: float = -3.3272
 
 
 @dataclass(frozen=True)
