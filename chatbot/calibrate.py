@@ -5,8 +5,9 @@ In order:
 1. ranking: a logistic regression over rank.py's features, of candidate sentences that hold a gold answer
    against those that do not;
 2. quotes: every [answer] max_quotes, second_quote_ratio and following_quote_ratio of a small grid is
-   tried on the answers the new ranking gives; the one kept has the best hit rate among those whose
-   median answer stays within a length (quoting more than needed is not rewarded);
+   tried on the answers the new ranking gives; among those whose median answer stays within a length,
+   the one kept gives the shortest answers whose hit rate is within one standard error of the best
+   (quoting more than needed is not rewarded, and a few questions more are no reason to quote more);
 3. confidence: a logistic regression of answers (so composed) that are hits against those that are not,
    every answer to an unanswerable question counting as not;
 4. the abstention threshold is swept; the one kept has the best overall accuracy among those whose
@@ -51,6 +52,9 @@ class QuotePoint:
     following_quote_ratio: float
     hit_rate: float
     median_chars: float
+    # Whether each answerable question was a hit: comparing two settings on the same questions tells a
+    # real difference from noise.
+    hits: np.ndarray | None = field(default=None, compare=False, repr=False)
 
 
 # The [answer] settings tried: at most this many quoted sentences, a further sentence's least share of the
@@ -128,30 +132,43 @@ def quote_sweep(data, settings, items: list[Item], explained: list[Evidence]) ->
     points = []
     for max_quotes, ratio, following in QUOTE_GRID:
         tried = replace(settings, max_quotes=max_quotes, second_quote_ratio=ratio, following_quote_ratio=following)
-        hits, lengths = 0, []
+        hits, lengths = [], []
         for item, evidence in answerable:
             answer = compose(item.question, evidence.ranked, evidence.hits, data, tried)
-            hits += is_hit(answer, item.answers)
+            hits.append(is_hit(answer, item.answers))
             lengths.append(len(quoted_text(answer)))
         points.append(
             QuotePoint(
                 max_quotes,
                 ratio,
                 following,
-                hits / max(len(answerable), 1),
+                sum(hits) / max(len(answerable), 1),
                 statistics.median(lengths) if lengths else 0.0,
+                np.array(hits, dtype=bool),
             )
         )
     return points
 
 
 def choose_quotes(points: list[QuotePoint], max_answer_chars: float) -> QuotePoint:
-    """The best hit rate whose median answer is at most `max_answer_chars` long (ties: the shorter answers);
-    the shortest answers if none is."""
+    """Of the settings whose median answer is at most `max_answer_chars` long, the shortest answers whose
+    hit rate is within one standard error of the best (the "one-standard-error rule" of model selection,
+    with shorter answers as the simpler model); the shortest answers if no setting fits."""
     allowed = [point for point in points if point.median_chars <= max_answer_chars]
     if not allowed:
         return min(points, key=lambda point: (point.median_chars, -point.hit_rate))
-    return max(allowed, key=lambda point: (round(point.hit_rate, 6), -point.median_chars, -point.max_quotes))
+    best = max(allowed, key=lambda point: (round(point.hit_rate, 6), -point.median_chars, -point.max_quotes))
+    close = [point for point in allowed if best.hit_rate - point.hit_rate <= _paired_error(best, point) + 1e-9]
+    return min(close, key=lambda point: (point.median_chars, -round(point.hit_rate, 6), point.max_quotes))
+
+
+def _paired_error(one: QuotePoint, other: QuotePoint) -> float:
+    """Standard error of the difference in hit rate between two settings on the same questions: only the
+    questions that one gets right and the other wrong count (0 when either point has no per-question hits)."""
+    if one.hits is None or other.hits is None or not len(one.hits):
+        return 0.0
+    differing = int(np.count_nonzero(one.hits != other.hits))
+    return differing**0.5 / len(one.hits)
 
 
 def candidate_samples(bot: Chatbot, items: list[Item], batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:

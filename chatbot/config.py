@@ -75,7 +75,7 @@ class RetrieveConfig:
 class AnswerConfig:
     max_quotes: int = 4
     min_confidence: float = 0.09
-    second_quote_ratio: float = 0.5
+    second_quote_ratio: float = 0.55
     following_quote_ratio: float = 0.2
     merge_adjacent: bool = True
     max_sources: int = 3
@@ -109,12 +109,12 @@ class RankingConfig:
 class ConfidenceConfig:
     """Logistic weights that turn the evidence for an answer into its confidence (see rank.py)."""
 
-    bias: float = -5.4613
-    relevance: float = 7.3493
+    bias: float = -5.4566
+    relevance: float = 7.3408
     margin: float = 0.331
-    answer_type: float = 0.1446
-    missing_name: float = -0.2407
-    negation_mismatch: float = -3.3272
+    answer_type: float = 0.1458
+    missing_name: float = -0.243
+    negation_mismatch: float = -3.3247
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
 import json
 import shutil
 
+import numpy as np
 import pytest
 
 from chatbot.answer import Answer, Quote
@@ -140,3 +141,17 @@ def test_quote_settings_are_the_best_hit_rate_within_the_length_budget():
     assert choose_quotes(points, 300) == points[2]  # same hit rate as 3 quotes, shorter
     assert choose_quotes(points, 400) == points[1]
     assert choose_quotes(points, 100) == points[0]  # nothing fits: the shortest
+
+
+def test_longer_answers_must_win_by_more_than_a_standard_error():
+    def point(max_quotes, median, wrong):  # 400 questions, all hits but the `wrong` ones
+        hits = np.ones(400, dtype=bool)
+        hits[list(wrong)] = False
+        return QuotePoint(max_quotes, 0.5, 0.2, hits.mean(), median, hits)
+
+    short = point(2, 250, range(0, 60))
+    # The longer answers win 5 questions and lose 3: 2 more, against a standard error of sqrt(8) questions.
+    longer = point(3, 290, [*range(5, 60), 60, 61, 62])
+    assert longer.hit_rate > short.hit_rate and choose_quotes([short, longer], 300) == short
+    many = point(3, 290, range(20, 60))  # 20 more and none lost: a real gain, worth the longer answers
+    assert choose_quotes([short, many], 300) == many
