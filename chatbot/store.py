@@ -26,6 +26,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -43,6 +44,17 @@ from .lexical import LexicalIndex
 
 FORMAT = 2  # 2: manifest checksum, skipped files, page starts
 log = logging.getLogger("chatbot")
+
+# Names of the folders this module writes under builds/: a published build ("20261129-230000-ab12cd34") and
+# a staging folder a killed process left behind. Nothing else there is ever removed: the folder may be one
+# the user already had.
+_BUILD_NAME = re.compile(r"\d{8}-\d{6}-[\w-]+")
+_STAGING_PREFIX = ".staging-"
+# Permissions for new files and folders as the user's umask would give them (tempfile's are private), so
+# that an index built by one user can be read by others who may read the folder. Python cannot read the
+# umask without setting it; this is done once, at import.
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
 
 
 class IndexDamaged(Exception):
@@ -124,7 +136,8 @@ def new_build(folder: Path) -> Iterator[Path]:
     """
     builds = folder / "builds"
     builds.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=builds))
+    staging = Path(tempfile.mkdtemp(prefix=_STAGING_PREFIX, dir=builds))
+    os.chmod(staging, 0o777 & ~_UMASK)
     try:
         yield staging
     finally:
@@ -172,7 +185,7 @@ def publish(data: IndexData, staging: Path, folder: Path) -> Path:
     manifest["checksum"] = _manifest_checksum(manifest)
     _write_json(staging / "manifest.json", manifest)
     _fsync_tree(staging)
-    name = time.strftime("%Y%m%d-%H%M%S-") + staging.name.removeprefix(".staging-")
+    name = time.strftime("%Y%m%d-%H%M%S-") + staging.name.removeprefix(_STAGING_PREFIX)
     final = folder / "builds" / name
     os.replace(staging, final)
     _write_atomic(folder / "CURRENT", name + "\n")
@@ -288,7 +301,12 @@ def search_vectors(
 @contextlib.contextmanager
 def build_lock(folder: Path) -> Iterator[None]:
     """Hold the index folder's lock; a second process waits, and is told why."""
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / ".lock").touch()
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise ChatbotError(f"the index in {folder} needs building or updating and cannot be written: {reason}") from None
     with open(folder / ".lock", "a+") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -327,8 +345,12 @@ def _manifest_checksum(manifest: dict[str, Any]) -> str:
 
 
 def _remove_old_builds(builds: Path, keep: str) -> None:
+    """Remove the builds and staging folders this module wrote, but `keep`; leave anything else alone."""
     for path in builds.iterdir():
-        if path.name != keep:
+        ours = path.name.startswith(_STAGING_PREFIX) or (
+            _BUILD_NAME.fullmatch(path.name) is not None and (path / "manifest.json").is_file()
+        )
+        if ours and path.name != keep and path.is_dir() and not path.is_symlink():
             shutil.rmtree(path, ignore_errors=True)
 
 
@@ -341,6 +363,7 @@ def _write_atomic(path: Path, text: str) -> None:
     fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            os.fchmod(handle.fileno(), 0o666 & ~_UMASK)
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())

@@ -308,3 +308,29 @@ def test_watch_follows_the_folder_and_stops_cleanly_on_ctrl_c(built):
     assert process.returncode == 0, stderr
     assert "stopped watching" in stderr and "Traceback" not in stderr
     assert load_index(index) is not None
+
+
+def test_an_index_folder_keeps_what_the_chatbot_did_not_write_there(built):
+    # The user may name a folder of their own as --index; publishing a build removes only old builds.
+    index = built.config.paths.index
+    own = index / "builds" / "release-1"
+    own.mkdir()
+    (own / "app.bin").write_bytes(b"precious")
+    (built.config.paths.docs / "trees.txt").write_text("Oaks live for centuries.\n", encoding="utf-8")
+    built.index()
+    assert (own / "app.bin").read_bytes() == b"precious"
+    assert len([path for path in (index / "builds").iterdir() if path.name != "release-1"]) == 1
+
+
+def test_an_index_is_readable_by_others_as_the_umask_allows(make_bot):
+    old = os.umask(0o022)
+    try:
+        bot = make_bot(DOCS)
+        bot.index()
+    finally:
+        os.umask(old)
+    index = bot.config.paths.index
+    build = index / "builds" / (index / "CURRENT").read_text().strip()
+    assert (index / "CURRENT").stat().st_mode & 0o777 == 0o644
+    assert build.stat().st_mode & 0o777 == 0o755
+    assert (build / "manifest.json").stat().st_mode & 0o777 == 0o644
