@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from . import formats
+from . import formats, segment
 from .chunk import group_sentences
 from .config import Config
 from .embed import Embedder, effective_dtype
@@ -45,7 +45,7 @@ def settings_of(config: Config) -> dict[str, Any]:
     del search["hnsw_ef_search"]  # applied at search time (store.search_vectors)
     return {
         "model": config.model.name if dtype == "float32" else f"{config.model.name} ({dtype})",
-        "segment": asdict(config.segment),
+        "segment": {**asdict(config.segment), "version": segment.VERSION},
         "chunk": asdict(config.chunk),
         "readers": formats.VERSION,
         "search": search,
@@ -78,6 +78,7 @@ def build_data(
             "sha256": doc.sha256,
             "size": doc.size,
             "mtime_ns": doc.mtime_ns,
+            "ctime_ns": doc.ctime_ns,
             "chars": len(doc.text),
             "sentences": len(spans),
         }

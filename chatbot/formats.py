@@ -20,7 +20,7 @@ from html.parser import HTMLParser
 log = logging.getLogger("chatbot")
 
 # Bumped when a reader's output changes, so indexes built from the older text are rebuilt.
-VERSION = 1
+VERSION = 2  # 2: a UTF-8 file with a few bad bytes stays UTF-8
 PAGE_BREAK = "\n\f\n"
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f-\x9f]")
 _HTML_SPACE = re.compile(r"[ \t\n\r\f]+")
@@ -58,7 +58,9 @@ def extract(data: bytes, suffix: str, name: str) -> Extracted:
 
 def decode_text(data: bytes, name: str) -> str:
     """UTF-8 as is (no newline translation, so offsets match the file); UTF-16 with a byte-order mark;
-    CP1252 or else Latin-1 as a fallback, with a warning. Binary data raises Unreadable."""
+    CP1252 or else Latin-1 as a fallback, with a warning. A UTF-8 file with a few bad bytes (a truncated
+    character, say) stays UTF-8, each bad sequence read as U+FFFD: decoding all of it as CP1252 would garble
+    every other accented letter. Binary data raises Unreadable."""
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
         try:
             text = data.decode("utf-16")
@@ -72,6 +74,11 @@ def decode_text(data: bytes, name: str) -> str:
         return _check_text(data.decode("utf-8"))
     except UnicodeDecodeError:
         pass
+    text = data.decode("utf-8", errors="replace")
+    bad = text.count("\ufffd") - data.count("\ufffd".encode())
+    if sum(not char.isascii() for char in text) - bad > bad:  # more good multi-byte characters than bad ones
+        log.warning("%s has %d byte sequence(s) that are not UTF-8; each reads as U+FFFD", name, bad)
+        return _check_text(text)
     encoding = "cp1252"
     try:
         text = data.decode(encoding)

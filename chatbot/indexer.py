@@ -62,8 +62,8 @@ class IndexReport:
 def document_changes(manifest: dict[str, Any], files: list[FileInfo]) -> tuple[list[str], list[str], list[str], int]:
     """(added, changed, removed, unchanged count) between the manifest and the files on disk.
 
-    A file whose size and modification time match the manifest is taken as unchanged; otherwise its
-    content hash decides, so touching a file does not count as a change. A file skipped before (say,
+    A file whose size, modification time and change time (ctime) match the manifest is taken as
+    unchanged; otherwise its content hash decides, so touching a file does not count as a change. A file skipped before (say,
     binary) counts as changed only when its content changed.
     """
     known = {doc["path"]: doc for doc in manifest["documents"]}
@@ -86,7 +86,7 @@ def is_current(manifest: dict[str, Any], config: Config) -> bool:
     """Whether an index with this manifest still matches the documents and settings (cheap: stats files)."""
     if manifest.get("settings") != settings_of(config):
         return False
-    scan = scan_folder(config.paths.docs, config.documents.extensions)
+    scan = scan_folder(config.paths.docs, config.documents.extensions, config.paths.index)
     added, changed, removed, _ = document_changes(manifest, scan.files)
     return not (added or changed or removed)
 
@@ -94,7 +94,9 @@ def is_current(manifest: dict[str, Any], config: Config) -> bool:
 def refresh_index(config: Config, embedder: Embedder, force: bool = False) -> tuple[IndexData, IndexReport]:
     """Load the index if it matches the documents and settings, else (re)build it and say why."""
     folder = config.paths.index
-    scan = scan_folder(config.paths.docs, config.documents.extensions)
+    if folder.exists() and not folder.is_dir():
+        raise ChatbotError(f"index path is not a folder: {folder}")
+    scan = scan_folder(config.paths.docs, config.documents.extensions, config.paths.index)
     if not scan.files:
         for skipped in scan.skipped:
             log.warning("skipped %s: %s", skipped.path, skipped.reason)
@@ -104,7 +106,7 @@ def refresh_index(config: Config, embedder: Embedder, force: bool = False) -> tu
         if data is not None:
             return data, report
     with build_lock(folder):
-        scan = scan_folder(config.paths.docs, config.documents.extensions)
+        scan = scan_folder(config.paths.docs, config.documents.extensions, config.paths.index)
         if not force:  # another process may have built it while this one waited for the lock
             data, report = _load_if_current(config, scan.files, warn=False)
             if data is not None:
@@ -193,6 +195,7 @@ def _read_all(
                 "reason": str(exc),
                 "size": info.size,
                 "mtime_ns": info.mtime_ns,
+                "ctime_ns": info.ctime_ns,
                 "sha256": file_sha256(info.abspath) or "",
             }
             skipped.append(entry)
@@ -217,7 +220,8 @@ def _known_documents(config: Config, previous: IndexData | None) -> dict[str, st
 def _stored_document(previous: IndexData, number: int) -> Document:
     entry = previous.documents[number]
     pages = tuple(entry.get("pages", ()))
-    return Document(entry["path"], previous.texts[number], entry["sha256"], entry["size"], entry["mtime_ns"], pages)
+    stats = entry["size"], entry["mtime_ns"], entry.get("ctime_ns", 0)  # older indexes kept no ctime
+    return Document(entry["path"], previous.texts[number], entry["sha256"], *stats, pages)
 
 
 def _previous(config: Config, force: bool) -> tuple[IndexData | None, str]:
@@ -245,7 +249,7 @@ def _previous(config: Config, force: bool) -> tuple[IndexData | None, str]:
 
 
 def _same_stat(entry: dict[str, Any], info: FileInfo) -> bool:
-    return entry.get("size") == info.size and entry.get("mtime_ns") == info.mtime_ns
+    return (entry.get("size"), entry.get("mtime_ns"), entry.get("ctime_ns")) == (info.size, info.mtime_ns, info.ctime_ns)
 
 
 def _skip_list(manifest: dict[str, Any]) -> list[dict[str, str]]:

@@ -38,6 +38,9 @@ class FileInfo:
     abspath: Path
     size: int
     mtime_ns: int
+    # The inode's change time: any write sets it to now, and no copying tool (cp -p, rsync -a, tar) can set
+    # it back, unlike the modification time. A same-size edit with its old mtime restored still shows here.
+    ctime_ns: int
 
 
 @dataclass(frozen=True)
@@ -47,6 +50,7 @@ class Document:
     sha256: str  # of the file's bytes, so `sha256sum` on the file gives the same value
     size: int
     mtime_ns: int
+    ctime_ns: int
     pages: tuple[int, ...] = ()  # offset in `text` where each page starts, for paged formats (PDF)
 
 
@@ -66,10 +70,11 @@ class Scan:
     skipped: list[Skipped] = field(default_factory=list)
 
 
-def scan_folder(folder: Path, extensions: tuple[str, ...]) -> Scan:
+def scan_folder(folder: Path, extensions: tuple[str, ...], ignore: Path | None = None) -> Scan:
     """Every file under `folder` with one of `extensions`, recursively, sorted by relative path.
 
-    Hidden files and folders are passed over. Files of other types, links that lead outside the folder
+    Hidden files and folders are passed over, and so is the folder `ignore` (the index, when it is kept
+    inside the documents folder). Files of other types, links that lead outside the folder
     (they are not followed) and files that cannot be examined are listed as skipped, with the reason.
     """
     folder = Path(folder)
@@ -81,7 +86,7 @@ def scan_folder(folder: Path, extensions: tuple[str, ...]) -> Scan:
     wanted = {ext.lower() for ext in extensions}
     scan = Scan()
     try:
-        _scan_into(scan, folder, "", root, wanted)
+        _scan_into(scan, folder, "", root, wanted, Path(ignore).resolve() if ignore is not None else None)
     except OSError as exc:
         raise ChatbotError(f"cannot read documents folder {folder}: {exc.strerror or exc}") from None
     scan.files.sort(key=lambda info: info.path)
@@ -89,7 +94,7 @@ def scan_folder(folder: Path, extensions: tuple[str, ...]) -> Scan:
     return scan
 
 
-def _scan_into(scan: Scan, directory: Path, prefix: str, root: Path, wanted: set[str]) -> None:
+def _scan_into(scan: Scan, directory: Path, prefix: str, root: Path, wanted: set[str], ignore: Path | None) -> None:
     """Add the files below `directory` (relative paths starting with `prefix`) to `scan`. Costs one stat
     per file: only a link is resolved, as nothing else under a folder not entered through a link can lead
     outside it (this runs before every question, so a large folder must stay cheap to check)."""
@@ -98,9 +103,14 @@ def _scan_into(scan: Scan, directory: Path, prefix: str, root: Path, wanted: set
     for entry in entries:
         relative = prefix + entry.name
         path = directory / entry.name
+        if not _is_utf8(entry.name):  # the index records paths as UTF-8 text, and citations show them
+            shown = os.fsencode(relative).decode("utf-8", "replace")
+            scan.skipped.append(Skipped(shown, "its name is not valid UTF-8 (rename it to index it)"))
+            continue
         try:
             if entry.is_dir(follow_symlinks=False):
-                _scan_into(scan, path, relative + "/", root, wanted)
+                if ignore is None or entry.name != ignore.name or path.resolve() != ignore:
+                    _scan_into(scan, path, relative + "/", root, wanted, ignore)
                 continue
             if entry.is_symlink() and path.is_dir():  # a linked folder is not entered
                 if not path.resolve().is_relative_to(root):
@@ -124,7 +134,15 @@ def _scan_into(scan: Scan, directory: Path, prefix: str, root: Path, wanted: set
         if not stat.S_ISREG(info.st_mode):
             scan.skipped.append(Skipped(relative, "it is not a regular file"))
             continue
-        scan.files.append(FileInfo(relative, path, info.st_size, info.st_mtime_ns))
+        scan.files.append(FileInfo(relative, path, info.st_size, info.st_mtime_ns, info.st_ctime_ns))
+
+
+def _is_utf8(name: str) -> bool:
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:  # bytes that are not UTF-8 come out of os.scandir as lone surrogates
+        return False
+    return True
 
 
 def read_document(info: FileInfo) -> Document:
@@ -135,7 +153,13 @@ def read_document(info: FileInfo) -> Document:
         raise Unreadable(exc.strerror or str(exc)) from None
     extracted = extract(data, info.abspath.suffix, info.path)
     return Document(
-        info.path, extracted.text, hashlib.sha256(data).hexdigest(), info.size, info.mtime_ns, extracted.pages
+        info.path,
+        extracted.text,
+        hashlib.sha256(data).hexdigest(),
+        info.size,
+        info.mtime_ns,
+        info.ctime_ns,
+        extracted.pages,
     )
 
 

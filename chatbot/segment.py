@@ -27,6 +27,8 @@ SENTENCE_STARTERS = frozenset(
     """the this that these those it its he she they we i you there here in on at for but and so however
     a an as after before when while if then thus also yet our his her their some many most all""".split()
 )
+# Bumped when the same text splits differently, so that indexes split the old way are rebuilt.
+VERSION = 2  # 2: Chinese and Japanese stops end sentences; a byte-order mark is not part of one
 # A line ending in one of these continues on the next line, so it is not a heading.
 CONTINUING_WORDS = frozenset(
     """the a an of and or to in on at for by with from as that which who whose is are was were be been
@@ -36,7 +38,9 @@ CONTINUING_WORDS = frozenset(
 _LIST_ITEM = re.compile(r"[ \t]*(?:[-*+•]|\d{1,3}[.)])[ \t]+")
 _HEADING = re.compile(r"[ \t]*#{1,6}[ \t]+")
 _TERMINAL = re.compile(r"[.!?…:;][\"'”’)\]*_]*\s*$")
-_STOP = re.compile(r"[.!?…]+[\"'”’)\]]*(?=\s)")
+# A stop, then closing quotes or brackets, then white space; Chinese and Japanese stops need no space after.
+_STOP = re.compile(r"[.!?…]+[\"'”’)\]]*(?=\s)|[。！？]+[」』”’）)]*")
+_CJK_STOPS = "。！？"
 _OPEN_QUOTES = {"“": "”", "«": "»", '"': '"'}
 _CLOSE_QUOTES = {"”", "»"}
 
@@ -166,6 +170,9 @@ def _is_boundary(text: str, begin: int, dot: int, stop: int, end: int) -> bool:
     rest = text[stop:end].lstrip()
     if not rest:
         return False  # the block's end closes the sentence anyway
+    if text[dot] in _CJK_STOPS:  # no capitals to go by; a quote closed right after the stop runs on ("…。”他说")
+        runs_on = text[stop - 1] in "」』”’" and not text[stop].isspace()
+        return not runs_on and not _inside_quote(text, begin, stop, end)
     following = rest[0]
     if not (following.isupper() or following.isdigit() or following in "\"'“‘«([*_"):
         return False
@@ -200,8 +207,8 @@ def _inside_quote(text: str, begin: int, stop: int, end: int) -> bool:
 
 
 def _trim(text: str, start: int, end: int) -> tuple[int, int]:
-    """Shrink a span past surrounding white space and a leading list or heading marker."""
-    while start < end and text[start].isspace():
+    """Shrink a span past surrounding white space (and a byte-order mark) and a leading list or heading marker."""
+    while start < end and (text[start].isspace() or text[start] == "\ufeff"):
         start += 1
     while end > start and text[end - 1].isspace():
         end -= 1

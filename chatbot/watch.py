@@ -21,16 +21,16 @@ from .load import scan_folder
 
 log = logging.getLogger("chatbot")
 
-Snapshot = dict[str, tuple[int, int]]
+Snapshot = dict[str, tuple[int, int, int]]
 
 
 def snapshot(bot: Chatbot) -> Snapshot:
-    """Path -> (size, modification time) of every document file; empty when the folder is missing."""
+    """Path -> (size, modification and change time) of every document file; empty when the folder is missing."""
     try:
-        scan = scan_folder(bot.config.paths.docs, bot.config.documents.extensions)
+        scan = scan_folder(bot.config.paths.docs, bot.config.documents.extensions, bot.config.paths.index)
     except ChatbotError:
         return {}
-    return {info.path: (info.size, info.mtime_ns) for info in scan.files}
+    return {info.path: (info.size, info.mtime_ns, info.ctime_ns) for info in scan.files}
 
 
 def watch_folder(

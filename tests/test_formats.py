@@ -66,7 +66,7 @@ HTML = """<!doctype html>
 
 def info(path: Path, name: str | None = None) -> FileInfo:
     stat = path.stat()
-    return FileInfo(name or path.name, path, stat.st_size, stat.st_mtime_ns)
+    return FileInfo(name or path.name, path, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
 
 
 def test_pdf_text_is_extracted_per_page_with_page_starts(tmp_path):

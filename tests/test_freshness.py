@@ -1,6 +1,8 @@
 """A stale index is never used: after a document changes, appears or goes, or the model or chunking
 changes, the next question is answered from the new state."""
 
+import os
+
 from chatbot import Chatbot
 
 ZEBRA = "Zebras are striped animals. The zebra population in Kenya is 2,000 according to the survey.\n"
@@ -59,3 +61,15 @@ def test_up_to_date_index_is_loaded_not_rebuilt(make_bot):
     bot = make_bot({"zebra.txt": ZEBRA})
     assert bot.index().action == "built"
     assert bot.index().action == "unchanged"
+
+
+def test_a_same_size_edit_with_its_old_modification_time_is_seen(make_bot, tmp_path):
+    # As `cp -p`, `rsync -a` or unpacking an archive leave it: same size, the old mtime restored.
+    bot = make_bot({"zebra.txt": ZEBRA})
+    assert "2,000" in quoted(bot.ask("How many zebras live in Kenya?"))
+    path = tmp_path / "docs" / "zebra.txt"
+    before = path.stat()
+    path.write_text(ZEBRA.replace("2,000", "3,000"), encoding="utf-8")
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert path.stat().st_size == before.st_size
+    assert "3,000" in quoted(bot.ask("How many zebras live in Kenya?"))

@@ -3,6 +3,7 @@ once with its reason; other encodings are decoded with a warning; links out of t
 
 from __future__ import annotations
 
+import os
 import random
 from pathlib import Path
 
@@ -143,3 +144,35 @@ def test_a_folder_of_only_junk_is_a_clear_error(tmp_path, make_bot, warnings_see
     with pytest.raises(ChatbotError, match="no readable documents"):
         make_bot(docs=docs).index()
     assert sorted(warnings_seen) == ["skipped bin.md: it looks like a binary file", "skipped empty.txt: it is empty"]
+
+
+def test_a_file_name_that_is_not_utf8_is_skipped_not_fatal(tmp_path, make_bot):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "good.txt").write_text(GOOD, encoding="utf-8")
+    with open(os.path.join(os.fsencode(docs), b"bad\xffname.txt"), "w", encoding="utf-8") as handle:
+        handle.write("The octopus has three hearts.\n")
+    scan = scan_folder(docs, (".txt",))
+    assert [info.path for info in scan.files] == ["good.txt"]
+    assert [(skipped.path, skipped.reason) for skipped in scan.skipped] == [
+        ("bad\ufffdname.txt", "its name is not valid UTF-8 (rename it to index it)")
+    ]
+    answer = make_bot(docs=docs).ask("What conducts electricity?")
+    assert answer.quotes[0].source == "good.txt"
+
+
+def test_a_utf8_file_with_one_bad_byte_stays_utf8(warnings_seen):
+    data = "Le café ouvre à 7 heures. 北京是中国的首都。\nTruncated at the end ".encode() + b"\xe2\x82\n"
+    assert decode_text(data, "m.txt") == "Le café ouvre à 7 heures. 北京是中国的首都。\nTruncated at the end \ufffd\n"
+    assert warnings_seen == ["m.txt has 1 byte sequence(s) that are not UTF-8; each reads as U+FFFD"]
+
+
+def test_an_index_kept_inside_the_documents_folder_is_not_scanned(tmp_path, make_bot, warnings_seen):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "good.txt").write_text(GOOD, encoding="utf-8")
+    bot = make_bot(docs=docs, index=docs / "index")
+    bot.index()
+    (docs / "more.txt").write_text("Zinc protects steel from rust.\n", encoding="utf-8")
+    report = bot.index()
+    assert report.added == ["more.txt"] and report.skipped == [] and warnings_seen == []

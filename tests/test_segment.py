@@ -83,6 +83,16 @@ def test_crlf_offsets_are_exact():
     assert sentences(text) == ["First line.", "Second line here.", "Third."]
 
 
+def test_chinese_stops_end_sentences_without_a_space():
+    text = "长城有多长？长城长约两万公里。北京是中国的首都。\n“你好。”他说。"
+    assert sentences(text) == ["长城有多长？", "长城长约两万公里。", "北京是中国的首都。", "“你好。”他说。"]
+
+
+def test_a_byte_order_mark_is_not_quoted():
+    text = "\ufeffThe first sentence. The second one."
+    assert sentences(text) == ["The first sentence.", "The second one."]
+
+
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.sampled_from(list('ab .!?\n"“”’-#*1:,') + ["Mr. ", "U.S. ", "The ", "\n\n", "- "]), max_size=120))
 def test_spans_are_ordered_trimmed_and_inside_the_text(pieces):
