@@ -85,11 +85,15 @@ class Chatbot:
     ) -> list[tuple[Answer, Evidence]]:
         """Answers with the evidence behind them (retrieved passages, scored candidate sentences)."""
         settings = apply_overrides(self.config, answer=answer).answer if answer else self.config.answer
+        if isinstance(questions, str):
+            raise ChatbotError("ask_batch takes a list of questions; use ask for a single one")
         questions = [
             _LONE_SURROGATE.sub("\ufffd", question) if isinstance(question, str) else question for question in questions
         ]
         for question in questions:
-            if not isinstance(question, str) or not question.strip():
+            if not isinstance(question, str):
+                raise ChatbotError(f"a question must be text, got {type(question).__name__}")
+            if not question.strip():
                 raise ChatbotError("the question is empty")
         if not questions:
             return []

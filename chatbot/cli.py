@@ -16,6 +16,7 @@ import os
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from .answer import Answer, confidence_label
 from .errors import ChatbotError
@@ -42,6 +43,10 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    except OSError as exc:  # a file the user named cannot be read or written: the system's reason says why
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"error: {where}{exc.strerror or exc}", file=sys.stderr)
         return 1
 
 
@@ -216,8 +221,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 @command
 def cmd_batch(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from .batch import Writer, answer_rows, answered_ids, iterate_progress, output_kind, read_rows, write_meta
 
     rows = read_rows(args.questions)
@@ -225,6 +228,9 @@ def cmd_batch(args: argparse.Namespace) -> int:
     kind = output_kind(out) if out else "jsonl"
     if args.resume and out is None:
         raise ChatbotError("--resume needs an output file (-o OUT)")
+    if out and args.questions != "-" and out.exists() and out.samefile(args.questions):
+        raise ChatbotError(f"{out} is the question file; answers would overwrite it (choose another -o)")
+    check_writable(out, Path(args.meta) if args.meta else None)
     done = answered_ids(out) if args.resume and out else set()
     bot = open_bot(args)
     bot.data  # build or refresh the index before the first batch
@@ -251,6 +257,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
 def cmd_eval(args: argparse.Namespace) -> int:
     from .evaluate import evaluate
 
+    check_writable(args.report, args.errors)
     bot, items = _qa_setup(args)
     report = evaluate(bot, items)
     print(report.table())
@@ -264,10 +271,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 @command
 def cmd_calibrate(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from .calibrate import calibrate, format_quotes, format_table, plot, write_config
 
+    check_writable(args.write, args.plot)
     bot, items = _qa_setup(args)
     off_topic = None
     if args.off_topic:
@@ -290,10 +296,19 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def check_writable(*paths: str | os.PathLike | None) -> None:
+    """Fail at once, not after all the answering, when an output file named by the user cannot be written."""
+    for path in map(Path, filter(None, paths)):
+        if path.is_dir():
+            raise ChatbotError(f"{path} is a folder; name a file to write")
+        if not path.parent.is_dir():
+            raise ChatbotError(f"cannot write {path}: folder {path.parent} not found")
+        if not os.access(path.parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+            raise ChatbotError(f"cannot write {path}: permission denied")
+
+
 def _qa_setup(args: argparse.Namespace):
     """The chatbot and questions for eval/calibrate; --build-corpus writes the SQuAD articles first."""
-    from pathlib import Path
-
     from .evaluate import build_corpus, read_questions
 
     items = read_questions(Path(args.qa_file))

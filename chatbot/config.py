@@ -174,6 +174,8 @@ class Config:
             value = getattr(self.answer, key)
             if not 0.0 <= value <= 1.0:
                 raise ChatbotError(f"config: answer.{key} must be between 0 and 1, got {value}")
+        if not self.model.name.strip():
+            raise ChatbotError("config: model.name must name a model or a model folder, got an empty string")
         if self.model.dtype not in ("auto", "float32", "bfloat16"):
             raise ChatbotError(
                 f"config: model.dtype must be \"auto\", \"float32\" or \"bfloat16\", got {self.model.dtype!r}"

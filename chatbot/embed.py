@@ -175,6 +175,7 @@ def _load_model(name: str, device: str, dtype: str = "float32"):
             os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
             from sentence_transformers import SentenceTransformer
 
+            _check_device(device)
             try:
                 with _no_progress_bars():
                     model = SentenceTransformer(resolve_model(name), device=device)
@@ -187,6 +188,16 @@ def _load_model(name: str, device: str, dtype: str = "float32"):
                 message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
                 raise ChatbotError(f"cannot load embedding model {name!r}: {message}") from None
         return _models[key]
+
+
+def _check_device(device: str) -> None:
+    """A clear error for a GPU this PyTorch build or machine does not have (PyTorch would fail an assert)."""
+    import torch
+
+    kind = device.split(":")[0]
+    available = {"cuda": torch.cuda.is_available, "mps": torch.backends.mps.is_available}
+    if kind in available and not available[kind]():
+        raise ChatbotError(f"config: model.device {device!r} is not available on this machine or PyTorch build")
 
 
 @contextmanager

@@ -22,6 +22,13 @@ def test_empty_or_blank_question_is_a_clear_error(seed_bot, question):
         seed_bot.ask(question)
 
 
+def test_a_question_that_is_not_text_is_named_as_such(seed_bot):
+    with pytest.raises(ChatbotError, match="a question must be text, got int"):
+        seed_bot.ask(42)
+    with pytest.raises(ChatbotError, match="takes a list of questions"):
+        seed_bot.ask_batch("Where is DeepSeek based?")
+
+
 def test_empty_question_on_the_command_line_is_one_clear_line():
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     result = subprocess.run(

@@ -76,6 +76,18 @@ def test_index_reports_what_it_did(seed_args, capsys):
     assert json.loads(capsys.readouterr().out)["action"] == "unchanged"
 
 
+def test_an_index_path_that_is_a_file_or_cannot_be_written_is_one_clear_line(seed_docs, tmp_path, capsys):
+    (tmp_path / "notes.txt").write_text("mine\n", encoding="utf-8")
+    assert main(["ask", "Where is DeepSeek based?", "--docs", str(seed_docs), "--index", str(tmp_path / "notes.txt")]) == 1
+    assert capsys.readouterr().err.strip() == f"error: index path is not a folder: {tmp_path / 'notes.txt'}"
+    assert (tmp_path / "notes.txt").read_text(encoding="utf-8") == "mine\n"
+    if os.geteuid() != 0:  # root may write anywhere
+        locked = tmp_path / "locked"
+        locked.mkdir(mode=0o555)
+        assert main(["ask", "Where is DeepSeek based?", "--docs", str(seed_docs), "--index", str(locked)]) == 1
+        assert "cannot be written: Permission denied" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(
     ("setup", "args", "message"),
     [
@@ -86,6 +98,12 @@ def test_index_reports_what_it_did(seed_args, capsys):
         ("badvalue", ["ask", "Anything?", "--config", "{tmp}/c.toml"], "error: config: answer.max_quotes must be int"),
         (None, ["ask", "Anything?", "--config", "{tmp}/none.toml"], "error: config file not found"),
         (None, ["batch", "{tmp}/none.txt"], "error: question file not found"),
+        ("questions", ["batch", "{tmp}/q.txt", "-o", "{tmp}/none/a.jsonl"], "error: cannot write {tmp}/none/a.jsonl"),
+        ("questions", ["batch", "{tmp}/q.txt", "-o", "{tmp}/dir.jsonl"], "error: {tmp}/dir.jsonl is a folder"),
+        ("questions", ["batch", "{tmp}/q.jsonl", "-o", "{tmp}/q.jsonl"], "error: {tmp}/q.jsonl is the question file"),
+        ("questions", ["batch", "{tmp}/q.txt", "--meta", "{tmp}/none/m.json"], "error: cannot write {tmp}/none/m.json"),
+        ("questions", ["eval", "{tmp}/q.jsonl", "--report", "{tmp}/none/r.json"], "error: cannot write"),
+        ("badmodel", ["ask", "Anything?", "--config", "{tmp}/c.toml"], "error: config: model.name must name a model"),
     ],
 )
 def test_user_mistakes_give_one_clear_line(tmp_path, setup, args, message):
@@ -94,8 +112,14 @@ def test_user_mistakes_give_one_clear_line(tmp_path, setup, args, message):
         (tmp_path / "c.toml").write_text("[answer]\ncolour = 'red'\n", encoding="utf-8")
     if setup == "badvalue":
         (tmp_path / "c.toml").write_text("[answer]\nmax_quotes = 'two'\n", encoding="utf-8")
+    if setup == "badmodel":
+        (tmp_path / "c.toml").write_text("[model]\nname = ''\n", encoding="utf-8")
+    if setup == "questions":
+        (tmp_path / "q.txt").write_text("Where is DeepSeek based?\n", encoding="utf-8")
+        (tmp_path / "dir.jsonl").mkdir()
+        (tmp_path / "q.jsonl").write_text('{"question": "Where is DeepSeek based?", "answers": ["Zhejiang"]}\n')
     result = run(*[arg.format(tmp=tmp_path) for arg in args], "--index", str(tmp_path / "index"))
     assert result.returncode == 1
-    assert result.stderr.strip().startswith(message), result.stderr
+    assert result.stderr.strip().startswith(message.format(tmp=tmp_path)), result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
     assert not (tmp_path / "index" / "CURRENT").exists()
