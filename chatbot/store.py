@@ -115,10 +115,11 @@ class IndexData:
         raise ChatbotError(f"no document {path} in the index")
 
     def line_of(self, document: int, offset: int) -> int:
-        """1-based line number of a character offset in a document."""
+        """1-based line number of a character offset in a document (lines end at \n, \r\n or a lone \r)."""
         if document not in self._newlines:
             codes = np.frombuffer(self.texts[document].encode("utf-32-le"), dtype=np.uint32)
-            self._newlines[document] = np.flatnonzero(codes == ord("\n"))
+            lone_return = (codes == ord("\r")) & np.append(codes[1:] != ord("\n"), True)
+            self._newlines[document] = np.flatnonzero((codes == ord("\n")) | lone_return)
         return int(np.searchsorted(self._newlines[document], offset)) + 1
 
 

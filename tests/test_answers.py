@@ -98,3 +98,11 @@ ARTICLE_WORDS = re.findall(r"\w+", document_text(__import__("tests.conftest").co
 )
 def test_every_quote_of_any_question_is_exact(seed_bot, seed_docs, question):
     check_quotes(seed_bot.ask(question), seed_docs)
+
+
+@pytest.mark.parametrize("newline", ["\n", "\r\n", "\r"])
+def test_line_numbers_follow_every_kind_of_line_ending(make_bot, newline):
+    text = newline.join(["Zebras have stripes.", "", "The great grey owl hunts at night.", ""])
+    answer = make_bot({"animals.txt": text}).ask("When does the great grey owl hunt?")
+    quote = answer.quotes[0]
+    assert quote.text == "The great grey owl hunts at night." and quote.line == 3
