@@ -184,7 +184,8 @@ def output_kind(path: Path) -> str:
 
 
 def answered_ids(path: Path) -> set[str]:
-    """Ids already in an output file (for --resume); rows that ended in an error are asked again.
+    """Ids already in an output file (for --resume), answered or ended in an error alike, in every output
+    format: a bad row fails again the same way, and asking it again would only add a second error line.
 
     A last line cut short by a crash is removed from the file, so that appending starts on a new line.
     """
@@ -203,11 +204,11 @@ def answered_ids(path: Path) -> set[str]:
                 record = json.loads(line)
             except ValueError:
                 continue  # a line cut short by a crash: that question is asked again
-            if isinstance(record, dict) and "error" not in record:
+            if isinstance(record, dict):
                 ids.add(str(record.get("id")))
         return ids
     if kind == "csv":
-        return {row["id"] for row in csv.DictReader(io.StringIO(text)) if not row.get("error")}
+        return {row["id"] for row in csv.DictReader(io.StringIO(text))}
     return set(re.findall(r"^## `([^`]+)`", text, re.M))
 
 

@@ -70,6 +70,12 @@ def test_bad_rows_become_error_lines_and_the_run_goes_on(tmp_path, seed_args):
     assert len(records) == 5
     assert ["error" in record for record in records] == [False, True, True, True, False]
     assert "invalid JSON" in records[1]["error"] and records[2]["error"] == "the question is empty"
+    for kind in ("jsonl", "csv", "md"):  # resuming does not write the bad rows a second time, in any format
+        out = tmp_path / f"answers.{kind}"
+        main(["batch", str(source), "-o", str(out), *seed_args])
+        before = out.read_text(encoding="utf-8")
+        assert main(["batch", str(source), "-o", str(out), "--resume", *seed_args]) == 0
+        assert out.read_text(encoding="utf-8") == before
 
 
 def test_csv_without_a_question_column_marks_every_row(tmp_path, seed_args):
