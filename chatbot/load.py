@@ -68,6 +68,7 @@ class Scan:
 
     files: list[FileInfo] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
+    links: dict[str, str] = field(default_factory=dict)  # a file link's path -> its target's, both relative
 
 
 def scan_folder(folder: Path, extensions: tuple[str, ...], ignore: Path | None = None) -> Scan:
@@ -89,9 +90,19 @@ def scan_folder(folder: Path, extensions: tuple[str, ...], ignore: Path | None =
         _scan_into(scan, folder, "", root, wanted, Path(ignore).resolve() if ignore is not None else None)
     except OSError as exc:
         raise ChatbotError(f"cannot read documents folder {folder}: {exc.strerror or exc}") from None
+    _skip_links_to_listed_files(scan)
     scan.files.sort(key=lambda info: info.path)
     scan.skipped.sort(key=lambda skipped: skipped.path)
     return scan
+
+
+def _skip_links_to_listed_files(scan: Scan) -> None:
+    """A link to a file that is indexed anyway would only quote the same sentences twice."""
+    listed = {info.path for info in scan.files} - set(scan.links)
+    doubles = {link: target for link, target in scan.links.items() if target in listed}
+    if doubles:
+        scan.files = [info for info in scan.files if info.path not in doubles]
+        scan.skipped.extend(Skipped(link, f"it links to {target}, which is indexed") for link, target in doubles.items())
 
 
 def _scan_into(scan: Scan, directory: Path, prefix: str, root: Path, wanted: set[str], ignore: Path | None) -> None:
@@ -123,9 +134,12 @@ def _scan_into(scan: Scan, directory: Path, prefix: str, root: Path, wanted: set
         if suffix.lower() not in wanted:
             scan.skipped.append(Skipped(relative, f"unsupported file type ({suffix or 'no extension'})"))
             continue
-        if entry.is_symlink() and not path.resolve().is_relative_to(root):
-            scan.skipped.append(Skipped(relative, "it links outside the documents folder"))
-            continue
+        if entry.is_symlink():
+            target = path.resolve()
+            if not target.is_relative_to(root):
+                scan.skipped.append(Skipped(relative, "it links outside the documents folder"))
+                continue
+            scan.links[relative] = target.relative_to(root).as_posix()
         try:
             info = entry.stat()
         except OSError as exc:

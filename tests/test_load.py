@@ -44,8 +44,7 @@ def junk_folder(tmp_path) -> Path:
 def test_scan_lists_documents_and_says_why_others_are_left_out(junk_folder):
     scan = scan_folder(junk_folder, (".txt", ".md"))
     assert [info.path for info in scan.files] == [
-        "blank.md", "empty.txt", "good.txt", "latin1.txt", "random.txt", "small-random.txt", "sub/link-in.txt",
-        "x.md/inner.md",
+        "blank.md", "empty.txt", "good.txt", "latin1.txt", "random.txt", "small-random.txt", "x.md/inner.md",
     ]
     reasons = {skipped.path: skipped.reason for skipped in scan.skipped}
     assert reasons == {
@@ -53,13 +52,14 @@ def test_scan_lists_documents_and_says_why_others_are_left_out(junk_folder):
         "folder-out": "it links outside the documents folder",
         "link-out.txt": "it links outside the documents folder",
         "picture.png": "unsupported file type (.png)",
+        "sub/link-in.txt": "it links to good.txt, which is indexed",
     }
 
 
 def test_a_junk_folder_is_indexed_as_far_as_it_can_be(junk_folder, make_bot, warnings_seen):
     bot = make_bot(docs=junk_folder)
     report = bot.index()
-    assert sorted(report.added) == ["good.txt", "latin1.txt", "sub/link-in.txt", "x.md/inner.md"]
+    assert sorted(report.added) == ["good.txt", "latin1.txt", "x.md/inner.md"]
     skipped = {entry["path"]: entry["reason"] for entry in report.skipped}
     assert skipped == {
         "blank.md": "it is empty",
@@ -70,13 +70,14 @@ def test_a_junk_folder_is_indexed_as_far_as_it_can_be(junk_folder, make_bot, war
         "picture.png": "unsupported file type (.png)",
         "random.txt": "it looks like a binary file",
         "small-random.txt": "it looks like a binary file",
+        "sub/link-in.txt": "it links to good.txt, which is indexed",
     }
     # one warning line per file, naming it and why; and one for the Latin-1 fallback
     assert sorted(warnings_seen) == sorted(
         [f"skipped {path}: {reason}" for path, reason in skipped.items()]
         + ["latin1.txt is not valid UTF-8; read it as CP1252"]
     )
-    assert "8 files skipped" in report.summary()
+    assert "9 files skipped" in report.summary()
     assert all("Outside text" not in text for text in bot.data.texts)
 
 
@@ -85,10 +86,10 @@ def test_skipped_files_are_warned_about_once_and_do_not_force_rebuilds(junk_fold
     bot.index()
     warnings_seen.clear()
     again = bot.index()
-    assert again.action == "unchanged" and len(again.skipped) == 8
+    assert again.action == "unchanged" and len(again.skipped) == 9
     (junk_folder / "new.txt").write_text("Tin is mixed with copper to make bronze.\n", encoding="utf-8")
     update = bot.index()
-    assert update.action == "updated" and update.added == ["new.txt"] and update.unchanged == 4
+    assert update.action == "updated" and update.added == ["new.txt"] and update.unchanged == 3
     assert warnings_seen == []  # the old junk is not warned about again
     (junk_folder / "random.txt").write_bytes(random.Random(3).randbytes(4096))
     changed_junk = bot.index()
