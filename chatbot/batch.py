@@ -122,9 +122,14 @@ def answer_rows(
     done: set[str] = frozenset(),
     batch_size: int = 64,
     progress: Callable[[int], None] | None = None,
+    counts: Counts | None = None,
 ) -> Counts:
-    """Answer rows in input order, in batches; each batch is written (and flushed) as soon as it is answered."""
-    counts = Counts(questions=len(rows))
+    """Answer rows in input order, in batches; each batch is written (and flushed) as soon as it is answered.
+
+    Pass `counts` to have it kept up to date as the rows are written (so an interrupted run can say how far
+    it got)."""
+    counts = counts if counts is not None else Counts()
+    counts.questions = len(rows)
     for lo in range(0, len(rows), batch_size):
         batch = rows[lo : lo + batch_size]
         todo = [row for row in batch if row.id not in done and row.error is None]
@@ -133,13 +138,13 @@ def answer_rows(
             if row.id in done:
                 counts.skipped += 1
             elif row.error is not None:
-                counts.errors += 1
                 writer.write({"id": row.id, "question": row.question, "error": row.error, **row.extra})
+                counts.errors += 1
             else:
                 answer = answers[id(row)]
+                writer.write(record_of(row, answer))
                 counts.answered += 1
                 counts.abstained += answer.abstained
-                writer.write(record_of(row, answer))
         writer.flush()
         if progress:
             progress(len(batch))
@@ -253,8 +258,11 @@ def _escape(text: str) -> str:
     return re.sub(r"([\\`*_{}\[\]()<>#+!|~])", r"\\\1", text)
 
 
-def write_meta(path: Path, bot: Chatbot, source: str, counts: Counts, started: float) -> None:
-    """The provenance of a run: what answered (model, index, config, version), when, and how many."""
+def write_meta(
+    path: Path, bot: Chatbot, source: str, counts: Counts, started: float, resumed: bool = False, interrupted: bool = False
+) -> None:
+    """The provenance of a run: what answered (model, index, config, version), when, how many, and whether it
+    was cut short. A resumed run keeps the records of the runs before it, whose answers are in the file too."""
     manifest = bot.data.manifest
     record = {
         "input": source,
@@ -270,8 +278,20 @@ def write_meta(path: Path, bot: Chatbot, source: str, counts: Counts, started: f
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
         "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "counts": asdict(counts),
+        "interrupted": interrupted,
     }
+    earlier = _read_meta(path) if resumed else None
+    if earlier is not None:
+        record["earlier_runs"] = earlier.pop("earlier_runs", []) + [earlier]
     path.write_text(json.dumps(record, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+
+
+def _read_meta(path: Path) -> dict[str, Any] | None:
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) else None
 
 
 def manifest_digest(manifest: dict[str, Any]) -> str:

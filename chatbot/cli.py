@@ -221,7 +221,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 @command
 def cmd_batch(args: argparse.Namespace) -> int:
-    from .batch import Writer, answer_rows, answered_ids, iterate_progress, output_kind, read_rows, write_meta
+    from .batch import Counts, Writer, answer_rows, answered_ids, iterate_progress, output_kind, read_rows, write_meta
 
     rows = read_rows(args.questions)
     out = Path(args.output) if args.output else None
@@ -237,15 +237,23 @@ def cmd_batch(args: argparse.Namespace) -> int:
     started = time.time()
     bar = iterate_progress(len(rows), args.quiet)
     append = bool(done) and out.exists()
-    with (
-        open(out, "a" if append else "w", encoding="utf-8", newline="") if out else contextlib.nullcontext(sys.stdout)
-    ) as stream:
-        counts = answer_rows(bot, rows, Writer(stream, kind, append=append), done, progress=bar.update if bar else None)
-    if bar:
-        bar.close()
     meta = Path(args.meta) if args.meta else (out.with_name(out.name + ".meta.json") if out else None)
+    counts = Counts()
+    try:
+        with (
+            open(out, "a" if append else "w", encoding="utf-8", newline="") if out else contextlib.nullcontext(sys.stdout)
+        ) as stream:
+            writer = Writer(stream, kind, append=append)
+            answer_rows(bot, rows, writer, done, progress=bar.update if bar else None, counts=counts)
+    except KeyboardInterrupt:
+        if meta:  # the lines written so far are whole: say what answered them, and that the run was cut short
+            write_meta(meta, bot, args.questions, counts, started, resumed=bool(args.resume), interrupted=True)
+        raise
+    finally:
+        if bar:
+            bar.close()
     if meta:
-        write_meta(meta, bot, args.questions, counts, started)
+        write_meta(meta, bot, args.questions, counts, started, resumed=bool(args.resume))
     print(
         f"{counts.answered} answered ({counts.abstained} abstained), {counts.errors} errors, {counts.skipped} skipped",
         file=sys.stderr,
