@@ -20,9 +20,11 @@ import os
 import re
 import shutil
 import tempfile
+import threading
 import unicodedata
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from .answer import Answer, Quote, Source, confidence_label
 from .bot import Chatbot
@@ -50,6 +52,8 @@ CSS = """
 .qa-abstain { border-left: 4px solid #9ca3af; padding-left: .6em; color: #4b5563; }
 .dark .qa-abstain { color: #d1d5db; }
 .qa-meta { font-size: .85em; opacity: .8; }
+.qa-pending { font-style: italic; color: #4b5563; margin: 0; }
+.dark .qa-pending { color: #d1d5db; }
 .qa-conf { border-bottom: 1px dotted currentColor; cursor: help; }
 .qa-conf-high { color: #15803d; } .qa-conf-medium { color: #b45309; } .qa-conf-low { color: #b91c1c; }
 .qa-turn { margin-bottom: 1em; }
@@ -64,6 +68,7 @@ CSS = """
 .qa-docs td, .qa-docs th { text-align: left; padding: .2em .5em; border-bottom: 1px solid #e5e7eb; overflow-wrap: anywhere; }
 .qa-docs td.qa-num { text-align: right; white-space: nowrap; }
 .qa-status-error { color: #b91c1c; }
+#qa-hint p { margin: 0; font-size: .9em; }
 """
 
 # Clicking a citation [n] (mouse, or Enter on it) opens and scrolls to its source in the sources panel.
@@ -82,7 +87,22 @@ document.addEventListener("click", function (event) {
   target.classList.add("qa-flash");
   setTimeout(function () { target.classList.remove("qa-flash"); }, 2000);
 }, true);
+
+// The question box is emptied by a step that Gradio runs a moment after Enter; on a busy page the next
+// question's first keys can land before it. Note the question as it was when Enter went down, so that
+// TAKE_QUESTION moves exactly that out of the box and leaves whatever was typed after it.
+document.addEventListener("keydown", function (event) {
+  if (event.key !== "Enter" || event.shiftKey || event.isComposing) return;
+  if (event.target.closest && event.target.closest("#qa-question")) window.qaAsked = event.target.value;
+}, true);
 </script>"""
+
+# The browser-side first step of asking: [the question, what stays in the box].
+TAKE_QUESTION = """(text) => {
+  var asked = typeof window.qaAsked === "string" && text.startsWith(window.qaAsked) ? window.qaAsked : text;
+  window.qaAsked = null;
+  return [asked, text.slice(asked.length)];
+}"""
 
 
 def escape(text: str) -> str:
@@ -235,6 +255,90 @@ def conversation_jsonl(answers: list[Answer]) -> str:
     )
 
 
+# ----- one visitor's conversation --------------------------------------------------------------------------
+
+QUEUED = "Your question is queued: it is answered as soon as the one before it is."
+EMPTY = "Type a question first."
+
+
+@dataclass
+class Turn:
+    """A question and, once it is answered, its answer (or the error that stopped it)."""
+
+    question: str
+    settings: dict[str, Any]
+    answer: Answer | None = None
+    error: str = ""
+    started: bool = False
+
+
+@dataclass
+class Conversation:
+    """One visitor's questions in the order asked, kept on the server (in a gr.State) so that a question
+    asked while another is being answered is never lost: answering takes the waiting ones in turn."""
+
+    turns: list[Turn] = field(default_factory=list)
+    busy: bool = False  # one of this visitor's requests is answering the waiting questions
+    # One lock for all conversations, held for a moment only; on the class, as gr.State deep-copies values
+    _guard: ClassVar[threading.Lock] = threading.Lock()
+
+    def add(self, question: str, settings: dict[str, Any]) -> bool:
+        """Queue a question; True when another question is answered before it."""
+        with self._guard:
+            ahead = any(turn.answer is None and not turn.error for turn in self.turns)
+            self.turns.append(Turn(question, settings))
+            return ahead
+
+    def claim(self) -> bool:
+        """Become the one request answering this conversation; False if another already is."""
+        with self._guard:
+            if self.busy:
+                return False
+            self.busy = True
+            return True
+
+    def next_waiting(self) -> Turn | None:
+        """The earliest unanswered question, marked as started; None (and the claim given up) when none is
+        left, in one step, so that a question added meanwhile is either taken here or finds no claim."""
+        with self._guard:
+            turn = next((turn for turn in self.turns if not turn.started), None)
+            if turn is None:
+                self.busy = False
+            else:
+                turn.started = True
+            return turn
+
+    def forget(self) -> None:
+        with self._guard:
+            self.turns = []
+
+    @property
+    def answers(self) -> list[Answer]:
+        return [turn.answer for turn in self.turns if turn.answer is not None]
+
+
+def chat_messages(conversation: Conversation) -> list[dict[str, str]]:
+    """The chat as Gradio messages: every question at once, then its answer, or a line saying it is coming."""
+    messages, number, waiting = [], 0, False
+    for turn in conversation.turns:
+        messages.append({"role": "user", "content": escape(turn.question)})
+        if turn.answer is not None:
+            number += 1
+            content = answer_html(turn.answer, number)
+        elif turn.error:
+            content = status_html([f"error: {turn.error}"], error=True)
+        else:
+            text = "Waiting for the question before it to be answered…" if waiting else "Finding the answer…"
+            content = f'<p class="qa-pending">{text}</p>'
+            waiting = True
+        messages.append({"role": "assistant", "content": content})
+    return messages
+
+
+def hint_html(text: str) -> str:
+    return f'<p role="status">{escape(text)}</p>' if text else ""
+
+
 # ----- uploads ---------------------------------------------------------------------------------------------
 
 
@@ -296,42 +400,50 @@ def build_app(bot: Chatbot) -> gr.Blocks:
     max_bytes = int(config.ui.max_upload_mb * 1024 * 1024)
     exports = tempfile.TemporaryDirectory(prefix="chatbot-exports-")  # lives as long as the app's handlers
 
-    def respond(
-        question: str, history: list, answers: list, max_quotes: float, min_confidence: float, request: gr.Request
-    ):
+    def accept(question: str, conversation: Conversation, max_quotes: float, min_confidence: float):
+        """The fast first step (not queued): the question joins the conversation at once, so that the box
+        is free for the next one and nothing typed meanwhile is lost."""
         question = (question or "").strip()
         if not question:
-            yield gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
-            return
-        history = history + [{"role": "user", "content": escape(question)}]
-        yield "", history, gr.skip(), gr.skip(), gr.skip(), gr.skip()
-        try:
-            answer = bot.ask(question, answer={"max_quotes": int(max_quotes), "min_confidence": float(min_confidence)})
-        except ChatbotError as exc:
-            history = history + [{"role": "assistant", "content": status_html([f"error: {exc}"], error=True)}]
-            yield "", history, gr.skip(), answers, gr.skip(), gr.skip()
-            return
-        answers = answers + [answer]
-        history = history + [{"role": "assistant", "content": answer_html(answer, len(answers))}]
-        markdown, jsonl = _write_exports(answers, Path(exports.name) / _session_folder(request))
-        yield (
-            "",
-            history,
-            sources_html(answers),
-            answers,
-            gr.DownloadButton(value=markdown, interactive=True),
-            gr.DownloadButton(value=jsonl, interactive=True),
-        )
+            return gr.skip(), hint_html(EMPTY)
+        ahead = conversation.add(question, {"max_quotes": int(max_quotes), "min_confidence": float(min_confidence)})
+        return chat_messages(conversation), hint_html(QUEUED if ahead else "")
 
-    def respond_example(
-        history: list, answers: list, max_quotes: float, min_confidence: float, request: gr.Request, evt: gr.SelectData
-    ):
-        yield from respond(evt.value["text"], history, answers, max_quotes, min_confidence, request)
+    def accept_example(conversation: Conversation, max_quotes: float, min_confidence: float, evt: gr.SelectData):
+        return accept(evt.value["text"], conversation, max_quotes, min_confidence)
 
-    def forget():
-        """After the chat's bin is clicked: the answers, their sources and the downloads go too."""
+    def answer_waiting(conversation: Conversation, request: gr.Request):
+        """The slow step: answer the conversation's waiting questions in the order asked. A visitor's
+        questions are answered one at a time; a request that finds another answering leaves it to that one."""
+        unchanged = (gr.skip(),) * 5
+        if not conversation.claim():
+            yield unchanged
+            return
+        while (turn := conversation.next_waiting()) is not None:
+            try:
+                turn.answer = bot.ask(turn.question, answer=turn.settings)
+            except ChatbotError as exc:
+                turn.error = str(exc)
+            answers = conversation.answers
+            waiting = any(not t.started for t in conversation.turns)
+            if not answers:
+                yield chat_messages(conversation), gr.skip(), gr.skip(), gr.skip(), hint_html("")
+                continue
+            markdown, jsonl = _write_exports(answers, Path(exports.name) / _session_folder(request))
+            yield (
+                chat_messages(conversation),
+                sources_html(answers),
+                gr.DownloadButton(value=markdown, interactive=True),
+                gr.DownloadButton(value=jsonl, interactive=True),
+                hint_html(QUEUED if waiting else ""),
+            )
+        yield unchanged  # a generator that yields nothing would blank every output (the hint included)
+
+    def forget(conversation: Conversation):
+        """After the chat's bin is clicked: the questions, answers, their sources and the downloads go too."""
+        conversation.forget()
         nothing = gr.DownloadButton(value=None, interactive=False)
-        return [], sources_html([]), nothing, nothing
+        return sources_html([]), nothing, nothing, hint_html("")
 
     def ask_api(question: str, max_quotes: int | None = None, min_confidence: float | None = None) -> dict:
         """Answer one question from the documents. Returns the answer JSON: quotes with exact character
@@ -397,7 +509,7 @@ def build_app(bot: Chatbot) -> gr.Blocks:
             "## Ask the documents\nEvery answer is quoted word for word from the documents, with its source. "
             "When they do not answer, it says so."
         )
-        answers = gr.State([])
+        conversation = gr.State(lambda: Conversation())  # a fresh one for each visitor
         with gr.Row(equal_height=False):
             with gr.Column(scale=3, min_width=340):
                 chat = gr.Chatbot(
@@ -423,6 +535,8 @@ def build_app(bot: Chatbot) -> gr.Blocks:
                         elem_id="qa-question",
                     )
                     send = gr.Button("Ask", variant="primary", scale=1, min_width=80, elem_id="qa-send")
+                hint = gr.HTML(elem_id="qa-hint")
+                taken = gr.Textbox(visible=False)  # the question just taken out of the box, on its way
                 with gr.Row():
                     download_md = gr.DownloadButton("Download Markdown", size="sm", interactive=False)
                     download_jsonl = gr.DownloadButton("Download JSON lines", size="sm", interactive=False)
@@ -456,13 +570,21 @@ def build_app(bot: Chatbot) -> gr.Blocks:
                 remove = gr.Button("Remove", variant="stop", scale=1, min_width=80, elem_id="qa-remove")
             status = gr.HTML(js_on_load=None, elem_id="qa-status")
 
-        chat_inputs = [question, chat, answers, max_quotes, min_confidence]
-        chat_outputs = [question, chat, sources, answers, download_md, download_jsonl]
-        events = {"api_visibility": "private", "concurrency_limit": ASK_CONCURRENCY, "concurrency_id": "ask"}
-        question.submit(respond, chat_inputs, chat_outputs, **events)
-        send.click(respond, chat_inputs, chat_outputs, **events)
-        chat.example_select(respond_example, chat_inputs[1:], chat_outputs, **events)
-        chat.clear(forget, None, [answers, sources, download_md, download_jsonl], api_visibility="private", queue=False)
+        # Enter (or Ask) first moves the question out of the box in the browser itself, then hands it to
+        # `accept`, then to `answer_waiting`; each step may run again while an earlier question is pending.
+        settings = [max_quotes, min_confidence]
+        answer_outputs = [chat, sources, download_md, download_jsonl, hint]
+        quick = {"api_visibility": "private", "queue": False, "trigger_mode": "multiple"}
+        slow = {**quick, "queue": True, "concurrency_limit": ASK_CONCURRENCY, "concurrency_id": "ask"}
+        slow["show_progress"] = "hidden"  # the chat says "Finding the answer…" itself
+        for trigger in (question.submit, send.click):
+            trigger(None, question, [taken, question], js=TAKE_QUESTION, **quick).then(
+                accept, [taken, conversation, *settings], [chat, hint], **quick
+            ).then(answer_waiting, conversation, answer_outputs, **slow)
+        chat.example_select(accept_example, [conversation, *settings], [chat, hint], **quick).then(
+            answer_waiting, conversation, answer_outputs, **slow
+        )
+        chat.clear(forget, conversation, [sources, download_md, download_jsonl, hint], **quick)
         gr.api(ask_api, api_name="ask", concurrency_limit=ASK_CONCURRENCY, concurrency_id="ask")
 
         documents_out = [document_list, chosen, status]

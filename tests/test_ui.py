@@ -9,6 +9,7 @@ import json
 import re
 import shutil
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -19,7 +20,9 @@ from hypothesis import strategies as st
 from chatbot import Answer, ChatbotError, Quote, Source
 from chatbot.answer import ABSTENTION
 from chatbot.ui import (
+    Conversation,
     answer_html,
+    chat_messages,
     clean_name,
     conversation_jsonl,
     conversation_markdown,
@@ -161,6 +164,21 @@ def test_settings_apply_to_one_request_only(seed_bot):
     assert seed_bot.ask(question) == seed_bot.ask_batch([question])[0]
     with pytest.raises(ChatbotError):
         seed_bot.ask(question, answer={"max_quotes": 0})
+
+
+def test_a_question_asked_while_another_is_answered_waits_its_turn():
+    conversation = Conversation()
+    assert not conversation.add("First?", {})
+    assert conversation.claim() and not conversation.claim()  # one request answers a visitor's questions
+    first = conversation.next_waiting()
+    assert conversation.add("Second?", {})  # queued behind the first
+    assert [m["content"] for m in chat_messages(conversation)][1::2] == [
+        '<p class="qa-pending">Finding the answer…</p>',
+        '<p class="qa-pending">Waiting for the question before it to be answered…</p>',
+    ]
+    first.answer = _chip_answer()
+    assert conversation.next_waiting().question == "Second?"  # taken by the request already answering
+    assert conversation.next_waiting() is None and conversation.claim()  # and the claim given up with the last
 
 
 # ----- uploads ---------------------------------------------------------------------------------------------
@@ -417,6 +435,41 @@ def test_browser_citation_works_from_the_keyboard(page):
     expect(page.page.locator("#qa-turn-1")).to_have_attribute("open", "")
     expect(page.page.locator("#qa-src-1-1")).to_be_in_viewport()
     expect(page.page.locator("#qa-src-1-1 mark").first).to_contain_text("Zhejiang")
+
+
+def test_browser_a_question_asked_while_one_is_pending_is_answered_in_turn(page, server, monkeypatch):
+    """The box empties at once on Enter; a second question asked before the first is answered waits for it
+    instead of being lost, and what is typed meanwhile stays in the box."""
+    from playwright.sync_api import expect
+
+    bot = server[0]
+    ask = bot.ask
+    monkeypatch.setattr(bot, "ask", lambda *args, **kwargs: (time.sleep(1.5), ask(*args, **kwargs))[1])
+    box = page.page.locator("#qa-question textarea")
+    box.fill("Where is DeepSeek based?")
+    box.press("Enter")
+    box.press_sequentially("What alternative to Android is mentioned?")
+    box.press("Enter")
+    box.press_sequentially("a draft")
+    chat = page.page.locator("#qa-chat")
+    expect(chat).to_contain_text("Waiting for the question before it to be answered", timeout=5000)
+    expect(page.page.locator("#qa-hint")).to_contain_text("queued")
+    expect(chat.locator(".qa-answer")).to_have_count(2)
+    expect(chat.locator(".qa-quote").first).to_contain_text("Zhejiang")
+    expect(chat.locator(".qa-quote").last).to_contain_text("HarmonyOS")
+    expect(chat.locator(".qa-pending")).to_have_count(0)
+    assert box.input_value() == "a draft"
+
+
+def test_browser_an_empty_question_gets_a_hint(page):
+    from playwright.sync_api import expect
+
+    box = page.page.locator("#qa-question textarea")
+    box.fill("   ")
+    box.press("Enter")
+    expect(page.page.locator("#qa-hint")).to_have_text("Type a question first.")
+    assert box.input_value() == ""
+    expect(page.page.locator("#qa-chat .message")).to_have_count(0)
 
 
 def test_browser_abstention_offers_nearest_text(page):
