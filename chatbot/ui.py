@@ -15,6 +15,7 @@ Usage example:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -22,6 +23,7 @@ import shutil
 import tempfile
 import threading
 import unicodedata
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -30,6 +32,7 @@ from .answer import Answer, Quote, Source, confidence_label
 from .bot import Chatbot
 from .errors import ChatbotError
 from .indexer import IndexReport
+from .store import IndexData
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
@@ -54,6 +57,8 @@ CSS = """
 .qa-meta { font-size: .85em; opacity: .8; }
 .qa-pending { font-style: italic; color: #4b5563; margin: 0; }
 .dark .qa-pending { color: #d1d5db; }
+.qa-note { border-left: 4px solid #b45309; padding-left: .6em; margin: .4em 0 0 0; font-size: .9em; }
+.dark .qa-note { border-left-color: #fbbf24; }
 .qa-conf { border-bottom: 1px dotted currentColor; cursor: help; }
 .qa-conf-high { color: #15803d; } .qa-conf-medium { color: #b45309; } .qa-conf-low { color: #b91c1c; }
 .qa-turn { margin-bottom: 1em; }
@@ -259,6 +264,14 @@ def conversation_jsonl(answers: list[Answer]) -> str:
 
 QUEUED = "Your question is queued: it is answered as soon as the one before it is."
 EMPTY = "Type a question first."
+INDEXING = (
+    "Updating the index of the documents; this can take minutes for a large file. Until it is done, questions "
+    "are answered from the documents as they were, and say so."
+)
+UPDATING = (
+    "The documents are being re-indexed after a document was added or removed. This answer comes from the "
+    "documents as they were before that; ask again once it has finished for an answer that includes the change."
+)
 
 
 @dataclass
@@ -270,6 +283,7 @@ class Turn:
     answer: Answer | None = None
     error: str = ""
     started: bool = False
+    note: str = ""  # shown under the answer, e.g. that it comes from the documents as they were
 
 
 @dataclass
@@ -324,7 +338,9 @@ def chat_messages(conversation: Conversation) -> list[dict[str, str]]:
         messages.append({"role": "user", "content": escape(turn.question)})
         if turn.answer is not None:
             number += 1
-            content = answer_html(turn.answer, number)
+            content = answer_html(turn.answer, number) + (
+                f'<p class="qa-note">{escape(turn.note)}</p>' if turn.note else ""
+            )
         elif turn.error:
             content = status_html([f"error: {turn.error}"], error=True)
         else:
@@ -337,6 +353,49 @@ def chat_messages(conversation: Conversation) -> list[dict[str, str]]:
 
 def hint_html(text: str) -> str:
     return f'<p role="status">{escape(text)}</p>' if text else ""
+
+
+# ----- while the documents are re-indexed -------------------------------------------------------------------
+
+
+class _IndexAsItWas(Chatbot):
+    """A chatbot that answers from one given index and never refreshes it."""
+
+    def __init__(self, bot: Chatbot, data: IndexData) -> None:
+        super().__init__(bot.config)
+        self.embedder = bot.embedder
+        self._as_it_was = data
+
+    @property
+    def data(self) -> IndexData:
+        return self._as_it_was
+
+
+class DocumentUpdate:
+    """An upload or removal re-indexing the documents (minutes for a large file). Meanwhile `Chatbot.ask`
+    would wait for the new index; `answerer` offers the index as it was before instead, which answers at once,
+    and a note to show with such answers, since they do not include the change."""
+
+    def __init__(self, bot: Chatbot) -> None:
+        self.bot = bot
+        self.before: Chatbot | None = None
+
+    @contextlib.contextmanager
+    def running(self) -> Iterator[None]:
+        """Around changing the documents folder and indexing it; the index in use is kept aside first."""
+        try:
+            self.before = _IndexAsItWas(self.bot, self.bot.data)
+        except ChatbotError:
+            self.before = None  # no index to answer from meanwhile: questions wait for the new one
+        try:
+            yield
+        finally:
+            self.before = None
+
+    def answerer(self) -> tuple[Chatbot, str]:
+        """The chatbot to ask now, and the note its answers need ("" for the up-to-date index)."""
+        before = self.before
+        return (before, UPDATING) if before is not None else (self.bot, "")
 
 
 # ----- uploads ---------------------------------------------------------------------------------------------
@@ -399,6 +458,7 @@ def build_app(bot: Chatbot) -> gr.Blocks:
     extensions = tuple(ext.lower() for ext in config.documents.extensions)
     max_bytes = int(config.ui.max_upload_mb * 1024 * 1024)
     exports = tempfile.TemporaryDirectory(prefix="chatbot-exports-")  # lives as long as the app's handlers
+    update = DocumentUpdate(bot)
 
     def accept(question: str, conversation: Conversation, max_quotes: float, min_confidence: float):
         """The fast first step (not queued): the question joins the conversation at once, so that the box
@@ -420,8 +480,9 @@ def build_app(bot: Chatbot) -> gr.Blocks:
             yield unchanged
             return
         while (turn := conversation.next_waiting()) is not None:
+            asker, turn.note = update.answerer()
             try:
-                turn.answer = bot.ask(turn.question, answer=turn.settings)
+                turn.answer = asker.ask(turn.question, answer=turn.settings)
             except ChatbotError as exc:
                 turn.error = str(exc)
             answers = conversation.answers
@@ -456,36 +517,43 @@ def build_app(bot: Chatbot) -> gr.Blocks:
         return answer.to_dict()
 
     def show_documents(message: str = ""):
+        asker, note = update.answerer()  # during an update, the list as it was, rather than wait for it
         try:
-            documents = bot.data.documents
+            documents = asker.data.documents
         except ChatbotError as exc:
             return status_html([str(exc)], error=True), gr.Dropdown(choices=[], value=None), message
         names = [doc["path"] for doc in documents]
+        message = message or (status_html([INDEXING]) if note else "")
         return documents_html(documents), gr.Dropdown(choices=names, value=None), message
 
-    def add_documents(files: list[str] | None, progress=gr.Progress()):  # noqa: B008 (Gradio's way)
+    def add_documents(files: list[str] | None):
+        """Save the uploads and index them; says at once that indexing has started, and then how it went."""
         lines, error, saved = [], False, []
-        for path in files or []:
-            try:
-                saved.append(save_upload(Path(path), docs, extensions, max_bytes))
-            except ChatbotError as exc:
-                lines.append(str(exc))
-                error = True
-        if saved:
-            progress(0.3, desc=f"Indexing {len(saved)} document(s)")
+        with update.running():
+            for path in files or []:
+                try:
+                    saved.append(save_upload(Path(path), docs, extensions, max_bytes))
+                except ChatbotError as exc:
+                    lines.append(str(exc))
+                    error = True
+            if not saved:
+                yield *show_documents(status_html(lines, error=error)), None
+                return
+            yield gr.skip(), gr.skip(), status_html([*lines, f"Adding {', '.join(saved)}. {INDEXING}"]), gr.skip()
             try:
                 report = bot.index()
             except ChatbotError as exc:
-                return *show_documents(status_html([*lines, f"indexing failed: {exc}"], error=True)), None
-            indexed = {doc["path"] for doc in bot.data.documents}
-            for name in saved:
-                if name in indexed:
-                    lines.append(f"{name} is indexed ({_verb(report, name)}); you can ask about it now.")
-                else:
-                    (docs / name).unlink(missing_ok=True)  # unreadable (binary or empty): do not keep it
-                    lines.append(f"{name}: no text could be read from it, so it was not added")
-                    error = True
-        return *show_documents(status_html(lines, error=error)), None
+                yield *show_documents(status_html([*lines, f"indexing failed: {exc}"], error=True)), None
+                return
+        indexed = {doc["path"] for doc in bot.data.documents}
+        for name in saved:
+            if name in indexed:
+                lines.append(f"{name} is indexed ({_verb(report, name)}); you can ask about it now.")
+            else:
+                (docs / name).unlink(missing_ok=True)  # unreadable (binary or empty): do not keep it
+                lines.append(f"{name}: no text could be read from it, so it was not added")
+                error = True
+        yield *show_documents(status_html(lines, error=error)), None
 
     def remove_document(name: str | None):
         names = [doc["path"] for doc in bot.data.documents]
@@ -496,9 +564,10 @@ def build_app(bot: Chatbot) -> gr.Blocks:
         path = (docs / name).resolve()
         if not path.is_relative_to(docs.resolve()):
             return show_documents(status_html([f"{name} is not in the documents folder."], error=True))
-        path.unlink(missing_ok=True)
         try:
-            bot.index()
+            with update.running():
+                path.unlink(missing_ok=True)
+                bot.index()
         except ChatbotError as exc:
             return show_documents(status_html([f"indexing failed: {exc}"], error=True))
         return show_documents(status_html([f"{name} was removed."]))

@@ -386,6 +386,10 @@ class Page:
     def upload(self, path: Path) -> str:
         """Upload a file through the page; returns the status line once indexing has finished."""
         self.page.locator("#qa-upload input[type=file]").set_input_files(str(path))
+        return self.upload_status()
+
+    def upload_status(self) -> str:
+        """The status line once indexing an upload has finished (or the upload was refused)."""
         self.page.wait_for_function(
             "() => /indexed|could not|only|larger|empty/.test(document.querySelector('#qa-status').innerText)",
             timeout=INDEX_TIMEOUT,
@@ -530,6 +534,44 @@ def test_browser_upload_then_ask_about_it(page, tmp_path):
     page.ask("How long is the Zorblat river?")
     expect(page.page.locator("#qa-chat .qa-quote").last).to_contain_text("The Zorblat river is 42 kilometres long.")
     expect(page.page.locator("#qa-sources")).to_contain_text("River notes.md")
+
+
+def test_browser_while_an_upload_is_indexed_others_are_answered_from_the_index_as_it_was(
+    browser, server, tmp_path, monkeypatch
+):
+    """Indexing a large upload takes minutes; meanwhile another visitor's question is answered at once from
+    the documents as they were, with a note saying so, and the uploader is told what is going on."""
+    from playwright.sync_api import expect
+
+    bot = server[0]
+    index, indexing, finish = bot.index, threading.Event(), threading.Event()
+
+    def slow_index(*args, **kwargs):
+        indexing.set()
+        finish.wait(ANSWER_TIMEOUT / 1000)
+        return index(*args, **kwargs)
+
+    monkeypatch.setattr(bot, "index", slow_index)
+    upload = tmp_path / "ferries.txt"
+    upload.write_text("The Ostervik ferry sails at noon.\n", encoding="utf-8")
+    uploader, other = Page(browser, server[1]), Page(browser, server[1])
+    try:
+        uploader.open_documents()
+        uploader.page.locator("#qa-upload input[type=file]").set_input_files(str(upload))
+        expect(uploader.page.locator("#qa-status")).to_contain_text("Adding ferries.txt", timeout=30_000)
+        assert indexing.wait(30)
+        other.ask("Where is DeepSeek based?")
+        expect(other.page.locator("#qa-chat .qa-quote").last).to_contain_text("Zhejiang")
+        expect(other.page.locator("#qa-chat .qa-note")).to_contain_text("as they were before")
+        finish.set()
+        assert "ferries.txt is indexed (added)" in uploader.upload_status()
+        other.ask("When does the Ostervik ferry sail?")
+        expect(other.page.locator("#qa-chat .qa-quote").last).to_contain_text("The Ostervik ferry sails at noon.")
+        expect(other.page.locator("#qa-chat .qa-note")).to_have_count(1)  # the first answer's only
+    finally:
+        finish.set()
+        uploader.close()
+        other.close()
 
 
 def test_browser_refuses_a_wrong_upload(page, server, tmp_path):
