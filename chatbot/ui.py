@@ -506,14 +506,16 @@ def build_app(bot: Chatbot) -> gr.Blocks:
         nothing = gr.DownloadButton(value=None, interactive=False)
         return sources_html([]), nothing, nothing, hint_html("")
 
-    def ask_api(question: str, max_quotes: int | None = None, min_confidence: float | None = None) -> dict:
+    def ask_api(question: str = "", max_quotes: int | None = None, min_confidence: float | None = None) -> dict:
         """Answer one question from the documents. Returns the answer JSON: quotes with exact character
         offsets into their documents, or an abstention with the nearest passages."""
+        if not isinstance(question, str):
+            raise _user_error("the question must be text")
         overrides = {"max_quotes": max_quotes, "min_confidence": min_confidence}
         try:
             answer = bot.ask(question, answer={k: v for k, v in overrides.items() if v is not None} or None)
         except ChatbotError as exc:
-            raise gr.Error(str(exc)) from None
+            raise _user_error(str(exc)) from None
         return answer.to_dict()
 
     def show_documents(message: str = ""):
@@ -708,6 +710,11 @@ def serve(bot: Chatbot, host: str = "127.0.0.1", port: int = 7860, auth: tuple[s
         app.block_thread()
     finally:
         app.close()
+
+
+def _user_error(message: str) -> gr.Error:
+    """An error for the caller to fix: reported to them, not logged as a crash with a traceback."""
+    return gr.Error(message, print_exception=False)
 
 
 def _write_exports(answers: list[Answer], folder: Path) -> tuple[str, str]:

@@ -292,6 +292,51 @@ def test_api_reports_an_empty_question(server):
         _client(server[1]).predict("   ", api_name="/ask")
 
 
+def _call(url: str, path: str, body: dict) -> tuple[str, object]:
+    """A call to the HTTP API without gradio_client: POST, then read the result's server-sent events;
+    returns the last event's name ("complete" or "error") and data."""
+    import urllib.request
+
+    def fetch(request) -> str:
+        with urllib.request.urlopen(request, timeout=ANSWER_TIMEOUT / 1000) as response:
+            return response.read().decode("utf-8")
+
+    post = urllib.request.Request(
+        f"{url}gradio_api/call/{path}", json.dumps(body).encode(), {"Content-Type": "application/json"}
+    )
+    event_id = json.loads(fetch(post))["event_id"]
+    stream = fetch(f"{url}gradio_api/call/{path}/{event_id}")
+    events = re.findall(r"^event: (\w+)\ndata: (.*)$", stream, re.MULTILINE)
+    name, data = events[-1]
+    return name, json.loads(data)
+
+
+def test_http_api_takes_the_settings_as_optional(server):
+    question = "Where is DeepSeek based?"
+    event, data = _call(server[1], "v2/ask", {"question": question})
+    assert event == "complete" and data[0]["question"] == question and "Zhejiang" in data[0]["answer"]
+    event, data = _call(server[1], "ask", {"data": [question, None, None]})  # positional: all three, null for default
+    assert event == "complete" and "Zhejiang" in data[0]["answer"]
+
+
+@pytest.mark.parametrize(
+    "path, body, message",
+    [
+        ("v2/ask", {}, "the question is empty"),
+        ("ask", {"data": ["  ", None, None]}, "the question is empty"),
+        ("ask", {"data": [42, None, None]}, "the question must be text"),
+        ("ask", {"data": [["Where?"], None, None]}, "the question must be text"),
+        ("v2/ask", {"question": {"text": "Where?"}}, "the question must be text"),
+        ("v2/ask", {"question": "Where?", "max_quotes": 2.5}, "max_quotes must be int"),
+        ("v2/ask", {"question": "Where?", "min_confidence": 7}, "min_confidence must be between 0 and 1"),
+    ],
+)
+def test_http_api_reports_a_user_mistake_cleanly(server, capfd, path, body, message):
+    event, data = _call(server[1], path, body)
+    assert event == "error" and message in json.dumps(data)
+    assert "Traceback" not in capfd.readouterr().err  # a mistake of the caller's, not a crash of the server's
+
+
 def test_eight_clients_get_their_own_answers_while_the_index_is_rebuilt(server, tmp_path):
     """8 clients ask different questions at once, five rounds each; after the first round a new document
     is added and the index rebuilt under them. Every answer must be the asker's own and correct."""
