@@ -46,6 +46,10 @@ ASK_CONCURRENCY = 8  # questions answered at the same time; more wait in Gradio'
 _ESCAPES: dict[int, str | None] = {code: f"&#{code};" for code in range(33, 128) if not chr(code).isalnum()}
 _ESCAPES.update({code: None for code in range(32) if code not in (9, 10)})
 _ESCAPES.update({9: "&#9;", 10: "<br>", 127: None})
+# The ASCII characters that can begin Markdown (emphasis, links, images, code, headings, tables, maths) or HTML
+# (tags, entities) or a highlight (==) within a line; "-", "+", "." and the like matter only at a line's start,
+# where none is put.
+_MARKDOWN_SPECIAL = re.compile(r"[\\`*_\[\]<>#!&|~$=]")
 
 CSS = """
 #qa-sources { max-height: 75vh; overflow-y: auto !important; }
@@ -236,10 +240,11 @@ def _size(size: int) -> str:
 
 
 def conversation_markdown(answers: list[Answer]) -> str:
-    """The conversation as Markdown: each question, its quoted answer and where each quote came from."""
+    """The conversation as Markdown: each question, its quoted answer and where each quote came from. All
+    text from the visitor or the documents is quoted as text (see `markdown_text`), never as Markdown."""
     lines = ["# Conversation", ""]
     for answer in answers:
-        lines += [f"## {answer.question}", "", answer.text, ""]
+        lines += [f"## {markdown_text(answer.question)}", "", _markdown_answer(answer), ""]
         if answer.abstained:
             lines += ["Nearest text (not an answer):", ""]
         lines += [f"- {_cited(item)}" for item in (answer.sources if answer.abstained else answer.quotes)]
@@ -247,9 +252,21 @@ def conversation_markdown(answers: list[Answer]) -> str:
     return "\n".join(lines)
 
 
+def markdown_text(text: str) -> str:
+    """`text` on one line, with every character that could start Markdown or HTML backslash-escaped, so that
+    it renders as exactly this text (line breaks become spaces, as Markdown shows them anyway)."""
+    return _MARKDOWN_SPECIAL.sub(r"\\\g<0>", " ".join(text.split()))
+
+
+def _markdown_answer(answer: Answer) -> str:
+    if answer.abstained:
+        return markdown_text(answer.text)
+    return " ".join(f"“{markdown_text(quote.text)}” [{quote.citation}]" for quote in answer.quotes)
+
+
 def _cited(item: Quote | Source) -> str:
     page = f", page {item.page}" if getattr(item, "page", None) is not None else ""
-    return f"[{item.citation}] {item.source}{page}, line {item.line}, characters {item.start}-{item.end}"
+    return f"[{item.citation}] {markdown_text(item.source)}{page}, line {item.line}, characters {item.start}-{item.end}"
 
 
 def conversation_jsonl(answers: list[Answer]) -> str:

@@ -155,6 +155,20 @@ def test_exports_hold_every_answer():
     assert "Nearest text (not an answer):\n\n- [1] a.txt, line 4, characters 0-20" in markdown
 
 
+def test_markdown_export_quotes_the_question_and_the_documents_as_text():
+    markdown_it = pytest.importorskip("markdown_it")  # comes with gradio (through rich)
+
+    question = "Two lines?\n# heading\n- [x](javascript:alert(1)) <script>alert(2)</script> *a* `b` &amp; ![i](y)"
+    answer = dataclasses.replace(_chip_answer(), question=question)
+    quote = dataclasses.replace(answer.quotes[0], text="# not a heading\n<b>bold</b> [l](http://x)", source="<i>.md")
+    markdown = conversation_markdown([dataclasses.replace(answer, quotes=(quote,))])
+    rendered = markdown_it.MarkdownIt("commonmark").enable("table").enable("strikethrough").render(markdown)
+    assert re.findall(r"<(\w+)", rendered) == ["h1", "h2", "p", "ul", "li", "p"]  # only the export's own
+    shown = html.unescape(re.sub(r"<[^>]+>", "", rendered))
+    assert " ".join(question.split()) in shown
+    assert "“# not a heading <b>bold</b> [l](http://x)” [1]" in shown and "[1] <i>.md, line" in shown
+
+
 def test_settings_apply_to_one_request_only(seed_bot):
     before = seed_bot.config
     question = "Which chip did Guangdong highlight?"
