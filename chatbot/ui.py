@@ -39,6 +39,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 import gradio as gr  # after the variable above, so that nothing phones home
 
 MAX_QUOTES_CHOICE = 6  # the largest "number of quotes" the settings slider offers
+HEADING_CHARS = 120  # a question longer than this is shortened where it heads its sources (in full on hover)
 ASK_CONCURRENCY = 8  # questions answered at the same time; more wait in Gradio's queue
 
 # Every ASCII character that means something to HTML, Markdown, LaTeX or a JS template becomes a numeric
@@ -53,6 +54,7 @@ _MARKDOWN_SPECIAL = re.compile(r"[\\`*_\[\]<>#!&|~$=]")
 
 CSS = """
 #qa-sources { max-height: 75vh; overflow-y: auto !important; }
+#qa-chat .message { overflow-wrap: anywhere; }
 .qa-answer p, .qa-abstain p { margin: 0 0 .4em 0; }
 .qa-quote { font-style: italic; }
 .qa-cite { font-weight: 600; text-decoration: none; white-space: nowrap; }
@@ -66,10 +68,10 @@ CSS = """
 .qa-conf { border-bottom: 1px dotted currentColor; cursor: help; }
 .qa-conf-high { color: #15803d; } .qa-conf-medium { color: #b45309; } .qa-conf-low { color: #b91c1c; }
 .qa-turn { margin-bottom: 1em; }
-.qa-turn h3, .qa-turn summary { font-size: 1em; font-weight: 600; margin: .2em 0 .5em 0; }
+.qa-turn h3, .qa-turn summary { font-size: 1em; font-weight: 600; margin: .2em 0 .5em 0; overflow-wrap: anywhere; }
 .qa-source { border: 1px solid #d1d5db; border-radius: 6px; padding: .5em .7em; margin: 0 0 .6em 0; scroll-margin: 1em; }
 .qa-nearest .qa-source { border-style: dashed; }
-.qa-source header { font-size: .9em; font-weight: 600; margin-bottom: .3em; }
+.qa-source header { font-size: .9em; font-weight: 600; margin-bottom: .3em; overflow-wrap: anywhere; }
 .qa-passage { white-space: pre-wrap; overflow-wrap: anywhere; font-size: .92em; line-height: 1.45; }
 .qa-passage mark { background: #fde68a; color: #1f2937; padding: 0 .1em; }
 .qa-flash { outline: 3px solid #f59e0b; }
@@ -159,14 +161,18 @@ def sources_html(answers: list[Answer]) -> str:
         else:
             title = "Sources"
         kind = "qa-nearest" if answer.abstained else "qa-cited"
-        heading = f"{title} for “{escape(answer.question)}”"
+        heading = f"{title} for “{escape(_shorten(answer.question))}”"
+        full = f'title="{escape(" ".join(answer.question.split()))}"'
         if turn == len(answers):
-            parts.append(f'<section class="qa-turn {kind}" id="qa-turn-{turn}"><h3>{heading}</h3>{body}</section>')
+            parts.append(
+                f'<section class="qa-turn {kind}" id="qa-turn-{turn}"><h3 {full}>{heading}</h3>{body}</section>'
+            )
         else:
             if turn == len(answers) - 1:
                 parts.append('<h3 class="qa-meta">Earlier answers</h3>')
             parts.append(
-                f'<details class="qa-turn {kind}" id="qa-turn-{turn}"><summary>{heading}</summary>{body}</details>'
+                f'<details class="qa-turn {kind}" id="qa-turn-{turn}"><summary {full}>{heading}</summary>'
+                f"{body}</details>"
             )
     return "".join(parts)
 
@@ -224,6 +230,15 @@ def _where(answer: Answer, source: Source) -> str:
     at = next((q for q in answer.quotes if q.citation == source.citation), source)
     page = f", page {at.page}" if getattr(at, "page", None) is not None else ""
     return f"{escape(source.source)}{page}, line {at.line}"
+
+
+def _shorten(question: str) -> str:
+    """A question as a heading: on one line, and cut at a word (with "…") when longer than HEADING_CHARS."""
+    text = " ".join(question.split())
+    if len(text) <= HEADING_CHARS:
+        return text
+    cut = text[: HEADING_CHARS - 1]
+    return (cut.rsplit(" ", 1)[0] if " " in cut[HEADING_CHARS // 2 :] else cut) + "…"
 
 
 def _cite_link(turn: int, citation: int) -> str:

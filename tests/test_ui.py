@@ -135,7 +135,19 @@ def test_earlier_answers_fold_away_below_the_latest():
     first = dataclasses.replace(_chip_answer(), question="First?")
     panel = sources_html([first, _chip_answer()])
     assert panel.index('id="qa-turn-2"') < panel.index('id="qa-turn-1"')
-    assert '<details class="qa-turn qa-cited" id="qa-turn-1"><summary>Sources for “First&#63;”' in panel
+    assert (
+        '<details class="qa-turn qa-cited" id="qa-turn-1"><summary title="First&#63;">Sources for “First&#63;”' in panel
+    )
+
+
+def test_a_long_question_heads_its_sources_shortened_and_in_full_on_hover():
+    question = "Why " + "very " * 60 + "long?\n<b>"
+    panel = sources_html([dataclasses.replace(_chip_answer(), question=question), _chip_answer()])
+    headings = re.findall(r'<(?:h3|summary) title="([^"]*)">Sources for “([^”]*)”', panel)
+    assert len(headings) == 2
+    full, short = headings[1]
+    assert html.unescape(full) == " ".join(question.split())
+    assert short.endswith("very…") and len(html.unescape(short)) <= 120
 
 
 def test_document_names_are_escaped():
@@ -533,6 +545,25 @@ def test_browser_an_empty_question_gets_a_hint(page):
     expect(page.page.locator("#qa-hint")).to_have_text("Type a question first.")
     assert box.input_value() == ""
     expect(page.page.locator("#qa-chat .message")).to_have_count(0)
+
+
+def test_browser_a_long_question_keeps_the_layout(page):
+    """A 10,000-character question without a space wraps in the chat and the sources panel, and heads its
+    sources shortened, rather than stretching the page."""
+    from playwright.sync_api import expect
+
+    question = "Where is DeepSeek based?" + "x" * 10_000
+    page.ask(question)
+    page.ask("Which chip did Guangdong highlight?")
+    widths = page.page.evaluate(
+        """() => ["#qa-chat", "#qa-sources"].map(s => document.querySelector(s)).concat([document.documentElement])
+            .map(e => [e.scrollWidth, e.clientWidth])"""
+    )
+    for scroll_width, client_width in widths:
+        assert scroll_width <= client_width + 1
+    summary = page.page.locator("#qa-turn-1 summary")
+    expect(summary).to_have_attribute("title", question)
+    assert len(summary.inner_text()) < 160
 
 
 def test_browser_abstention_offers_nearest_text(page):
