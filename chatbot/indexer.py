@@ -12,6 +12,7 @@ Usage example:
 from __future__ import annotations
 
 import logging
+import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -59,27 +60,32 @@ class IndexReport:
         return asdict(self)
 
 
-def document_changes(manifest: dict[str, Any], files: list[FileInfo]) -> tuple[list[str], list[str], list[str], int]:
-    """(added, changed, removed, unchanged count) between the manifest and the files on disk.
+def document_changes(
+    manifest: dict[str, Any], files: list[FileInfo]
+) -> tuple[list[str], list[str], list[str], int, list[str]]:
+    """(added, changed, removed, unchanged count, touched) between the manifest and the files on disk.
 
-    A file whose size, modification time and change time (ctime) match the manifest is taken as
-    unchanged; otherwise its content hash decides, so touching a file does not count as a change. A file skipped before (say,
-    binary) counts as changed only when its content changed.
+    A file whose size, modification time and change time (ctime) match the manifest is unchanged; otherwise
+    its content hash decides, so a file touched (new times, same content) is unchanged too, and also listed
+    as touched. A file skipped before (say, binary) counts as changed only when its content changed.
     """
     known = {doc["path"]: doc for doc in manifest["documents"]}
     skipped = {entry["path"]: entry for entry in manifest.get("skipped", []) if "sha256" in entry}
-    added, changed, unchanged = [], [], 0
+    added, changed, touched, unchanged = [], [], [], 0
     for info in files:
         entry = known.pop(info.path, None)
         was_skipped = entry is None and info.path in skipped
         entry = entry if entry is not None else skipped.get(info.path)
         if entry is None:
             added.append(info.path)
-        elif _same_stat(entry, info) or file_sha256(info.abspath) == entry["sha256"]:
+        elif _same_stat(entry, info):
             unchanged += not was_skipped
+        elif file_sha256(info.abspath) == entry["sha256"]:
+            unchanged += not was_skipped
+            touched.append(info.path)
         else:
             changed.append(info.path)
-    return added, changed, sorted(known), unchanged
+    return added, changed, sorted(known), unchanged, touched
 
 
 def is_current(manifest: dict[str, Any], config: Config) -> bool:
@@ -87,8 +93,8 @@ def is_current(manifest: dict[str, Any], config: Config) -> bool:
     if manifest.get("settings") != settings_of(config):
         return False
     scan = scan_folder(config.paths.docs, config.documents.extensions, config.paths.index)
-    added, changed, removed, _ = document_changes(manifest, scan.files)
-    return not (added or changed or removed)
+    added, changed, removed, _, touched = document_changes(manifest, scan.files)
+    return not (added or changed or removed or _restat_due(touched, config))
 
 
 def refresh_index(config: Config, embedder: Embedder, force: bool = False) -> tuple[IndexData, IndexReport]:
@@ -124,8 +130,8 @@ def _load_if_current(
             manifest = read_manifest(folder)
             if manifest is None or manifest.get("settings") != settings_of(config):
                 return None, None
-            added, changed, removed, unchanged = document_changes(manifest, files)
-            if added or changed or removed:
+            added, changed, removed, unchanged, touched = document_changes(manifest, files)
+            if added or changed or removed or _restat_due(touched, config):
                 return None, None
             report = IndexReport("unchanged", unchanged=unchanged, skipped=_skip_list(manifest))
             return load_index(folder, manifest), report
@@ -246,6 +252,13 @@ def _previous(config: Config, force: bool) -> tuple[IndexData | None, str]:
         return load_index(config.paths.index, manifest), reason
     except IndexDamaged as exc:
         return None, str(exc)
+
+
+def _restat_due(touched: list[str], config: Config) -> bool:
+    """Whether to write the index again for files touched but not changed: once, rather than hash them on
+    every question (after `cp -a` or `chmod -R`, that is every file). Not for an index this process cannot
+    write: it is still right, only slower to check."""
+    return bool(touched) and os.access(config.paths.index, os.W_OK)
 
 
 def _same_stat(entry: dict[str, Any], info: FileInfo) -> bool:
