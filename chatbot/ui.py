@@ -60,13 +60,15 @@ CSS = """
 .qa-cite { font-weight: 600; text-decoration: none; white-space: nowrap; }
 .qa-abstain { border-left: 4px solid #9ca3af; padding-left: .6em; color: #4b5563; }
 .dark .qa-abstain { color: #d1d5db; }
-.qa-meta { font-size: .85em; opacity: .8; }
+.qa-meta { font-size: .85em; }
 .qa-pending { font-style: italic; color: #4b5563; margin: 0; }
 .dark .qa-pending { color: #d1d5db; }
 .qa-note { border-left: 4px solid #b45309; padding-left: .6em; margin: .4em 0 0 0; font-size: .9em; }
 .dark .qa-note { border-left-color: #fbbf24; }
 .qa-conf { border-bottom: 1px dotted currentColor; cursor: help; }
-.qa-conf-high { color: #15803d; } .qa-conf-medium { color: #b45309; } .qa-conf-low { color: #b91c1c; }
+/* at least 4.5:1 against the chat's message backgrounds, light and dark */
+.qa-conf-high { color: #166534; } .qa-conf-medium { color: #92400e; } .qa-conf-low { color: #991b1b; }
+.dark .qa-conf-high { color: #4ade80; } .dark .qa-conf-medium { color: #fbbf24; } .dark .qa-conf-low { color: #fca5a5; }
 .qa-turn { margin-bottom: 1em; }
 .qa-turn h3, .qa-turn summary { font-size: 1em; font-weight: 600; margin: .2em 0 .5em 0; overflow-wrap: anywhere; }
 .qa-source { border: 1px solid #d1d5db; border-radius: 6px; padding: .5em .7em; margin: 0 0 .6em 0; scroll-margin: 1em; }
@@ -79,6 +81,7 @@ CSS = """
 .qa-docs td, .qa-docs th { text-align: left; padding: .2em .5em; border-bottom: 1px solid #e5e7eb; overflow-wrap: anywhere; }
 .qa-docs td.qa-num { text-align: right; white-space: nowrap; }
 .qa-status-error { color: #b91c1c; }
+.dark .qa-status-error { color: #fca5a5; }
 #qa-hint p { margin: 0; font-size: .9em; }
 """
 
@@ -106,6 +109,23 @@ document.addEventListener("keydown", function (event) {
   if (event.key !== "Enter" || event.shiftKey || event.isComposing) return;
   if (event.target.closest && event.target.closest("#qa-question")) window.qaAsked = event.target.value;
 }, true);
+
+// Gradio labels each chat message for screen readers with its raw content, which here is escaped HTML
+// ("based&#63;", '<div class="qa-answer">'); label it with the text shown instead.
+function qaRelabel() {
+  document.querySelectorAll('#qa-chat [aria-label*="message: "]').forEach(function (message) {
+    var label = message.getAttribute("aria-label");
+    var shown = label.slice(0, label.indexOf(": ") + 2) + message.innerText.replace(/\\s+/g, " ").trim();
+    if (label !== shown) message.setAttribute("aria-label", shown);
+  });
+}
+new MutationObserver(function (changes) {
+  var inChat = changes.some(function (change) {
+    var node = change.target.nodeType === 1 ? change.target : change.target.parentElement;
+    return node && node.closest("#qa-chat");
+  });
+  if (inChat) qaRelabel();
+}).observe(document, {subtree: true, childList: true, attributes: true, attributeFilter: ["aria-label"]});
 </script>"""
 
 # The browser-side first step of asking: [the question, what stays in the box].

@@ -566,6 +566,45 @@ def test_browser_a_long_question_keeps_the_layout(page):
     assert len(summary.inner_text()) < 160
 
 
+# The contrast ratio (WCAG 2) of each element's text with what lies behind it, opacity and all.
+CONTRAST = """selector => {
+  const rgba = text => { const m = text.match(/[\\d.]+/g).map(Number); return [m[0], m[1], m[2], m.length > 3 ? m[3] : 1]; };
+  const mix = (top, under) => [0, 1, 2].map(i => top[i] * top[3] + under[i] * (1 - top[3])).concat([1]);
+  const channel = v => (v /= 255) <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4);
+  const luminance = c => 0.2126 * channel(c[0]) + 0.7152 * channel(c[1]) + 0.0722 * channel(c[2]);
+  const ancestors = el => { const all = []; for (let e = el; e; e = e.parentElement) all.push(e); return all; };
+  return [...document.querySelectorAll(selector)].map(el => {
+    let back = [255, 255, 255, 1];
+    const layers = ancestors(el).map(e => rgba(getComputedStyle(e).backgroundColor)).filter(c => c[3] > 0);
+    const opaque = layers.findIndex(c => c[3] === 1);
+    for (const layer of layers.slice(0, opaque < 0 ? layers.length : opaque + 1).reverse()) back = mix(layer, back);
+    const opacity = ancestors(el).reduce((o, e) => o * Number(getComputedStyle(e).opacity), 1);
+    const color = rgba(getComputedStyle(el).color);
+    const [a, b] = [luminance(mix([color[0], color[1], color[2], color[3] * opacity], back)), luminance(back)];
+    return (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+  });
+}"""
+
+
+@pytest.mark.parametrize("theme", ["light", "dark"])
+def test_browser_messages_read_well_and_are_labelled_with_their_text(browser, server, theme):
+    tab = Page(browser, f"{server[1]}?__theme={theme}")
+    try:
+        tab.ask("Where is DeepSeek based?")
+        tab.ask("What is the boiling point of mercury on Mars?")  # a low confidence too
+        ratios = tab.page.evaluate(CONTRAST, "#qa-chat .qa-conf")
+        assert len(ratios) == 2 and min(ratios) >= 4.5, ratios
+        labels = tab.page.evaluate(
+            """() => [...document.querySelectorAll('#qa-chat [aria-label*="message: "]')]
+                .map(e => e.getAttribute("aria-label"))"""
+        )
+        assert labels[0] == "user's message: Where is DeepSeek based?"
+        assert len(labels) == 4 and "Zhejiang" in labels[1]
+        assert not [label for label in labels if "<" in label or "&#" in label]
+    finally:
+        tab.close()
+
+
 def test_browser_abstention_offers_nearest_text(page):
     from playwright.sync_api import expect
 
