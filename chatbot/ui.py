@@ -581,33 +581,33 @@ def build_app(bot: Chatbot) -> gr.Blocks:
         return documents_html(documents), gr.Dropdown(choices=names, value=None), message
 
     def add_documents(files: list[str] | None):
-        """Save the uploads and index them; says at once that indexing has started, and then how it went."""
-        lines, error, saved = [], False, []
+        """Save the uploads and index them; says at once that indexing has started, and then how it went,
+        file by file, each line coloured by its own outcome."""
+        shown, saved = [], []  # status lines as HTML
         with update.running():
             for path in files or []:
                 try:
                     saved.append(save_upload(Path(path), docs, extensions, max_bytes))
                 except ChatbotError as exc:
-                    lines.append(str(exc))
-                    error = True
+                    shown.append(status_html([str(exc)], error=True))
             if not saved:
-                yield *show_documents(status_html(lines, error=error)), None
+                yield *show_documents("".join(shown)), None
                 return
-            yield gr.skip(), gr.skip(), status_html([*lines, f"Adding {', '.join(saved)}. {INDEXING}"]), gr.skip()
+            adding = status_html([f"Adding {', '.join(saved)}. {INDEXING}"])
+            yield gr.skip(), gr.skip(), "".join([*shown, adding]), gr.skip()
             try:
                 report = bot.index()
             except ChatbotError as exc:
-                yield *show_documents(status_html([*lines, f"indexing failed: {exc}"], error=True)), None
+                yield *show_documents("".join([*shown, status_html([f"indexing failed: {exc}"], error=True)])), None
                 return
         indexed = {doc["path"] for doc in bot.data.documents}
         for name in saved:
             if name in indexed:
-                lines.append(f"{name} is indexed ({_verb(report, name)}); you can ask about it now.")
+                shown.append(status_html([f"{name} is indexed ({_verb(report, name)}); you can ask about it now."]))
             else:
                 (docs / name).unlink(missing_ok=True)  # unreadable (binary or empty): do not keep it
-                lines.append(f"{name}: no text could be read from it, so it was not added")
-                error = True
-        yield *show_documents(status_html(lines, error=error)), None
+                shown.append(status_html([f"{name}: no text could be read from it, so it was not added"], error=True))
+        yield *show_documents("".join(shown)), None
 
     def remove_document(name: str | None):
         names = [doc["path"] for doc in bot.data.documents]
@@ -669,6 +669,7 @@ def build_app(bot: Chatbot) -> gr.Blocks:
                         MAX_QUOTES_CHOICE,
                         value=min(config.answer.max_quotes, MAX_QUOTES_CHOICE),
                         step=1,
+                        precision=0,
                         label="Number of quotes (at most)",
                     )
                     min_confidence = gr.Slider(
@@ -707,6 +708,8 @@ def build_app(bot: Chatbot) -> gr.Blocks:
         chat.example_select(accept_example, [conversation, *settings], [chat, hint], **quick).then(
             answer_waiting, conversation, answer_outputs, **slow
         )
+        # Whole quotes only: 2.5 typed in the slider's box becomes 3 there, as on the slider, not a silent 2.
+        max_quotes.change(None, max_quotes, max_quotes, js="(n) => Math.round(n)", **quick)
         chat.clear(forget, conversation, [sources, download_md, download_jsonl, hint], **quick)
         gr.api(ask_api, api_name="ask", concurrency_limit=ASK_CONCURRENCY, concurrency_id="ask")
 

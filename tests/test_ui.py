@@ -715,6 +715,32 @@ def test_browser_refuses_a_wrong_upload(page, server, tmp_path):
     assert not list(server[2].glob("*.exe"))
 
 
+def test_browser_upload_status_colours_each_file_by_its_outcome(page, server, tmp_path):
+    from playwright.sync_api import expect
+
+    good, bad = tmp_path / "kites.md", tmp_path / "blob.txt"
+    good.write_text("The Varnholm kite festival is held in May.\n", encoding="utf-8")
+    bad.write_bytes(b"\x00\x01\x02binary\x00" * 50)
+    page.open_documents()
+    page.page.locator("#qa-upload input[type=file]").set_input_files([str(good), str(bad)])
+    status = page.page.locator("#qa-status")
+    expect(status).to_contain_text("blob.txt: no text could be read", timeout=INDEX_TIMEOUT)
+    expect(status.locator("p", has_text="kites.md is indexed")).not_to_have_class("qa-status-error")
+    expect(status.locator("p", has_text="blob.txt")).to_have_class("qa-status-error")
+    assert not (server[2] / "blob.txt").exists()
+
+
+def test_browser_number_of_quotes_is_whole(page):
+    from playwright.sync_api import expect
+
+    page.open("Settings")
+    field = page.page.get_by_label(re.compile("^number input for Number of quotes"))
+    field.fill("2.5")
+    field.press("Tab")
+    expect(field).to_have_value("3")
+    expect(page.page.get_by_label(re.compile("^range slider for Number of quotes"))).to_have_value("3")
+
+
 def test_browser_hostile_document_shows_as_text_and_runs_nothing(page, server, tmp_path):
     from playwright.sync_api import expect
 
