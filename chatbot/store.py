@@ -55,6 +55,7 @@ _STAGING_PREFIX = ".staging-"
 # umask without setting it; this is done once, at import.
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)
+FILE_MODE, FOLDER_MODE = 0o666 & ~_UMASK, 0o777 & ~_UMASK
 
 
 class IndexDamaged(Exception):
@@ -138,7 +139,7 @@ def new_build(folder: Path) -> Iterator[Path]:
     builds = folder / "builds"
     builds.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=_STAGING_PREFIX, dir=builds))
-    os.chmod(staging, 0o777 & ~_UMASK)
+    os.chmod(staging, FOLDER_MODE)
     try:
         yield staging
     finally:
@@ -364,7 +365,7 @@ def _write_atomic(path: Path, text: str) -> None:
     fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            os.fchmod(handle.fileno(), 0o666 & ~_UMASK)
+            os.fchmod(handle.fileno(), FILE_MODE)
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())

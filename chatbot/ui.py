@@ -32,7 +32,7 @@ from .answer import Answer, Quote, Source, confidence_label
 from .bot import Chatbot
 from .errors import ChatbotError
 from .indexer import IndexReport
-from .store import IndexData
+from .store import FILE_MODE, IndexData
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
@@ -490,6 +490,7 @@ def save_upload(upload: Path, docs: Path, extensions: tuple[str, ...], max_bytes
         raise ChatbotError(f"{name}: cannot write to the documents folder: {exc.strerror or exc}") from None
     try:
         with os.fdopen(handle, "wb") as out, open(upload, "rb") as source:
+            os.fchmod(out.fileno(), FILE_MODE)  # as any file saved there would be, not private as mkstemp makes it
             shutil.copyfileobj(source, out, 1 << 20)
         os.replace(temporary, target)
     except BaseException as exc:

@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 
 from chatbot import Answer, ChatbotError, Quote, Source
 from chatbot.answer import ABSTENTION
+from chatbot.store import FILE_MODE
 from chatbot.ui import (
     Conversation,
     answer_html,
@@ -246,6 +247,7 @@ def test_save_upload_writes_only_a_clean_name_inside_the_folder(tmp_path):
     assert name == "Notes _draft.txt"
     assert [p.name for p in docs.iterdir()] == [name]  # no temporary file left behind
     assert (docs / name).read_text(encoding="utf-8") == "Hello there."
+    assert (docs / name).stat().st_mode & 0o777 == FILE_MODE  # readable as the umask allows, not private
     assert sorted(p.name for p in tmp_path.iterdir()) == ["docs", "incoming"]
 
 
