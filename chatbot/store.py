@@ -116,7 +116,7 @@ class IndexData:
         raise ChatbotError(f"no document {path} in the index")
 
     def line_of(self, document: int, offset: int) -> int:
-        """1-based line number of a character offset in a document (lines end at \n, \r\n or a lone \r)."""
+        """1-based line number of a character offset in a document (lines end at LF, CRLF or a lone CR)."""
         if document not in self._newlines:
             codes = np.frombuffer(self.texts[document].encode("utf-32-le"), dtype=np.uint32)
             lone_return = (codes == ord("\r")) & np.append(codes[1:] != ord("\n"), True)
