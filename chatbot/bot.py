@@ -48,6 +48,7 @@ class Chatbot:
         self.config = config
         self.embedder = Embedder(config.model.name, config.model.batch_size, config.model.device, config.model.dtype)
         self._data: IndexData | None = None
+        self._pinned = False  # answer from _data as it is, never refreshing it (see `pinned`)
         self._refresh_lock = threading.Lock()
 
     @classmethod
@@ -61,6 +62,15 @@ class Chatbot:
         other = Chatbot(apply_overrides(self.config, **overrides))
         other.embedder = self.embedder
         other._data = self._data
+        return other
+
+    def pinned(self) -> Chatbot:
+        """A chatbot that answers from the index in use now and never refreshes it, sharing this one's model:
+        it answers at once while this one brings the index up to date (say, after an upload), though its
+        answers miss what changed. Loads (or builds) the index first if there is none yet."""
+        other = self.replace()
+        other._data = self.data
+        other._pinned = True
         return other
 
     def index(self, force: bool = False) -> IndexReport:
@@ -131,7 +141,7 @@ class Chatbot:
     def data(self) -> IndexData:
         """The index in use: loaded on first use, and refreshed first when the documents or settings changed."""
         data = self._data
-        if data is not None and is_current(data.manifest, self.config):
+        if data is not None and (self._pinned or is_current(data.manifest, self.config)):
             return data
         with self._refresh_lock:
             if self._data is data:  # nobody refreshed it while this thread waited

@@ -32,7 +32,7 @@ from .answer import Answer, Quote, Source, confidence_label
 from .bot import Chatbot
 from .errors import ChatbotError
 from .indexer import IndexReport
-from .store import FILE_MODE, IndexData
+from .store import FILE_MODE
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
@@ -410,19 +410,6 @@ def hint_html(text: str) -> str:
 # ----- while the documents are re-indexed -------------------------------------------------------------------
 
 
-class _IndexAsItWas(Chatbot):
-    """A chatbot that answers from one given index and never refreshes it."""
-
-    def __init__(self, bot: Chatbot, data: IndexData) -> None:
-        super().__init__(bot.config)
-        self.embedder = bot.embedder
-        self._as_it_was = data
-
-    @property
-    def data(self) -> IndexData:
-        return self._as_it_was
-
-
 class DocumentUpdate:
     """An upload or removal re-indexing the documents (minutes for a large file). Meanwhile `Chatbot.ask`
     would wait for the new index; `answerer` offers the index as it was before instead, which answers at once,
@@ -436,7 +423,7 @@ class DocumentUpdate:
     def running(self) -> Iterator[None]:
         """Around changing the documents folder and indexing it; the index in use is kept aside first."""
         try:
-            self.before = _IndexAsItWas(self.bot, self.bot.data)
+            self.before = self.bot.pinned()
         except ChatbotError:
             self.before = None  # no index to answer from meanwhile: questions wait for the new one
         try:

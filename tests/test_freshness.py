@@ -73,3 +73,12 @@ def test_a_same_size_edit_with_its_old_modification_time_is_seen(make_bot, tmp_p
     os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
     assert path.stat().st_size == before.st_size
     assert "3,000" in quoted(bot.ask("How many zebras live in Kenya?"))
+
+
+def test_a_pinned_chatbot_answers_from_the_index_as_it_was(make_bot, tmp_path):
+    bot = make_bot({"zebra.txt": ZEBRA})
+    pinned = bot.pinned()
+    (tmp_path / "docs" / "zebra.txt").write_text(ZEBRA.replace("2,000", "4,400"), encoding="utf-8")
+    assert "2,000" in quoted(pinned.ask("How many zebras live in Kenya?"))  # no wait for a refresh
+    assert "4,400" in quoted(bot.ask("How many zebras live in Kenya?"))
+    assert "2,000" in quoted(pinned.ask("How many zebras live in Kenya?"))
