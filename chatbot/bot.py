@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -73,10 +73,11 @@ class Chatbot:
         other._pinned = True
         return other
 
-    def index(self, force: bool = False) -> IndexReport:
-        """Bring the index up to date with the documents (or rebuild it with force=True); say what was done."""
+    def index(self, force: bool = False, on_progress: Callable[[int, int], None] | None = None) -> IndexReport:
+        """Bring the index up to date with the documents (or rebuild it with force=True); say what was done.
+        `on_progress(done, total)` is called as a build embeds texts (not at all when nothing is embedded)."""
         with self._refresh_lock:
-            data, report = refresh_index(self.config, self.embedder, force=force)
+            data, report = refresh_index(self.config, self.embedder, force=force, on_progress=on_progress)
             self._install(data)
         return report
 

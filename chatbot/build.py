@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -33,6 +34,7 @@ from .store import IndexData, VectorWriter, vector_search
 
 log = logging.getLogger("chatbot")
 
+Progress = Callable[[int, int], None]  # (texts embedded so far, texts to embed in all)
 EMBED_CHUNK = 4096  # texts embedded (and held in memory) at a time; also the progress step
 PROGRESS_FROM = 2000  # a build embedding at least this many texts shows a progress bar on a terminal
 
@@ -53,11 +55,17 @@ def settings_of(config: Config) -> dict[str, Any]:
 
 
 def build_data(
-    documents: list[Document], config: Config, embedder: Embedder, previous: IndexData | None, staging: Path
+    documents: list[Document],
+    config: Config,
+    embedder: Embedder,
+    previous: IndexData | None,
+    staging: Path,
+    on_progress: Progress | None = None,
 ) -> tuple[IndexData, int]:
     """Segment, chunk, embed (reusing `previous` vectors of unchanged documents) and index `documents`.
 
-    The vectors are written into files in `staging` (a folder from `store.new_build`).
+    The vectors are written into files in `staging` (a folder from `store.new_build`). `on_progress(done,
+    total)` is called as texts are embedded, for a progress display of the caller's own.
     """
     reusable = {doc["sha256"]: number for number, doc in enumerate(previous.documents)} if previous else {}
     sentence_parts, passage_parts, entries, reuse = [], [], [], []
@@ -97,14 +105,23 @@ def build_data(
     total = embedded + int(fresh[passages[:, 0]].sum())
     if total >= PROGRESS_FROM:
         log.info("embedding %d sentences and %d passages", embedded, total - embedded)
-    with _progress(total) as progress:
+    with _progress(total) as bar:
+        done = 0
+
+        def advance(count: int) -> None:
+            nonlocal done
+            done += count
+            bar.update(count)
+            if on_progress is not None:
+                on_progress(done, total)
+
         old = (previous.sentences, previous.sentence_vectors) if previous is not None else None
         sentence_vectors, sentence_search = _stream_vectors(
-            staging / "sentence_vectors.npy", sentences, texts, reuse, old, embedder, dimension, progress, config.search
+            staging / "sentence_vectors.npy", sentences, texts, reuse, old, embedder, dimension, advance, config.search
         )
         old = (previous.passages, previous.passage_vectors) if previous is not None else None
         passage_vectors, passage_search = _stream_vectors(
-            staging / "passage_vectors.npy", passages, texts, reuse, old, embedder, dimension, progress, config.search
+            staging / "passage_vectors.npy", passages, texts, reuse, old, embedder, dimension, advance, config.search
         )
 
     sentence_tokens = [tokenize(texts[d][s:e]) for d, s, e in sentences.tolist()]
@@ -137,7 +154,7 @@ def build_data(
     return data, embedded
 
 
-def _stream_vectors(path, table, texts, reuse, old, embedder, dimension, progress, search_settings):
+def _stream_vectors(path, table, texts, reuse, old, embedder, dimension, advance, search_settings):
     """Vectors for the rows of `table` (sentences or passages), written to `path` in row order and added to a
     FAISS index as they come: copied from the old build (`old` = its table and vectors) for reused documents,
     embedded in batches of EMBED_CHUNK texts otherwise. Returns (memory-mapped vectors, FAISS index)."""
@@ -155,7 +172,7 @@ def _stream_vectors(path, table, texts, reuse, old, embedder, dimension, progres
         while len(pending) - done >= EMBED_CHUNK or (everything and done < len(pending)):
             chunk = table[pending[done : done + EMBED_CHUNK], :3].tolist()
             put(embedder.encode([texts[d][s:e] for d, s, e in chunk]))
-            progress.update(len(chunk))
+            advance(len(chunk))
             done += len(chunk)
         del pending[:done]
 

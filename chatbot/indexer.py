@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .build import build_data, settings_of
+from .build import Progress, build_data, settings_of
 from .config import Config
 from .embed import Embedder
 from .errors import ChatbotError
@@ -97,8 +97,11 @@ def is_current(manifest: dict[str, Any], config: Config) -> bool:
     return not (added or changed or removed or _restat_due(touched, config))
 
 
-def refresh_index(config: Config, embedder: Embedder, force: bool = False) -> tuple[IndexData, IndexReport]:
-    """Load the index if it matches the documents and settings, else (re)build it and say why."""
+def refresh_index(
+    config: Config, embedder: Embedder, force: bool = False, on_progress: Progress | None = None
+) -> tuple[IndexData, IndexReport]:
+    """Load the index if it matches the documents and settings, else (re)build it and say why; a build calls
+    `on_progress(done, total)` as it embeds texts."""
     folder = config.paths.index
     if folder.exists() and not folder.is_dir():
         raise ChatbotError(f"index path is not a folder: {folder}")
@@ -117,7 +120,7 @@ def refresh_index(config: Config, embedder: Embedder, force: bool = False) -> tu
             data, report = _load_if_current(config, scan.files, warn=False)
             if data is not None:
                 return data, report
-        return _build(config, embedder, scan, force)
+        return _build(config, embedder, scan, force, on_progress)
 
 
 def _load_if_current(
@@ -144,7 +147,9 @@ def _load_if_current(
     return None, None
 
 
-def _build(config: Config, embedder: Embedder, scan: Scan, force: bool) -> tuple[IndexData, IndexReport]:
+def _build(
+    config: Config, embedder: Embedder, scan: Scan, force: bool, on_progress: Progress | None
+) -> tuple[IndexData, IndexReport]:
     started = time.perf_counter()
     previous, reason = _previous(config, force)
     old = {entry["path"]: number for number, entry in enumerate(previous.documents)} if previous else {}
@@ -166,7 +171,7 @@ def _build(config: Config, embedder: Embedder, scan: Scan, force: bool) -> tuple
     if previous is not None and not (report.added or report.changed or report.removed):
         report.action = "rewritten"  # same content, new stats (e.g. files touched) or a damaged build
     with new_build(config.paths.index) as staging:
-        data, report.sentences_embedded = build_data(documents, config, embedder, previous, staging)
+        data, report.sentences_embedded = build_data(documents, config, embedder, previous, staging, on_progress)
         data.manifest["skipped"] = skipped
         publish(data, staging, config.paths.index)
     report.seconds = time.perf_counter() - started

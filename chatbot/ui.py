@@ -437,6 +437,46 @@ class DocumentUpdate:
         return (before, UPDATING) if before is not None else (self.bot, "")
 
 
+class IndexingRun:
+    """`bot.index()` on a thread of its own, so that the page can show how far it has got while it runs.
+
+    Usage example:
+        run = IndexingRun(bot)
+        for done, total in run.progress():   # texts embedded so far, of how many; a new pair at most every second
+            ...
+        run.report, run.error                # the IndexReport, or the ChatbotError that stopped it
+    """
+
+    def __init__(self, bot: Chatbot) -> None:
+        self.report: IndexReport | None = None
+        self.error: ChatbotError | None = None
+        self._crash: BaseException | None = None
+        self._done = self._total = 0
+        self._thread = threading.Thread(target=self._run, args=(bot,), daemon=True)
+        self._thread.start()
+
+    def progress(self) -> Iterator[tuple[int, int]]:
+        shown = 0
+        while self._thread.is_alive():
+            self._thread.join(1.0)
+            if self._total and self._done != shown:
+                shown = self._done
+                yield shown, self._total
+        if self._crash is not None:
+            raise self._crash
+
+    def _run(self, bot: Chatbot) -> None:
+        try:
+            self.report = bot.index(on_progress=self._note)
+        except ChatbotError as exc:
+            self.error = exc
+        except BaseException as exc:  # noqa: BLE001 (handed to the page's thread, which reports it as Gradio does)
+            self._crash = exc
+
+    def _note(self, done: int, total: int) -> None:
+        self._done, self._total = done, total
+
+
 # ----- uploads ---------------------------------------------------------------------------------------------
 
 
@@ -581,13 +621,17 @@ def build_app(bot: Chatbot) -> gr.Blocks:
             if not saved:
                 yield *show_documents("".join(shown)), None
                 return
-            adding = status_html([f"Adding {', '.join(saved)}. {INDEXING}"])
-            yield gr.skip(), gr.skip(), "".join([*shown, adding]), gr.skip()
-            try:
-                report = bot.index()
-            except ChatbotError as exc:
-                yield *show_documents("".join([*shown, status_html([f"indexing failed: {exc}"], error=True)])), None
+            adding = f"Adding {', '.join(saved)}. {INDEXING}"
+            yield gr.skip(), gr.skip(), "".join([*shown, status_html([adding])]), gr.skip()
+            indexing = IndexingRun(bot)
+            for done, total in indexing.progress():
+                line = f"{adding} Embedded {done:,} of {total:,} sentences and passages ({100 * done // total}%)."
+                yield gr.skip(), gr.skip(), "".join([*shown, status_html([line])]), gr.skip()
+            if indexing.error is not None:
+                failed = status_html([f"indexing failed: {indexing.error}"], error=True)
+                yield *show_documents("".join([*shown, failed])), None
                 return
+            report = indexing.report
         indexed = {doc["path"] for doc in bot.data.documents}
         for name in saved:
             if name in indexed:

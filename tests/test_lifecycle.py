@@ -338,3 +338,15 @@ def test_an_index_is_readable_by_others_as_the_umask_allows(make_bot):
     assert (index / "CURRENT").stat().st_mode & 0o777 == 0o644
     assert build.stat().st_mode & 0o777 == 0o755
     assert (build / "manifest.json").stat().st_mode & 0o777 == 0o644
+
+
+def test_a_build_reports_its_progress_to_the_caller(make_bot):
+    bot = make_bot(DOCS)
+    seen: list[tuple[int, int]] = []
+    report = bot.index(on_progress=lambda done, total: seen.append((done, total)))
+    total = len(bot.data.sentences) + len(bot.data.passages)
+    assert seen and seen[-1] == (total, total) and [done for done, _ in seen] == sorted(done for done, _ in seen)
+    assert report.sentences_embedded == len(bot.data.sentences)
+    seen.clear()
+    bot.index(on_progress=lambda done, total: seen.append((done, total)))
+    assert seen == []  # nothing embedded, nothing reported

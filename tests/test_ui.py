@@ -22,6 +22,7 @@ from chatbot.answer import ABSTENTION
 from chatbot.store import FILE_MODE
 from chatbot.ui import (
     Conversation,
+    IndexingRun,
     answer_html,
     chat_messages,
     clean_name,
@@ -804,3 +805,15 @@ def test_browser_narrow_window(browser, server):
         assert tab.dialogs == []
     finally:
         tab.close()
+
+
+def test_indexing_on_its_own_thread_reports_progress_then_the_outcome(make_bot, tmp_path):
+    bot = make_bot({"orchard.txt": "Apples ripen in September. Pears follow in October.\n"})
+    run = IndexingRun(bot)
+    steps = list(run.progress())
+    assert run.error is None and run.report.action == "built"
+    assert all(0 < done <= total for done, total in steps) and steps[-1][0] == steps[-1][1]
+    (tmp_path / "docs" / "orchard.txt").unlink()
+    failed = IndexingRun(bot)
+    assert list(failed.progress()) == [] and failed.report is None
+    assert "no documents" in str(failed.error)
