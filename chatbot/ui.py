@@ -23,6 +23,7 @@ import shutil
 import tempfile
 import threading
 import unicodedata
+from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -129,10 +130,13 @@ new MutationObserver(function (changes) {
 </script>"""
 
 # The browser-side first step of asking: [the question, what stays in the box].
+# Also numbers the questions in the order asked: two asked in quick succession may reach the server in the
+# other order, and the conversation puts them back in this one.
 TAKE_QUESTION = """(text) => {
   var asked = typeof window.qaAsked === "string" && text.startsWith(window.qaAsked) ? window.qaAsked : text;
   window.qaAsked = null;
-  return [asked, text.slice(asked.length)];
+  window.qaOrder = (window.qaOrder || 0) + 1;
+  return [asked, text.slice(asked.length), window.qaOrder];
 }"""
 
 
@@ -336,23 +340,33 @@ class Turn:
     error: str = ""
     started: bool = False
     note: str = ""  # shown under the answer, e.g. that it comes from the documents as they were
+    order: int | None = None  # the browser's count of questions asked; None for an example question
+
+
+def _later(turn: Turn, than: Turn) -> bool:
+    """Whether `turn` was asked after `than` in the browser but has not been started yet (it reached the
+    server first): `than` goes before it."""
+    return not turn.started and None not in (turn.order, than.order) and turn.order > than.order
 
 
 @dataclass
 class Conversation:
-    """One visitor's questions in the order asked, kept on the server (in a gr.State) so that a question
+    """One visitor's questions in the order asked, kept on the server (see Conversations) so that a question
     asked while another is being answered is never lost: answering takes the waiting ones in turn."""
 
     turns: list[Turn] = field(default_factory=list)
     busy: bool = False  # one of this visitor's requests is answering the waiting questions
-    # One lock for all conversations, held for a moment only; on the class, as gr.State deep-copies values
+    # One lock for all conversations, held for a moment only
     _guard: ClassVar[threading.Lock] = threading.Lock()
 
-    def add(self, question: str, settings: dict[str, Any]) -> bool:
-        """Queue a question; True when another question is answered before it."""
+    def add(self, question: str, settings: dict[str, Any], order: int | None = None) -> bool:
+        """Queue a question, in the place its `order` (the browser's count of questions asked) gives it, or
+        last; True when another question is still to be answered."""
         with self._guard:
             ahead = any(turn.answer is None and not turn.error for turn in self.turns)
-            self.turns.append(Turn(question, settings))
+            turn = Turn(question, settings, order=order)
+            later = [number for number, other in enumerate(self.turns) if _later(other, turn)]
+            self.turns.insert(later[0] if later else len(self.turns), turn)
             return ahead
 
     def claim(self) -> bool:
@@ -383,9 +397,34 @@ class Conversation:
         return [turn.answer for turn in self.turns if turn.answer is not None]
 
 
+class Conversations:
+    """Every visitor's Conversation, by Gradio session, the least recently used dropped past `capacity`.
+
+    Kept here rather than in a gr.State: Gradio creates a new session's state without a lock, so two events
+    that open a session together (the page's load and a first question typed at once) can each get a state
+    of their own, and the question goes with the one that is dropped."""
+
+    def __init__(self, capacity: int = 10_000) -> None:
+        self.capacity = capacity
+        self._by_session: OrderedDict[str, Conversation] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def of(self, request: gr.Request | None) -> Conversation:
+        key = getattr(request, "session_hash", None) or ""
+        with self._lock:
+            conversation = self._by_session.pop(key, None) or Conversation()
+            self._by_session[key] = conversation
+            while len(self._by_session) > self.capacity:
+                self._by_session.popitem(last=False)
+            return conversation
+
+
 def chat_messages(conversation: Conversation) -> list[dict[str, str]]:
     """The chat as Gradio messages: every question at once, then its answer, or a line saying it is coming."""
-    messages, number, waiting = [], 0, False
+    messages, number = [], 0
+    pending = [turn for turn in conversation.turns if turn.answer is None and not turn.error]
+    # the one being answered: the one started, or else the first, which is about to be
+    answering = next((turn for turn in pending if turn.started), pending[0] if pending else None)
     for turn in conversation.turns:
         messages.append({"role": "user", "content": escape(turn.question)})
         if turn.answer is not None:
@@ -396,9 +435,8 @@ def chat_messages(conversation: Conversation) -> list[dict[str, str]]:
         elif turn.error:
             content = status_html([f"error: {turn.error}"], error=True)
         else:
-            text = "Waiting for the question before it to be answered…" if waiting else "Finding the answer…"
+            text = "Finding the answer…" if turn is answering else "Waiting for its turn…"
             content = f'<p class="qa-pending">{text}</p>'
-            waiting = True
         messages.append({"role": "assistant", "content": content})
     return messages
 
@@ -539,22 +577,26 @@ def build_app(bot: Chatbot) -> gr.Blocks:
     max_bytes = int(config.ui.max_upload_mb * 1024 * 1024)
     exports = tempfile.TemporaryDirectory(prefix="chatbot-exports-")  # lives as long as the app's handlers
     update = DocumentUpdate(bot)
+    conversations = Conversations()
 
-    def accept(question: str, conversation: Conversation, max_quotes: float, min_confidence: float):
+    def accept(question: str, order: float | None, max_quotes: float, min_confidence: float, request: gr.Request):
         """The fast first step (not queued): the question joins the conversation at once, so that the box
         is free for the next one and nothing typed meanwhile is lost."""
         question = (question or "").strip()
         if not question:
             return gr.skip(), hint_html(EMPTY)
-        ahead = conversation.add(question, {"max_quotes": int(max_quotes), "min_confidence": float(min_confidence)})
+        conversation = conversations.of(request)
+        settings = {"max_quotes": int(max_quotes), "min_confidence": float(min_confidence)}
+        ahead = conversation.add(question, settings, None if order is None else int(order))
         return chat_messages(conversation), hint_html(QUEUED if ahead else "")
 
-    def accept_example(conversation: Conversation, max_quotes: float, min_confidence: float, evt: gr.SelectData):
-        return accept(evt.value["text"], conversation, max_quotes, min_confidence)
+    def accept_example(max_quotes: float, min_confidence: float, evt: gr.SelectData, request: gr.Request):
+        return accept(evt.value["text"], None, max_quotes, min_confidence, request)
 
-    def answer_waiting(conversation: Conversation, request: gr.Request):
+    def answer_waiting(request: gr.Request):
         """The slow step: answer the conversation's waiting questions in the order asked. A visitor's
         questions are answered one at a time; a request that finds another answering leaves it to that one."""
+        conversation = conversations.of(request)
         unchanged = (gr.skip(),) * 5
         if not conversation.claim():
             yield unchanged
@@ -580,9 +622,9 @@ def build_app(bot: Chatbot) -> gr.Blocks:
             )
         yield unchanged  # a generator that yields nothing would blank every output (the hint included)
 
-    def forget(conversation: Conversation):
+    def forget(request: gr.Request):
         """After the chat's bin is clicked: the questions, answers, their sources and the downloads go too."""
-        conversation.forget()
+        conversations.of(request).forget()
         nothing = gr.DownloadButton(value=None, interactive=False)
         return sources_html([]), nothing, nothing, hint_html("")
 
@@ -664,7 +706,6 @@ def build_app(bot: Chatbot) -> gr.Blocks:
             "## Ask the documents\nEvery answer is quoted word for word from the documents, with its source. "
             "When they do not answer, it says so."
         )
-        conversation = gr.State(lambda: Conversation())  # a fresh one for each visitor
         with gr.Row(equal_height=False):
             with gr.Column(scale=3, min_width=340):
                 chat = gr.Chatbot(
@@ -692,6 +733,7 @@ def build_app(bot: Chatbot) -> gr.Blocks:
                     send = gr.Button("Ask", variant="primary", scale=1, min_width=80, elem_id="qa-send")
                 hint = gr.HTML(elem_id="qa-hint")
                 taken = gr.Textbox(visible=False)  # the question just taken out of the box, on its way
+                order = gr.Number(visible=False, precision=0)  # and its number in the order asked
                 with gr.Row():
                     download_md = gr.DownloadButton("Download Markdown", size="sm", interactive=False)
                     download_jsonl = gr.DownloadButton("Download JSON lines", size="sm", interactive=False)
@@ -734,15 +776,15 @@ def build_app(bot: Chatbot) -> gr.Blocks:
         slow = {**quick, "queue": True, "concurrency_limit": ASK_CONCURRENCY, "concurrency_id": "ask"}
         slow["show_progress"] = "hidden"  # the chat says "Finding the answer…" itself
         for trigger in (question.submit, send.click):
-            trigger(None, question, [taken, question], js=TAKE_QUESTION, **quick).then(
-                accept, [taken, conversation, *settings], [chat, hint], **quick
-            ).then(answer_waiting, conversation, answer_outputs, **slow)
-        chat.example_select(accept_example, [conversation, *settings], [chat, hint], **quick).then(
-            answer_waiting, conversation, answer_outputs, **slow
+            trigger(None, question, [taken, question, order], js=TAKE_QUESTION, **quick).then(
+                accept, [taken, order, *settings], [chat, hint], **quick
+            ).then(answer_waiting, None, answer_outputs, **slow)
+        chat.example_select(accept_example, settings, [chat, hint], **quick).then(
+            answer_waiting, None, answer_outputs, **slow
         )
         # Whole quotes only: 2.5 typed in the slider's box becomes 3 there, as on the slider, not a silent 2.
         max_quotes.change(None, max_quotes, max_quotes, js="(n) => Math.round(n)", **quick)
-        chat.clear(forget, conversation, [sources, download_md, download_jsonl, hint], **quick)
+        chat.clear(forget, None, [sources, download_md, download_jsonl, hint], **quick)
         gr.api(ask_api, api_name="ask", concurrency_limit=ASK_CONCURRENCY, concurrency_id="ask")
 
         documents_out = [document_list, chosen, status]

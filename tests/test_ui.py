@@ -22,6 +22,7 @@ from chatbot.answer import ABSTENTION
 from chatbot.store import FILE_MODE
 from chatbot.ui import (
     Conversation,
+    Conversations,
     IndexingRun,
     answer_html,
     chat_messages,
@@ -202,11 +203,22 @@ def test_a_question_asked_while_another_is_answered_waits_its_turn():
     assert conversation.add("Second?", {})  # queued behind the first
     assert [m["content"] for m in chat_messages(conversation)][1::2] == [
         '<p class="qa-pending">Finding the answer…</p>',
-        '<p class="qa-pending">Waiting for the question before it to be answered…</p>',
+        '<p class="qa-pending">Waiting for its turn…</p>',
     ]
     first.answer = _chip_answer()
     assert conversation.next_waiting().question == "Second?"  # taken by the request already answering
     assert conversation.next_waiting() is None and conversation.claim()  # and the claim given up with the last
+
+
+def test_questions_that_reach_the_server_out_of_order_are_put_back_in_the_order_asked():
+    conversation = Conversation()
+    conversation.add("Second?", {}, order=2)  # its request overtook the first one's
+    conversation.add("First?", {}, order=1)
+    conversation.add("An example question?", {})  # examples carry no number: last
+    assert [turn.question for turn in conversation.turns] == ["First?", "Second?", "An example question?"]
+    assert conversation.claim() and conversation.next_waiting().question == "First?"
+    conversation.add("Zeroth?", {}, order=0)  # too late to go before one already being answered
+    assert [turn.question for turn in conversation.turns][:2] == ["First?", "Zeroth?"]
 
 
 # ----- uploads ---------------------------------------------------------------------------------------------
@@ -530,7 +542,7 @@ def test_browser_a_question_asked_while_one_is_pending_is_answered_in_turn(page,
     box.press("Enter")
     box.press_sequentially("a draft")
     chat = page.page.locator("#qa-chat")
-    expect(chat).to_contain_text("Waiting for the question before it to be answered", timeout=5000)
+    expect(chat).to_contain_text("Waiting for its turn", timeout=5000)
     expect(page.page.locator("#qa-hint")).to_contain_text("queued")
     expect(chat.locator(".qa-answer")).to_have_count(2)
     expect(chat.locator(".qa-quote").first).to_contain_text("Zhejiang")
@@ -817,3 +829,16 @@ def test_indexing_on_its_own_thread_reports_progress_then_the_outcome(make_bot, 
     failed = IndexingRun(bot)
     assert list(failed.progress()) == [] and failed.report is None
     assert "no documents" in str(failed.error)
+
+
+def test_each_session_keeps_one_conversation_whatever_event_asks_for_it():
+    class Request:  # what the handlers read of a gr.Request
+        def __init__(self, session_hash: str) -> None:
+            self.session_hash = session_hash
+
+    conversations = Conversations(capacity=2)
+    first = conversations.of(Request("a"))
+    first.add("Where is DeepSeek based?", {})
+    assert conversations.of(Request("a")) is first and conversations.of(Request("b")) is not first
+    conversations.of(Request("c"))  # a third visitor: the least recently seen one ("a" was seen before "b")
+    assert conversations.of(Request("b")).turns == [] and conversations.of(Request("a")).turns == []
