@@ -12,12 +12,13 @@ from __future__ import annotations
 import logging
 import re
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .answer import Answer
+from .build import Progress
 from .compose import compose
 from .config import Config, apply_overrides, load_config
 from .embed import Embedder
@@ -73,7 +74,7 @@ class Chatbot:
         other._pinned = True
         return other
 
-    def index(self, force: bool = False, on_progress: Callable[[int, int], None] | None = None) -> IndexReport:
+    def index(self, force: bool = False, on_progress: Progress | None = None) -> IndexReport:
         """Bring the index up to date with the documents (or rebuild it with force=True); say what was done.
         `on_progress(done, total)` is called as a build embeds texts (not at all when nothing is embedded)."""
         with self._refresh_lock:

@@ -88,11 +88,16 @@ def document_changes(
     return added, changed, sorted(known), unchanged, touched
 
 
+def scan_documents(config: Config) -> Scan:
+    """The configured documents folder's files (the index folder left out, should it be inside it)."""
+    return scan_folder(config.paths.docs, config.documents.extensions, config.paths.index)
+
+
 def is_current(manifest: dict[str, Any], config: Config) -> bool:
     """Whether an index with this manifest still matches the documents and settings (cheap: stats files)."""
     if manifest.get("settings") != settings_of(config):
         return False
-    scan = scan_folder(config.paths.docs, config.documents.extensions, config.paths.index)
+    scan = scan_documents(config)
     added, changed, removed, _, touched = document_changes(manifest, scan.files)
     return not (added or changed or removed or _restat_due(touched, config))
 
@@ -105,7 +110,7 @@ def refresh_index(
     folder = config.paths.index
     if folder.exists() and not folder.is_dir():
         raise ChatbotError(f"index path is not a folder: {folder}")
-    scan = scan_folder(config.paths.docs, config.documents.extensions, config.paths.index)
+    scan = scan_documents(config)
     if not scan.files:
         for skipped in scan.skipped:
             log.warning("skipped %s: %s", skipped.path, skipped.reason)
@@ -115,7 +120,7 @@ def refresh_index(
         if data is not None:
             return data, report
     with build_lock(folder):
-        scan = scan_folder(config.paths.docs, config.documents.extensions, config.paths.index)
+        scan = scan_documents(config)
         if not force:  # another process may have built it while this one waited for the lock
             data, report = _load_if_current(config, scan.files, warn=False)
             if data is not None:

@@ -98,6 +98,8 @@ def scan_folder(folder: Path, extensions: tuple[str, ...], ignore: Path | None =
 
 def _skip_links_to_listed_files(scan: Scan) -> None:
     """A link to a file that is indexed anyway would only quote the same sentences twice."""
+    if not scan.links:  # the usual case, on the path of every question
+        return
     listed = {info.path for info in scan.files} - set(scan.links)
     doubles = {link: target for link, target in scan.links.items() if target in listed}
     if doubles:

@@ -1,6 +1,6 @@
 """Follow the documents folder and refresh the index when its files change: polled, debounced, no extra dependency.
 
-Polling looks at file names, sizes and modification times only, so it is cheap even for large folders.
+Polling looks at file names, sizes and modification and change times only, so it is cheap even for large folders.
 A change is acted on once the folder has stayed the same for `settle` seconds (an editor saving a file
 in several writes, or a copy of many files, gives one refresh).
 
@@ -16,8 +16,7 @@ from collections.abc import Callable
 
 from .bot import Chatbot
 from .errors import ChatbotError
-from .indexer import IndexReport
-from .load import scan_folder
+from .indexer import IndexReport, scan_documents
 
 log = logging.getLogger("chatbot")
 
@@ -27,7 +26,7 @@ Snapshot = dict[str, tuple[int, int, int]]
 def snapshot(bot: Chatbot) -> Snapshot:
     """Path -> (size, modification and change time) of every document file; empty when the folder is missing."""
     try:
-        scan = scan_folder(bot.config.paths.docs, bot.config.documents.extensions, bot.config.paths.index)
+        scan = scan_documents(bot.config)
     except ChatbotError:
         return {}
     return {info.path: (info.size, info.mtime_ns, info.ctime_ns) for info in scan.files}
