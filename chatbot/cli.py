@@ -340,8 +340,18 @@ def _write_json(path: str, value) -> None:
         handle.write("\n")
 
 
+# Control characters as escapes (a file name holding a newline would break its citation line, and an escape
+# sequence in a document would be run by the terminal); the JSON output keeps the exact text.
+_CONTROLS = {code: f"\\x{code:02x}" for code in [*range(0x20), 0x7F]} | {ord("\n"): "\\n", ord("\t"): "\\t"}
+_TEXT_CONTROLS = {code: shown for code, shown in _CONTROLS.items() if chr(code) not in "\n\t"}
+
+
 def format_answer(answer: Answer) -> str:
     """An answer for the terminal: the quotes, then where each came from, then the confidence."""
+    return _format_answer(answer).replace("\r\n", "\n").translate(_TEXT_CONTROLS)
+
+
+def _format_answer(answer: Answer) -> str:
     lines = [answer.text, ""]
     if answer.abstained:
         if answer.sources:
@@ -349,12 +359,14 @@ def format_answer(answer: Answer) -> str:
             for source in answer.sources:
                 excerpt = " ".join(source.text.split())
                 excerpt = excerpt if len(excerpt) <= 160 else excerpt[:157] + "..."
-                lines.append(f"  [{source.citation}] {source.source}, line {source.line}: {excerpt}")
+                name = source.source.translate(_CONTROLS)
+                lines.append(f"  [{source.citation}] {name}, line {source.line}: {excerpt}")
     else:
         lines.append("Sources:")
         for quote in answer.quotes:
             where = f"page {quote.page}, line {quote.line}" if quote.page is not None else f"line {quote.line}"
-            lines.append(f"  [{quote.citation}] {quote.source}, {where}, characters {quote.start}-{quote.end}")
+            name = quote.source.translate(_CONTROLS)
+            lines.append(f"  [{quote.citation}] {name}, {where}, characters {quote.start}-{quote.end}")
     lines.append(f"Confidence: {answer.confidence:.2f} ({confidence_label(answer.confidence)})")
     return "\n".join(lines)
 

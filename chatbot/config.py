@@ -227,7 +227,7 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> Config:
     return apply_overrides(config, **overrides).validate()
 
 
-def apply_overrides(config: Config, **overrides: Any) -> Config:
+def apply_overrides(config: Config, /, **overrides: Any) -> Config:
     """A copy of `config` with overrides applied (same forms as `load_config`)."""
     changes: dict[str, Any] = {}
     paths = {key: Path(overrides.pop(key)).resolve() for key in ("docs", "index") if overrides.get(key) is not None}
@@ -239,7 +239,8 @@ def apply_overrides(config: Config, **overrides: Any) -> Config:
     for section, values in overrides.items():
         current = getattr(config, section, None) if section in _fields(Config) else None
         if current is None or not isinstance(values, dict):
-            raise ChatbotError(f"unknown setting: {section}")
+            known = ", ".join(["docs", "index", *_fields(Config)])
+            raise ChatbotError(f"unknown setting: {section} (settings are {known}; a section takes a dict)")
         merged = {**dataclasses.asdict(current), **values}
         changes[section] = _build(type(current), merged, f"{section}.")
     return dataclasses.replace(config, **changes).validate() if changes else config

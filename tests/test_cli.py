@@ -52,6 +52,22 @@ def test_ask_prints_quotes_sources_and_confidence(seed_args, capsys):
     assert "“" in out and "Sources:" in out and f"[1] {SEED_FILE}, line" in out and "Confidence:" in out
 
 
+def test_control_characters_in_file_names_and_text_are_shown_as_escapes(tmp_path, capsys):
+    """A newline in a file name would split its citation line, and an escape sequence in a document would
+    be run by the terminal: the terminal shows both as escapes, while the JSON keeps the exact text."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "harbour\nnotes.txt").write_bytes("The harbour crane \x1b[2J lifts forty tonnes.\r\n".encode())
+    args = ["--docs", str(docs), "--index", str(tmp_path / "index")]
+    assert main(["ask", "How much can the harbour crane lift?", *args]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "crane \\x1b[2J lifts" in out
+    assert "[1] harbour\\nnotes.txt, line 1, characters 0-" in out
+    assert main(["ask", "How much can the harbour crane lift?", "--json", *args]) == 0
+    quote = json.loads(capsys.readouterr().out)["quotes"][0]
+    assert quote["source"] == "harbour\nnotes.txt" and "\x1b[2J" in quote["text"]
+
+
 def test_off_topic_question_says_so(seed_args, capsys):
     assert main(["ask", "Who won the 2010 Wimbledon men's final?", *seed_args]) == 0
     out = capsys.readouterr().out
