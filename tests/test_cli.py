@@ -57,7 +57,7 @@ def test_control_characters_in_file_names_and_text_are_shown_as_escapes(tmp_path
     be run by the terminal: the terminal shows both as escapes, while the JSON keeps the exact text."""
     docs = tmp_path / "docs"
     docs.mkdir()
-    (docs / "harbour\nnotes.txt").write_bytes("The harbour crane \x1b[2J lifts forty tonnes.\r\n".encode())
+    (docs / "harbour\nnotes.txt").write_bytes(b"The harbour crane \x1b[2J lifts forty tonnes.\r\n")
     args = ["--docs", str(docs), "--index", str(tmp_path / "index")]
     assert main(["ask", "How much can the harbour crane lift?", *args]) == 0
     out = capsys.readouterr().out

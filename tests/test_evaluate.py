@@ -149,7 +149,7 @@ def test_longer_answers_must_win_by_more_than_a_standard_error():
         hits[list(wrong)] = False
         return QuotePoint(max_quotes, 0.5, 0.2, hits.mean(), median, hits)
 
-    short = point(2, 250, range(0, 60))
+    short = point(2, 250, range(60))
     # The longer answers win 5 questions and lose 3: 2 more, against a standard error of sqrt(8) questions.
     longer = point(3, 290, [*range(5, 60), 60, 61, 62])
     assert longer.hit_rate > short.hit_rate and choose_quotes([short, longer], 300) == short

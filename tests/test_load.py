@@ -115,7 +115,7 @@ def test_latin1_text_is_decoded_and_quoted_exactly(junk_folder, make_bot):
 
 
 def test_decoding_keeps_utf8_offsets_and_handles_other_encodings(warnings_seen):
-    assert decode_text("a\r\nb — ü\n".encode("utf-8"), "x.txt") == "a\r\nb — ü\n"
+    assert decode_text("a\r\nb — ü\n".encode(), "x.txt") == "a\r\nb — ü\n"
     assert decode_text("Smart “quotes” €5".encode("cp1252"), "w.txt") == "Smart “quotes” €5"
     stray = b"Stra\xdfe with one stray \x81 byte, which CP1252 lacks, in a long enough line."
     assert decode_text(stray, "l.txt") == stray.decode("latin-1")
