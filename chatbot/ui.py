@@ -650,6 +650,11 @@ def build_app(bot: Chatbot) -> gr.Blocks:
         message = message or (status_html([INDEXING]) if note else "")
         return documents_html(documents), gr.Dropdown(choices=names, value=None), message
 
+    def refresh_documents():
+        """The list as it is now, each time the panel is opened: another visitor may have changed it."""
+        listing, choices, _ = show_documents()
+        return listing, choices
+
     def add_documents(files: list[str] | None):
         """Save the uploads and index them; says at once that indexing has started, and then how it went,
         file by file, each line coloured by its own outcome."""
@@ -755,7 +760,7 @@ def build_app(bot: Chatbot) -> gr.Blocks:
                     )
             with gr.Column(scale=2, min_width=300):
                 sources = gr.HTML(sources_html([]), js_on_load=None, elem_id="qa-sources")
-        with gr.Accordion("Documents", open=False):
+        with gr.Accordion("Documents", open=False) as documents_panel:
             document_list = gr.HTML(js_on_load=None, elem_id="qa-documents")
             upload = gr.File(
                 label=f"Add documents ({', '.join(extensions)}; up to {config.ui.max_upload_mb:g} MB each)",
@@ -789,6 +794,7 @@ def build_app(bot: Chatbot) -> gr.Blocks:
 
         documents_out = [document_list, chosen, status]
         app.load(show_documents, None, documents_out, api_visibility="private")
+        documents_panel.expand(refresh_documents, None, [document_list, chosen], api_visibility="private")
         upload.upload(
             add_documents,
             upload,

@@ -798,6 +798,28 @@ def test_browser_remove_a_document(page, server):
     assert "to-remove.txt" not in [doc["path"] for doc in bot.data.documents]
 
 
+def test_browser_the_document_list_is_current_each_time_it_is_opened(page, server):
+    """Another visitor's upload or removal shows when the Documents panel is next opened, without a reload."""
+    from playwright.sync_api import expect
+
+    bot, _, docs = server
+    added = docs / "from-another-tab.txt"
+    added.write_text("The Quenby ferry leaves at noon.\n", encoding="utf-8")
+    try:
+        bot.index()  # as another visitor's upload does, after this page has loaded its list
+        page.open_documents()
+        listing = page.page.locator("#qa-documents")
+        expect(listing).to_contain_text("from-another-tab.txt")
+        page.page.get_by_text("Documents", exact=True).click()  # close the panel
+        added.unlink()
+        bot.index()
+        page.open("Documents")
+        expect(listing).not_to_contain_text("from-another-tab.txt")
+    finally:
+        added.unlink(missing_ok=True)
+        bot.index()
+
+
 def test_browser_narrow_window(browser, server):
     """On a phone-sized window the sources stack below the chat; a citation scrolls down to its source."""
     from playwright.sync_api import expect
