@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from .answer import ABSTENTION, Answer, Quote, Source
 from .config import AnswerConfig
-from .rank import Ranked
+from .rank import Ranked, is_fragment
 from .retrieve import Hits
 from .store import IndexData
 
@@ -57,17 +57,46 @@ def _choose(ranked: Ranked, settings: AnswerConfig, data: IndexData) -> list[tup
     or a little lower when they run on from one already chosen.
 
     A sentence between two chosen ones does not run on: it would only lengthen the quote that joins them
-    and push the later, better sentence further from the start of the answer."""
+    and push the later, better sentence further from the start of the answer. A heading or a question in
+    the text never stands alone: the text that follows it, to the end of its first sentence, comes with it in
+    the same quote."""
     top = float(ranked.scores[0])
-    chosen = [(int(ranked.sentences[0]), int(ranked.passages[0]))]
+    chosen: list[tuple[int, int]] = []
+    quotes = 0
+
+    def take(sentence: int, passage: int) -> None:
+        nonlocal quotes
+        quotes += 1
+        chosen.append((sentence, passage))
+        for body in _body_after(data, sentence) if is_fragment(data, sentence) else ():
+            if all(body != other for other, _ in chosen):
+                chosen.append((body, passage))
+
+    take(int(ranked.sentences[0]), int(ranked.passages[0]))
     lowest = min(settings.second_quote_ratio, settings.following_quote_ratio) * top
     for sentence, passage, score in zip(ranked.sentences[1:].tolist(), ranked.passages[1:].tolist(), ranked.scores[1:]):
-        if len(chosen) >= settings.max_quotes or score < lowest:
+        if quotes >= settings.max_quotes or score < lowest:
             break
+        if any(sentence == other for other, _ in chosen):
+            continue
         runs_on = _beside(data, sentence, chosen, after=True) and not _beside(data, sentence, chosen, after=False)
         if score >= settings.second_quote_ratio * top or (score >= settings.following_quote_ratio * top and runs_on):
-            chosen.append((sentence, passage))
+            take(sentence, passage)
     return chosen
+
+
+def _body_after(data: IndexData, sentence: int, reach: int = 3) -> list[int]:
+    """The sentences after a heading or question up to the first that is neither (a subheading or a line of
+    code may come first), when there is one within `reach` in the same document."""
+    doc = data.sentences[sentence, 0]
+    body = []
+    for following in range(sentence + 1, min(sentence + 1 + reach, len(data.sentences))):
+        if data.sentences[following, 0] != doc:
+            break
+        body.append(following)
+        if not is_fragment(data, following):
+            return body
+    return []
 
 
 def _beside(data: IndexData, sentence: int, chosen: list[tuple[int, int]], after: bool) -> bool:

@@ -215,6 +215,13 @@ def _word_match(
     return weights @ best / weights.sum()
 
 
+def is_fragment(data: IndexData, sentence: int) -> bool:
+    """Whether a sentence of the index is a heading or a question: it names a subject rather than saying
+    anything about it, so the text after it is what answers."""
+    doc, start, end = (int(value) for value in data.sentences[sentence])
+    return _sentence_facts(data.texts[doc], start, end)[0] > 0
+
+
 def _sentence_facts(text: str, start: int, end: int) -> tuple[float, float, float]:
     """What the sentence text[start:end] is, whatever the question: 1 for a heading or a question (else
     0), 1 when it opens with a word that refers back (else 0), and log(1 + length / 100)."""

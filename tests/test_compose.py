@@ -28,30 +28,62 @@ def quoted(bot, sentences, scores, **answer):
 
 
 def test_a_sentence_following_a_quoted_one_needs_a_lower_score(seed_bot):
-    # 11 follows 10; 20 stands apart; 9 comes before 10: only the following sentence gets the lower bar.
-    ranked = ([10, 11, 9, 20], [0.8, 0.3, 0.3, 0.3])
-    assert quoted(seed_bot, *ranked, following_quote_ratio=0.2) == [[10, 11]]
-    assert quoted(seed_bot, *ranked, following_quote_ratio=0.5) == [[10]]
-    assert quoted(seed_bot, [10, 20, 11], [0.8, 0.35, 0.35], following_quote_ratio=0.2) == [[10, 11]]
-    assert quoted(seed_bot, [10, 20, 11], [0.8, 0.5, 0.35], following_quote_ratio=0.2) == [[10], [20], [11]]
+    # 13 follows 12; 21 stands apart; 11 comes before 12: only the following sentence gets the lower bar.
+    ranked = ([12, 13, 11, 21], [0.8, 0.3, 0.3, 0.3])
+    assert quoted(seed_bot, *ranked, following_quote_ratio=0.2) == [[12, 13]]
+    assert quoted(seed_bot, *ranked, following_quote_ratio=0.5) == [[12]]
+    assert quoted(seed_bot, [12, 21, 13], [0.8, 0.35, 0.35], following_quote_ratio=0.2) == [[12, 13]]
+    assert quoted(seed_bot, [12, 21, 13], [0.8, 0.5, 0.35], following_quote_ratio=0.2) == [[12], [21], [13]]
 
 
 def test_a_sentence_between_two_quotes_needs_the_full_score(seed_bot):
-    # 11 follows 10 but leads into 12: quoting it would only push 12 further from the start of the answer.
-    assert quoted(seed_bot, [10, 12, 11], [0.8, 0.5, 0.3], following_quote_ratio=0.2) == [[10], [12]]
-    assert quoted(seed_bot, [10, 12, 11], [0.8, 0.5, 0.45], following_quote_ratio=0.2) == [[10, 11, 12]]
-    # Chosen before 12, it runs on from 10, and 12 then runs on from it.
-    assert quoted(seed_bot, [10, 11, 12], [0.8, 0.3, 0.25], following_quote_ratio=0.2) == [[10, 11, 12]]
+    # 13 follows 12 but leads into 14: quoting it would only push 14 further from the start of the answer.
+    assert quoted(seed_bot, [12, 14, 13], [0.8, 0.5, 0.3], following_quote_ratio=0.2) == [[12], [14]]
+    assert quoted(seed_bot, [12, 14, 13], [0.8, 0.5, 0.45], following_quote_ratio=0.2) == [[12, 13, 14]]
+    # Chosen before 14, it runs on from 12, and 14 then runs on from it.
+    assert quoted(seed_bot, [12, 13, 14], [0.8, 0.3, 0.25], following_quote_ratio=0.2) == [[12, 13, 14]]
 
 
 def test_a_sentence_joins_only_the_latest_quote(seed_bot):
-    # Joined to 10, sentence 9 (or 11) would come before 20 and push the second best further from the start.
-    assert quoted(seed_bot, [10, 20, 9], [0.8, 0.7, 0.7]) == [[10], [20], [9]]
-    assert quoted(seed_bot, [10, 9, 20], [0.8, 0.7, 0.7]) == [[9, 10], [20]]
-    # 12 does not touch 10; 11 joins 12, and then 10 too: the three are one quote, at the place of the best.
-    assert quoted(seed_bot, [10, 12, 11], [0.8, 0.7, 0.7]) == [[10, 11, 12]]
-    assert quoted(seed_bot, [10, 12, 11], [0.8, 0.7, 0.7], merge_adjacent=False) == [[10], [12], [11]]
+    # Joined to 12, sentence 11 (or 13) would come before 21 and push the second best further from the start.
+    assert quoted(seed_bot, [12, 21, 11], [0.8, 0.7, 0.7]) == [[12], [21], [11]]
+    assert quoted(seed_bot, [12, 11, 21], [0.8, 0.7, 0.7]) == [[11, 12], [21]]
+    # 14 does not touch 12; 13 joins 14, and then 12 too: the three are one quote, at the place of the best.
+    assert quoted(seed_bot, [12, 14, 13], [0.8, 0.7, 0.7]) == [[12, 13, 14]]
+    assert quoted(seed_bot, [12, 14, 13], [0.8, 0.7, 0.7], merge_adjacent=False) == [[12], [14], [13]]
 
 
 def test_max_quotes_counts_sentences(seed_bot):
-    assert quoted(seed_bot, [10, 11, 12, 13], [0.8, 0.7, 0.7, 0.7], following_quote_ratio=0.2) == [[10, 11, 12]]
+    assert quoted(seed_bot, [12, 13, 14, 15], [0.8, 0.7, 0.7, 0.7], following_quote_ratio=0.2) == [[12, 13, 14]]
+
+
+def heading(bot, text: str) -> int:
+    """The id of the seed sentence with this text."""
+    data = bot.data
+    for sentence, (doc, start, end) in enumerate(data.sentences[:, :3].tolist()):
+        if data.texts[doc][start:end] == text:
+            return sentence
+    raise AssertionError(f"no sentence {text!r}")
+
+
+def test_a_heading_is_quoted_with_the_sentence_under_it(seed_bot):
+    chip = heading(seed_bot, "Huawei’s Ascend 910C: A Key Weapon in China’s Tech Arsenal")
+    assert quoted(seed_bot, [chip, 20], [0.8, 0.1]) == [[chip, chip + 1]]
+    assert quoted(seed_bot, [chip, 20], [0.8, 0.1], max_quotes=1) == [[chip, chip + 1]]  # one quote, not one sentence
+    assert quoted(seed_bot, [chip, chip + 1, 20], [0.8, 0.7, 0.6]) == [[chip, chip + 1], [20]]  # not quoted twice
+
+
+def test_a_question_in_the_text_is_quoted_with_its_answer(make_bot):
+    """Headings and the questions of a FAQ name a subject; the text under them is what answers."""
+    bot = make_bot(
+        {
+            "handbook.md": "# Handbook\n\n## Vacation policy\n\nFull-time staff receive 25 days of paid leave a year. "
+            "Unused days lapse in March.\n\n## Expenses\n\nMeals are refunded up to 40 euros a day.\n",
+            "faq.txt": "How do I reset my password?\nOpen Settings, choose Security and press Reset.\n\n"
+            "Can I pay by card?\nYes, all major cards are accepted.\n",
+        }
+    )
+    vacation = bot.ask("What is the vacation policy?")
+    assert vacation.quotes[0].text.startswith("Vacation policy") and "25 days" in vacation.quotes[0].text
+    reset = bot.ask("How do I reset my password?")
+    assert reset.quotes[0].text == "How do I reset my password?\nOpen Settings, choose Security and press Reset."
