@@ -14,14 +14,17 @@ from __future__ import annotations
 import io
 import logging
 import re
+import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from html.parser import HTMLParser
 
 log = logging.getLogger("chatbot")
 
 # Bumped when a reader's output changes, so indexes built from the older text are rebuilt.
-VERSION = 2  # 2: a UTF-8 file with a few bad bytes stays UTF-8
+VERSION = 3  # 3: DOCX tables: every cell once, a row per line; DOCX footnotes and endnotes
 PAGE_BREAK = "\n\f\n"
+CELL_GAP = " | "  # between the cells of a table row, which is one line
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f-\x9f]")
 _HTML_SPACE = re.compile(r"[ \t\n\r\f]+")
 _SURROGATE = re.compile("[\ud800-\udfff]")
@@ -120,25 +123,91 @@ def _read_pdf(data: bytes, name: str) -> Extracted:
 
 
 def _read_docx(data: bytes, name: str) -> Extracted:
-    """The text of the body's paragraphs and table cells, in document order, one paragraph per block."""
+    """The body's paragraphs and tables in document order, then the footnotes and endnotes, one block each.
+    A table row is one block, its cells joined by CELL_GAP, so the row reads as one sentence."""
+    document = _open_docx(data)
+    blocks = list(_docx_blocks(document.element.body))
+    blocks.extend(_docx_notes(document, name))
+    return Extracted("\n\n".join(text.strip() for text in blocks if text.strip()))
+
+
+def _open_docx(data: bytes):
+    """The python-docx Document; a file that is not one raises Unreadable with a reason a person can follow."""
     try:
         import docx
     except ImportError:
         raise Unreadable("reading DOCX files needs the package python-docx (pip install python-docx)") from None
-    from docx.table import Table
+    from lxml.etree import XMLSyntaxError
 
-    paragraphs: list[str] = []
-    seen_cells: set[int] = set()
-    for item in docx.Document(io.BytesIO(data)).iter_inner_content():
-        if isinstance(item, Table):
-            for row in item.rows:
-                for cell in row.cells:
-                    if id(cell._tc) not in seen_cells:  # a merged cell is listed once per grid column
-                        seen_cells.add(id(cell._tc))
-                        paragraphs.extend(paragraph.text for paragraph in cell.paragraphs)
+    try:
+        return docx.Document(io.BytesIO(data))
+    except MemoryError:
+        raise
+    except zipfile.BadZipFile:
+        detail = "it is not a zip archive"
+    except KeyError as exc:  # "There is no item named 'word/document.xml' in the archive"
+        missing = re.search(r"named '(.+?)'", str(exc))
+        detail = f"{missing[1]} is missing" if missing else _first_line(exc)
+    except XMLSyntaxError as exc:
+        detail = f"damaged XML: {exc.msg}"
+    except Exception as exc:  # e.g. "file '<_io.BytesIO …>' is not a Word file, content type is '…'"
+        detail = re.sub(r"^file '.*?' is not a Word file, ", "", _first_line(exc))
+    raise Unreadable(f"cannot read it as DOCX: not a Word document ({detail})")
+
+
+def _docx_blocks(container) -> Iterator[str]:
+    """The text of each paragraph and table row directly inside a w:body, w:footnote or w:endnote element.
+    Walks the XML itself: python-docx lists a merged cell once per grid column it spans."""
+    from docx.oxml.ns import qn
+
+    for child in container.iterchildren(qn("w:p"), qn("w:tbl")):
+        if child.tag == qn("w:p"):
+            yield child.text
         else:
-            paragraphs.append(item.text)
-    return Extracted("\n\n".join(text.strip() for text in paragraphs if text.strip()))
+            yield from _docx_rows(child)
+
+
+def _docx_rows(table) -> Iterator[str]:
+    """Each row of a w:tbl as one line, the text of its cells (each w:tc once, so a merged cell once; the
+    empty continuations of a vertical merge add nothing) joined by CELL_GAP. A table inside a cell follows
+    the row it is in."""
+    from docx.oxml.ns import qn
+
+    for row in table.iterchildren(qn("w:tr")):
+        cells, inner = [], []
+        for cell in row.iterchildren(qn("w:tc")):
+            texts = []
+            for child in cell.iterchildren(qn("w:p"), qn("w:tbl")):
+                if child.tag == qn("w:p"):
+                    texts.append(" ".join(child.text.split()))
+                else:
+                    inner.append(child)
+            cells.append(" ".join(text for text in texts if text))
+        yield CELL_GAP.join(text for text in cells if text)
+        for nested in inner:
+            yield from _docx_rows(nested)
+
+
+def _docx_notes(document, name: str) -> Iterator[str]:
+    """The footnotes' and endnotes' paragraphs, in the order they are stored. python-docx has no API for
+    them: they are the parts word/footnotes.xml and word/endnotes.xml, which also hold separator lines."""
+    from docx.opc.constants import RELATIONSHIP_TYPE
+    from docx.oxml import parse_xml
+    from docx.oxml.ns import qn
+    from lxml.etree import XMLSyntaxError
+
+    for reltype, tag in ((RELATIONSHIP_TYPE.FOOTNOTES, "w:footnote"), (RELATIONSHIP_TYPE.ENDNOTES, "w:endnote")):
+        for relation in document.part.rels.values():
+            if relation.reltype != reltype or relation.is_external:
+                continue
+            try:
+                notes = parse_xml(relation.target_part.blob)
+            except XMLSyntaxError as exc:
+                log.warning("%s: its %ss are damaged (%s); indexed without them", name, tag[2:], exc.msg)
+                continue
+            for note in notes.iterchildren(qn(tag)):
+                if note.get(qn("w:type"), "normal") == "normal":
+                    yield from _docx_blocks(note)
 
 
 def _read_html(data: bytes, name: str) -> Extracted:
