@@ -16,6 +16,7 @@ import logging
 import re
 import zipfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from html.parser import HTMLParser
 
@@ -110,16 +111,30 @@ def _read_pdf(data: bytes, name: str) -> Extracted:
         from pypdf import PdfReader
     except ImportError:
         raise Unreadable("reading PDF files needs the package pypdf (pip install pypdf)") from None
-    reader = PdfReader(io.BytesIO(data))
-    if reader.is_encrypted and not reader.decrypt(""):
-        raise Unreadable("it is encrypted")
-    pages, starts, offset = [], [], 0
-    for page in reader.pages:
-        text = (page.extract_text() or "").rstrip()
-        starts.append(offset)
-        pages.append(text)
-        offset += len(text) + len(PAGE_BREAK)
+    with _quiet("pypdf"):
+        reader = PdfReader(io.BytesIO(data))
+        if reader.is_encrypted and not reader.decrypt(""):
+            raise Unreadable("it is encrypted")
+        pages, starts, offset = [], [], 0
+        for page in reader.pages:
+            text = (page.extract_text() or "").rstrip()
+            starts.append(offset)
+            pages.append(text)
+            offset += len(text) + len(PAGE_BREAK)
     return Extracted(PAGE_BREAK.join(pages), tuple(starts))
+
+
+@contextmanager
+def _quiet(logger: str) -> Iterator[None]:
+    """Hold back a library's warnings while it reads a file: about a broken file they repeat, in its own
+    words, the one-line warning that the file is skipped. (Two reads at once may leave it quiet for good.)"""
+    library = logging.getLogger(logger)
+    level = library.level
+    library.setLevel(max(level, logging.ERROR))
+    try:
+        yield
+    finally:
+        library.setLevel(level)
 
 
 def _read_docx(data: bytes, name: str) -> Extracted:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import os
 import random
 import subprocess
@@ -254,6 +255,15 @@ def test_broken_files_are_unreadable_with_a_reason(suffix, data, reason):
         extract(data, suffix, "broken" + suffix)
 
 
+def test_pypdf_does_not_log_about_a_broken_pdf(caplog):
+    """Our one-line warning says the file is skipped; pypdf's own ("EOF marker not found") only repeated it."""
+    caplog.set_level(logging.WARNING)
+    with pytest.raises(Unreadable, match="cannot read it as PDF"):
+        extract(random.Random(5).randbytes(2000), ".pdf", "broken.pdf")
+    assert [record.getMessage() for record in caplog.records] == []
+    assert logging.getLogger("pypdf").level == logging.NOTSET  # quiet only while reading
+
+
 def test_pdf_without_text_is_unreadable(tmp_path):
     pdf = FPDF()
     pdf.add_page()
@@ -318,6 +328,19 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "chatbot", *args], cwd=ROOT, env=env, capture_output=True, timeout=600
     )
+
+
+def test_a_broken_pdf_is_skipped_with_one_line_on_stderr(tmp_path):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "notes.txt").write_text("Tea is grown on the slopes of Darjeeling.\n", encoding="utf-8")
+    (docs / "broken.pdf").write_bytes(b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\n" + bytes(range(256)))
+    config = tmp_path / "formats.toml"
+    config.write_text(f"[documents]\nextensions = {json.dumps(EXTENSIONS)}\n", encoding="utf-8")
+    run = run_cli("index", "--config", str(config), "--docs", str(docs), "--index", str(tmp_path / "index"))
+    assert run.returncode == 0, run.stderr
+    lines = run.stderr.decode().splitlines()  # pypdf's "EOF marker not found" came here too
+    assert len(lines) == 1 and lines[0].startswith("warning: skipped broken.pdf: cannot read it as PDF: "), lines
 
 
 def test_source_command_prints_the_stored_text(mixed_bot, tmp_path):
