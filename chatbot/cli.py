@@ -13,6 +13,7 @@ import contextlib
 import json
 import logging
 import os
+import select
 import sys
 import time
 from collections.abc import Callable
@@ -184,19 +185,42 @@ def cmd_chat(args: argparse.Namespace) -> int:
     bot.data  # load (or build) the index before the first prompt
     interactive = sys.stdin.isatty()
     if interactive:
-        print("Ask about the documents. An empty line or Ctrl-D leaves.")
+        with contextlib.suppress(ImportError):
+            import readline  # noqa: F401 (line editing and history for input(), and pasted text kept whole)
+        print("Ask about the documents. An empty line or Ctrl-D leaves; Ctrl-C stops an answer.")
     while True:
         try:
-            question = input("> " if interactive else "")
+            question = _read_question(interactive)
         except EOFError:
             break
-        if not question.strip():
+        if not question:
             break
+        if not interactive:
+            print(f"> {question}")  # so that answers to piped questions can be told apart
         try:
             print(format_answer(bot.ask(question)), end="\n\n", flush=True)
         except ChatbotError as exc:
             print(f"error: {exc}", file=sys.stderr)
+        except KeyboardInterrupt:
+            print("(stopped; ask another question, or leave with an empty line)", end="\n\n", flush=True)
     return 0
+
+
+def _read_question(interactive: bool) -> str:
+    """The next question ("" for an empty line). In a terminal, lines that arrive together are one pasted
+    question: a blank line inside it does not end the chat, and no line of it is left over for the shell."""
+    lines = [input("> " if interactive else "")]
+    while interactive and _more_input_waiting():
+        lines.append(input(""))
+    return " ".join(" ".join(lines).split())
+
+
+def _more_input_waiting(seconds: float = 0.05) -> bool:
+    """Whether more input has already arrived: the rest of a paste, not a line still to be typed."""
+    try:
+        return bool(select.select([sys.stdin], [], [], seconds)[0])
+    except (OSError, ValueError):  # no select() on this kind of stdin (Windows consoles)
+        return False
 
 
 @command

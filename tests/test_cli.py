@@ -1,9 +1,14 @@
 """The command line: the answer JSON contract, the terminal chat, and one clear line for every user mistake."""
 
+import io
 import json
 import os
+import pty
+import re
+import select
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -78,6 +83,61 @@ def test_chat_answers_until_an_empty_line(seed_args):
     result = run("chat", *seed_args, stdin="Which chip did Guangdong highlight?\n\nnever asked\n")
     assert result.returncode == 0, result.stderr
     assert "Ascend 910C" in result.stdout and "never asked" not in result.stdout
+
+
+def test_chat_echoes_piped_questions(seed_args):
+    result = run("chat", *seed_args, stdin="Which chip did Guangdong highlight?\nWhat alternative to Android is mentioned?\n")
+    assert result.returncode == 0, result.stderr
+    first, second = result.stdout.index("> Which chip"), result.stdout.index("> What alternative")
+    assert first < result.stdout.index("Ascend 910C") < second < result.stdout.index("HarmonyOS", second)
+
+
+def _read_until(fd: int, pattern: str, timeout: float = 300) -> str:
+    """What a terminal shows from now until the regular expression `pattern` matches it."""
+    deadline = time.monotonic() + timeout
+    shown = ""
+    while not re.search(pattern, shown, re.DOTALL):
+        if time.monotonic() > deadline or not select.select([fd], [], [], deadline - time.monotonic())[0]:
+            raise AssertionError(f"{pattern!r} not shown; the terminal showed: {shown!r}")
+        shown += os.read(fd, 65536).decode("utf-8", "replace")
+    return shown
+
+
+def test_chat_in_a_terminal_takes_a_pasted_question_whole(seed_args):
+    """Lines pasted together are one question: a blank line inside the paste does not end the chat, and no
+    line of it is left over for the shell. An empty line typed on its own still leaves."""
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: the chat, with the terminal as its input and output
+        os.execve(sys.executable, [sys.executable, "-m", "chatbot", "chat", *seed_args], {**os.environ, "HF_HUB_OFFLINE": "1"})
+    try:
+        _read_until(fd, "> $")
+        os.write(fd, "Which chip did\n\nGuangdong highlight?\n".encode())
+        shown = _read_until(fd, r"Confidence:.*\n> $")  # answered, and asking for the next question
+        os.write(fd, b"\n")
+        _, status = os.waitpid(pid, 0)
+    finally:
+        os.close(fd)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert shown.count("Confidence:") == 1 and "Ascend 910C" in shown
+
+
+def test_ctrl_c_stops_an_answer_and_the_chat_goes_on(seed_args, monkeypatch, capsys):
+    from chatbot import Chatbot
+
+    ask = Chatbot.ask
+    calls = []
+
+    def interrupted_once(self, question, *args, **kwargs):
+        calls.append(question)
+        if len(calls) == 1:
+            raise KeyboardInterrupt
+        return ask(self, question, *args, **kwargs)
+
+    monkeypatch.setattr(Chatbot, "ask", interrupted_once)
+    monkeypatch.setattr("sys.stdin", io.StringIO("Which chip did Guangdong highlight?\nWhere is DeepSeek based?\n"))
+    assert main(["chat", *seed_args]) == 0
+    out = capsys.readouterr().out
+    assert "(stopped; ask another question" in out and "Zhejiang" in out
 
 
 def test_chat_ends_on_end_of_input(seed_args):
