@@ -78,7 +78,8 @@ def main() -> int:
     args = parser.parse_args()
 
     items = read_questions(args.qa_file)
-    work = Path(tempfile.mkdtemp(prefix="bench-quality-"))
+    scratch = tempfile.TemporaryDirectory(prefix="bench-quality-")  # the corpus and its index; removed at exit
+    work = Path(scratch.name)
     docs = args.docs
     if docs is None:
         docs = work / "docs"

@@ -166,8 +166,25 @@ def cmd_index(args: argparse.Namespace) -> int:
 
 @command
 def cmd_source(args: argparse.Namespace) -> int:
-    sys.stdout.write(open_bot(args).data.text_of(args.path))
+    bot = open_bot(args)
+    try:
+        text = bot.data.text_of(args.path)
+    except ChatbotError:  # perhaps a path to the file itself, such as a shell completes
+        inside = _path_inside(args.path, bot.config.paths.docs)
+        if inside in (None, args.path):
+            raise
+        text = bot.data.text_of(inside)
+    sys.stdout.write(text)
     return 0
+
+
+def _path_inside(path: str, docs: Path) -> str | None:
+    """A path given from the working directory (`seeds/article.txt`, `./article.txt`, an absolute path) as
+    citations give it, relative to the documents folder; None when it is not inside that folder."""
+    try:
+        return (Path.cwd() / path).resolve().relative_to(docs.resolve()).as_posix()
+    except ValueError:
+        return None
 
 
 @command

@@ -190,6 +190,8 @@ class Config:
             raise ChatbotError("config: ui.max_upload_mb must be positive")
         if self.answer.max_sources < 0:
             raise ChatbotError("config: answer.max_sources must not be negative")
+        if not self.documents.extensions:
+            raise ChatbotError('config: documents.extensions must name at least one file type, e.g. [".txt"]')
         for ext in self.documents.extensions:
             if not ext.startswith("."):
                 raise ChatbotError(f"config: documents.extensions entries start with a dot, got {ext!r}")

@@ -157,6 +157,9 @@ def _build(
 ) -> tuple[IndexData, IndexReport]:
     started = time.perf_counter()
     previous, reason = _previous(config, force)
+    folder = previous.manifest.get("documents_folder") if previous else None
+    if folder and Path(folder) != config.paths.docs.resolve():
+        log.warning("the index in %s was of %s; it now indexes %s instead", config.paths.index, folder, config.paths.docs)
     old = {entry["path"]: number for number, entry in enumerate(previous.documents)} if previous else {}
     old_skips = {entry["path"]: entry for entry in previous.manifest.get("skipped", [])} if previous else {}
     documents, skipped = _read_all(scan, previous, old, old_skips)

@@ -113,6 +113,9 @@ class IndexData:
         for number, entry in enumerate(self.documents):
             if entry["path"] == path:
                 return self.texts[number]
+        for skipped in self.manifest.get("skipped", []):
+            if skipped["path"] == path:
+                raise ChatbotError(f"{path} is not in the index: it was skipped ({skipped['reason']})")
         raise ChatbotError(f"no document {path} in the index")
 
     def line_of(self, document: int, offset: int) -> int:

@@ -73,6 +73,23 @@ def test_control_characters_in_file_names_and_text_are_shown_as_escapes(tmp_path
     assert quote["source"] == "harbour\nnotes.txt" and "\x1b[2J" in quote["text"]
 
 
+def test_source_takes_the_path_a_shell_completes(seed_args, seed_docs):
+    expected = document_text(seed_docs, SEED_FILE)
+    for path, cwd in ((SEED_FILE, None), (str(seed_docs / SEED_FILE), None), (f"./{SEED_FILE}", seed_docs)):
+        result = run("source", path, *seed_args, cwd=cwd)
+        assert (result.returncode, result.stdout) == (0, expected), (path, result.stderr)
+
+
+def test_source_of_a_skipped_file_says_why(tmp_path, capsys):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "notes.txt").write_text("The ferry leaves at noon.\n", encoding="utf-8")
+    (docs / "broken.pdf").write_bytes(b"not a PDF at all")
+    assert main(["source", "broken.pdf", "--docs", str(docs), "--index", str(tmp_path / "index")]) == 1
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert error.startswith("error: broken.pdf is not in the index: it was skipped (cannot read it as PDF: ")
+
+
 def test_off_topic_question_says_so(seed_args, capsys):
     assert main(["ask", "Who won the 2010 Wimbledon men's final?", *seed_args]) == 0
     out = capsys.readouterr().out

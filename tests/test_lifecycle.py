@@ -204,6 +204,17 @@ def test_damaged_index_is_detected_and_rebuilt_with_a_warning(built, make_bot, d
     assert "Copper conducts electricity well." in fresh.ask("What conducts electricity?").text
 
 
+def test_an_index_pointed_at_another_folder_says_so(built, tmp_path, make_bot, warnings_seen):
+    """Naming an index that was built for another documents folder replaces it: never silently."""
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "tides.txt").write_text("The tide turns every six hours.\n", encoding="utf-8")
+    report = make_bot(docs=other).index()  # the same --index
+    assert report.added == ["tides.txt"] and sorted(report.removed) == sorted(DOCS)
+    docs = built.config.paths.docs
+    assert warnings_seen == [f"the index in {built.config.paths.index} was of {docs}; it now indexes {other} instead"]
+
+
 def start_cli(*args: str, **kwargs) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "chatbot", *args], cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
