@@ -15,6 +15,7 @@ import io
 import logging
 import re
 import zipfile
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -23,12 +24,16 @@ from html.parser import HTMLParser
 log = logging.getLogger("chatbot")
 
 # Bumped when a reader's output changes, so indexes built from the older text are rebuilt.
-VERSION = 3  # 3: DOCX tables: every cell once, a row per line; DOCX footnotes and endnotes
+VERSION = 3  # 3: DOCX tables: every cell once, a row per line; DOCX notes; HTML: nav, aria-hidden, display:none
 PAGE_BREAK = "\n\f\n"
 CELL_GAP = " | "  # between the cells of a table row, which is one line
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f-\x9f]")
 _HTML_SPACE = re.compile(r"[ \t\n\r\f]+")
 _SURROGATE = re.compile("[\ud800-\udfff]")
+# An inline style (lower-cased) that hides its element: "display: none", "visibility:hidden !important".
+_INVISIBLE_STYLE = re.compile(
+    r"(?:^|;)\s*(?:display\s*:\s*none|visibility\s*:\s*hidden)\s*(?:!\s*important)?\s*(?:;|$)"
+)
 
 
 class Unreadable(Exception):
@@ -233,69 +238,137 @@ def _read_html(data: bytes, name: str) -> Extracted:
 
 
 class _VisibleText(HTMLParser):
-    """The text a browser shows: no scripts, styles, head or hidden elements; white space collapsed;
-    block elements become paragraph breaks and <br> a line break."""
+    """The text a browser shows, less site navigation: no scripts, styles, head or <nav>, nothing hidden by
+    the hidden attribute, aria-hidden="true" or an inline display:none or visibility:hidden (a hidden block
+    still ends the paragraph before it). White space is collapsed; block elements become paragraph breaks,
+    <br> a line break, and a table row one line, its cells joined by CELL_GAP.
 
-    HIDDEN = frozenset({"script", "style", "noscript", "template", "head", "title", "svg", "math", "iframe", "object"})
+    Hidden content ends where a browser ends it. Open elements are kept on a stack: an end tag closes all
+    that were opened inside its element, and the end tags HTML lets authors leave out are implied (a new <li>
+    ends the last item, a <div> a paragraph, <body> the head), so a missing or stray end tag cannot hide the
+    rest of the page."""
+
+    HIDDEN = frozenset("script style noscript template head title svg math iframe object nav".split())
     BLOCKS = frozenset(
         """address article aside blockquote body caption dd details dialog div dl dt fieldset figcaption figure
         footer form h1 h2 h3 h4 h5 h6 header hr html legend li main nav ol p pre section summary table tbody
         thead tfoot tr ul""".split()
     )
     VOID = frozenset("area base br col embed hr img input link meta source track wbr".split())
+    IN_HEAD = frozenset("base basefont bgsound link meta noscript script style template title".split())
+    # The open elements a start tag ends, innermost first: HTML's optional end tags.
+    _ENDS_P = """address article aside blockquote details dialog div dl fieldset figcaption figure footer form
+        h1 h2 h3 h4 h5 h6 header hr main menu nav ol p pre section summary table ul""".split()
+    _TABLE = ("td", "th", "tr", "tbody", "thead", "tfoot")
+    ENDS = {
+        **dict.fromkeys(_ENDS_P, ("p",)),
+        "li": ("p", "li"),
+        **dict.fromkeys(("dd", "dt"), ("p", "dd", "dt")),
+        **dict.fromkeys(("td", "th"), _TABLE[:2]),
+        "tr": _TABLE[:3],
+        **dict.fromkeys(_TABLE[3:], _TABLE),
+        "option": ("option",),
+        "optgroup": ("option", "optgroup"),
+    }
+    # An open element is looked for (to end it) from the innermost outwards, up to the first of these.
+    SCOPE = frozenset("applet button caption html marquee object table td template th".split())
+    BOUNDS = {
+        "li": SCOPE | {"ol", "ul"},
+        **dict.fromkeys(("dd", "dt"), SCOPE | {"dl"}),
+        **dict.fromkeys(("table", "caption", *_TABLE), frozenset({"html", "table", "template"})),
+    }
 
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
         self.parts: list[str] = []
         self.breaks = 0  # line breaks owed before the next text
-        self.hiding: str | None = None  # the tag whose content is being left out, and how deeply it is nested
-        self.depth = 0
-        self.pre = 0
+        self.cell = False  # a new table cell began: CELL_GAP is owed if the next text continues the line
+        self.stack: list[str] = []  # the open elements, outermost first
+        self.open: Counter[str] = Counter()  # how many of each are in the stack
+        self.hidden: int | None = None  # where in the stack the outermost hidden element is
+        self.pre = 0  # open <pre> elements that are shown
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if self.hiding is not None:
-            self.depth += tag == self.hiding and tag not in self.VOID
+        if tag not in self.IN_HEAD and self.stack and self.stack[-1] == "head":  # </head> may be left out too
+            self._close(len(self.stack) - 1)
+        for name in self.ENDS.get(tag, ()):
+            index = self._find(name)
+            if index is not None:
+                self._close(index)
+        if self.hidden is None and (tag in self.HIDDEN or _hides(attrs)):
+            if tag in self.BLOCKS:
+                self._break(2)
+            if tag not in self.VOID:
+                self.hidden = len(self.stack)
+                self._push(tag)
             return
-        if tag in self.HIDDEN or (any(key == "hidden" for key, _ in attrs) and tag not in self.VOID):
-            self.hiding, self.depth = tag, 1
-        elif tag == "br":
+        if tag not in self.VOID:
+            self._push(tag)
+        if self.hidden is not None:
+            return
+        if tag == "br":
             self._break(1)
         elif tag in ("td", "th"):
-            self._text(" ")
+            self.cell = True
         elif tag in self.BLOCKS:
             self._break(2)
             self.pre += tag == "pre"
 
     def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if self.hiding is None and tag == "br":
-            self._break(1)
+        self.handle_starttag(tag, attrs)
+        if tag not in self.VOID:  # <div/>: opened and closed at once
+            self.handle_endtag(tag)
 
     def handle_endtag(self, tag: str) -> None:
-        if self.hiding is not None:
-            if tag == self.hiding:
-                self.depth -= 1
-                if self.depth == 0:
-                    self.hiding = None
-            return
-        if tag in self.BLOCKS:
+        index = self._find(tag)
+        if index is not None:
+            self._close(index)
+        if self.hidden is None and tag in self.BLOCKS:
             self._break(2)
-            if tag == "pre" and self.pre:
-                self.pre -= 1
 
     def handle_data(self, data: str) -> None:
-        if self.hiding is None:
+        if self.hidden is None:
             self._text(data)
+
+    def _push(self, tag: str) -> None:
+        self.stack.append(tag)
+        self.open[tag] += 1
+
+    def _find(self, tag: str) -> int | None:
+        """Where the innermost open `tag` is in the stack, unless a scope boundary comes first."""
+        if not self.open[tag]:
+            return None
+        bounds = self.BOUNDS.get(tag, self.SCOPE)
+        for index in range(len(self.stack) - 1, -1, -1):
+            if self.stack[index] == tag:
+                return index
+            if self.stack[index] in bounds:
+                return None
+        return None
+
+    def _close(self, index: int) -> None:
+        """Close the element at `index` in the stack and all opened inside it."""
+        closed = self.stack[index:]
+        self.open.subtract(closed)
+        shown = closed if self.hidden is None else closed[: max(0, self.hidden - index)]
+        self.pre -= shown.count("pre")
+        if self.hidden is not None and index <= self.hidden:
+            self.hidden = None
+        del self.stack[index:]
 
     def _text(self, data: str) -> None:
         if not self.pre:
             data = _HTML_SPACE.sub(" ", data)
-            if self.breaks or not self.parts or self.parts[-1].endswith((" ", "\n")):
+            if self.breaks or self.cell or not self.parts or self.parts[-1].endswith((" ", "\n")):
                 data = data.lstrip(" ")
         if not data:
             return
         if self.breaks and self.parts:
             self.parts.append("\n" * self.breaks)
-        self.breaks = 0
+        elif self.cell and self.parts and not self.parts[-1].endswith("\n"):
+            self.parts[-1] = self.parts[-1].rstrip(" ")
+            self.parts.append(CELL_GAP)
+        self.breaks, self.cell = 0, False
         self.parts.append(data)
 
     def _break(self, count: int) -> None:
@@ -305,6 +378,20 @@ class _VisibleText(HTMLParser):
 
     def text(self) -> str:
         return "".join(self.parts).rstrip()
+
+
+def _hides(attrs: list[tuple[str, str | None]]) -> bool:
+    """Whether an element's attributes hide it: hidden (but not hidden="until-found", which a search in
+    the page shows), aria-hidden="true", or an inline style with display:none or visibility:hidden."""
+    for key, value in attrs:
+        value = (value or "").strip().lower()
+        if (
+            (key == "hidden" and value != "until-found")
+            or (key == "aria-hidden" and value == "true")
+            or (key == "style" and _INVISIBLE_STYLE.search(value))
+        ):
+            return True
+    return False
 
 
 _READERS = {".pdf": _read_pdf, ".docx": _read_docx, ".html": _read_html, ".htm": _read_html}

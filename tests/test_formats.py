@@ -93,6 +93,66 @@ def test_html_keeps_visible_text_only(tmp_path):
         assert hidden not in text
 
 
+NOT_SHOWN = """<!doctype html><html><head><title>Tenancy</title><body>
+<nav><a href="/">Home</a> <a href="/p">Products</a> <a href="/s">Support</a> <a href="/login">Log in</a></nav>
+<header><p>Acme tenancy guide</p></header>
+<p>To log in, open the portal and enter your tenant number.</p>
+<div style="display:none">Internal note one.</div>
+<div style="color: red; DISPLAY : None !important">Internal note two.</div>
+<p style="visibility:hidden;">Internal note three.</p>
+<span aria-hidden=" TRUE ">Internal note four.</span>
+<div aria-hidden="false">Shown to everyone.</div><div style="display: block">Shown as a block.</div>
+<div hidden="until-found">Shown when searched for.</div>
+<p><img src="plan.png" style="display:none"><br hidden>The caption stays.</p>
+<div style="display:none"><br><img src="x.png"><hr><input><p>Unclosed note<div>nested <div/>deeper</div>
+  <li>unclosed item</div>
+<p>After the hidden block.</p>
+<section><div hidden><div>Unclosed hidden div</section><p>After the section.</p>
+<p hidden>Hidden paragraph<p>Next paragraph shown.</p>
+<ul><li hidden>Hidden item<li>Visible item</ul>
+<table><tr><th>Charge</th> <th>Who pays</th></tr><tr><td>Water<td></td><td> Tenant</tr></table>
+<footer><p>Call 555-0100 for repairs.</p></footer>
+</body></html>"""
+
+
+def test_html_leaves_out_what_a_reader_never_sees_and_site_navigation():
+    text = extract(NOT_SHOWN.encode(), ".html", "guide.html").text
+    assert text.split("\n\n") == [
+        "Acme tenancy guide",
+        "To log in, open the portal and enter your tenant number.",
+        "Shown to everyone.",
+        "Shown as a block.",
+        "Shown when searched for.",
+        "The caption stays.",
+        "After the hidden block.",
+        "After the section.",
+        "Next paragraph shown.",
+        "Visible item",
+        "Charge | Who pays",
+        "Water | Tenant",
+        "Call 555-0100 for repairs.",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("html", "expected"),
+    [
+        ("<p hidden>Hidden paragraph<p>Shown.", "Shown."),
+        ("<ul><li hidden>Hidden item<li>Shown</ul>", "Shown"),
+        ("<section><div hidden><div>Unclosed</section>Shown", "Shown"),
+        ("<table><tr><td hidden>Hidden<td>Shown</table>", "Shown"),
+        ("<div style='display:none'><br><img src=x><hr><input><wbr>Hidden</div>Shown", "Shown"),
+        ("<html><head><title>T</title><body><p>The head was never closed.", "The head was never closed."),
+        ("<div hidden><p>note</p></div><div>shown</div><div hidden/>also shown", "shown\n\nalso shown"),
+        ("<div aria-hidden=true><div><div>a</div></div>b</div>c", "c"),
+        ("<b>stray</i> end tags</p></div> are <i>ignored</b>.", "stray end tags\n\nare ignored."),
+        ("<pre hidden>  no</pre><pre>  kept  as is</pre> then  <pre> spaced</pre>", "  kept  as is\n\nthen\n\n spaced"),
+    ],
+)
+def test_html_hidden_elements_end_where_a_browser_ends_them(html, expected):
+    assert extract(html.encode(), ".html", "page.html").text == expected
+
+
 def test_docx_paragraphs_and_table_rows_in_order(tmp_path):
     text = read_document(info(write_docx(tmp_path / "rivers.docx"))).text
     assert text.split("\n\n") == [
