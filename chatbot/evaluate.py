@@ -23,9 +23,11 @@ from typing import Any
 from .answer import Answer
 from .bot import Chatbot, Evidence
 from .errors import ChatbotError
+from .formats import Unreadable, decode_text
 from .store import IndexData
 
 WINDOW = 400  # characters of the joined quotes that count
+IMPOSSIBLE = '"impossible": true'  # how a JSONL row says the documents do not answer it
 _QUOTES = str.maketrans(
     {"‘": "'", "’": "'", "‚": "'", "`": "'", "´": "'", "“": '"', "”": '"', "„": '"', "«": '"', "»": '"'}
 )
@@ -98,13 +100,11 @@ def is_hit(answer: Answer, golds: Iterable[str]) -> bool:
 
 
 def read_questions(path: Path) -> list[Item]:
-    """Questions with gold answers from SQuAD JSON or JSONL (question, answers, optional impossible, id)."""
-    try:
-        raw = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ChatbotError(f"question file not found: {path}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ChatbotError(f"cannot read {path}: {exc}") from None
+    """Questions with gold answers from SQuAD JSON or JSONL (question, answers, optional impossible, id).
+
+    The file is checked whole before any answering: a malformed question is a ChatbotError that names the file
+    and the line (or the SQuAD question id), since a wrong type would otherwise give wrong scores silently."""
+    raw = _read_text(Path(path))
     if Path(path).suffix.lower() == ".jsonl":
         return _read_jsonl(raw, path)
     try:
@@ -113,49 +113,122 @@ def read_questions(path: Path) -> list[Item]:
         raise ChatbotError(f"{path} is not valid JSON: {exc}") from None
     if not isinstance(data, dict) or not isinstance(data.get("data"), list):
         raise ChatbotError(f"{path} is not in SQuAD format (no top-level 'data' list)")
-    items = []
+    items, problems = [], []
     for article in data["data"]:
+        article = article if isinstance(article, dict) else {}
         title = str(article.get("title", ""))
-        for paragraph in article.get("paragraphs", []):
-            for qa in paragraph.get("qas", []):
-                answers = tuple(dict.fromkeys(answer["text"] for answer in qa.get("answers", [])))
+        for paragraph in _list(article.get("paragraphs")):
+            for qa in _list(paragraph.get("qas") if isinstance(paragraph, dict) else None):
+                try:
+                    question = _question(qa)
+                    answers = _answers(qa.get("answers", []))
+                except ValueError as exc:
+                    number = len(items) + len(problems) + 1
+                    name = qa.get("id", f"#{number}") if isinstance(qa, dict) else f"#{number}"
+                    problems.append(f"{path}: question {name}: {exc}")
+                    continue
                 impossible = bool(qa.get("is_impossible", False)) or not answers
-                items.append(Item(str(qa.get("id", len(items) + 1)), qa["question"], answers, impossible, title))
+                items.append(Item(str(qa.get("id", len(items) + 1)), question, answers, impossible, title))
+    _raise_first(problems)
     return items
 
 
 def _read_jsonl(raw: str, path: Path) -> list[Item]:
-    items = []
-    for number, line in enumerate(raw.splitlines(), start=1):
+    items, problems = [], []
+    for number, line in enumerate(raw.split("\n"), start=1):  # not splitlines(): JSON strings may hold U+2028
         if not line.strip():
             continue
         try:
             row = json.loads(line)
-            question = row["question"]
-        except (ValueError, KeyError, TypeError):
-            raise ChatbotError(f"{path}:{number}: expected a JSON object with a 'question'") from None
-        answers = row.get("answers", [])
-        answers = tuple(answer["text"] if isinstance(answer, dict) else str(answer) for answer in answers)
-        impossible = bool(row.get("impossible", row.get("is_impossible", False))) or not answers
+        except ValueError as exc:
+            problems.append(f"{path}, line {number}: invalid JSON ({exc.msg})")
+            continue
+        try:
+            question = _question(row)
+            answers = _answers(row.get("answers", []))
+            impossible = row.get("impossible", row.get("is_impossible", False))
+            if not isinstance(impossible, bool):
+                raise ValueError(f"'impossible' must be true or false, got {json.dumps(impossible)}")
+            if not answers and not impossible:  # not taken for unanswerable: a forgotten answer would score as one
+                missing = "no 'answers'" if "answers" not in row else "'answers' is empty"
+                raise ValueError(f"{missing}; give [] with {IMPOSSIBLE} for a question the documents do not answer")
+        except ValueError as exc:
+            problems.append(f"{path}, line {number}: {exc}")
+            continue
         items.append(Item(str(row.get("id", f"q{len(items) + 1}")), question, answers, impossible))
+    _raise_first(problems)
     return items
+
+
+def _question(record: Any) -> str:
+    if not isinstance(record, dict):
+        raise ValueError("expected a JSON object with a 'question'")
+    question = record.get("question")
+    if not isinstance(question, str):
+        raise ValueError("no 'question' text")
+    if not question.strip():
+        raise ValueError("the question is empty")
+    return question
+
+
+def _answers(value: Any) -> tuple[str, ...]:
+    """Gold answers as texts: a list of texts or of {"text": ...} objects (SQuAD's), or a single text."""
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list):
+        raise ValueError(f"'answers' must be a list of texts, got {json.dumps(value, ensure_ascii=False)[:60]}")
+    texts = []
+    for answer in value:
+        text = answer.get("text") if isinstance(answer, dict) else answer
+        if not isinstance(text, str):
+            shown = json.dumps(answer, ensure_ascii=False)[:60]
+            raise ValueError(f"each answer must be a text or an object with a 'text', got {shown}")
+        texts.append(text)
+    return tuple(dict.fromkeys(texts))
+
+
+def _list(value: Any) -> list:
+    return value if isinstance(value, list) else []
+
+
+def _raise_first(problems: list[str]) -> None:
+    if problems:
+        more = f" (and {len(problems) - 1} more problem{'s' * (len(problems) > 2)})" if len(problems) > 1 else ""
+        raise ChatbotError(problems[0] + more)
+
+
+def _read_text(path: Path) -> str:
+    """A question file's text, decoded as documents are (UTF-8 with or without a BOM, UTF-16 with one, ...)."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise ChatbotError(f"question file not found: {path}") from None
+    except OSError as exc:
+        raise ChatbotError(f"cannot read {path}: {exc.strerror or exc}") from None
+    try:
+        return decode_text(data, path.name).removeprefix("\ufeff")
+    except Unreadable as exc:
+        raise ChatbotError(f"cannot read {path}: {exc}") from None
 
 
 def build_corpus(squad_path: Path, folder: Path) -> list[Path]:
     """Write each SQuAD article as one plain-text document (paragraphs separated by a blank line)."""
     try:
-        data = json.loads(Path(squad_path).read_text(encoding="utf-8"))["data"]
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise ChatbotError(f"cannot build a corpus from {squad_path}: {exc}") from None
+        data = json.loads(_read_text(Path(squad_path)))["data"]
+        contexts = [
+            [paragraph["context"].strip() for paragraph in article.get("paragraphs", [])] for article in data
+        ]
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise ChatbotError(f"cannot build a corpus from {squad_path}: {type(exc).__name__}: {exc}") from None
     folder.mkdir(parents=True, exist_ok=True)
     written = []
-    for number, article in enumerate(data, start=1):
+    for number, (article, paragraphs) in enumerate(zip(data, contexts), start=1):
         name = (
             re.sub(r"[^\w.-]+", "_", str(article.get("title") or f"article-{number}")).strip("._")
             or f"article-{number}"
         )
         path = folder / f"{name}.txt"
-        text = "\n\n".join(paragraph["context"].strip() for paragraph in article.get("paragraphs", []))
+        text = "\n\n".join(paragraphs)
         if not path.exists() or path.read_text(encoding="utf-8") != text:
             path.write_text(text, encoding="utf-8")
         written.append(path)

@@ -10,7 +10,10 @@ from chatbot.answer import Answer, Quote
 from chatbot.calibrate import QUOTE_GRID, QuotePoint, choose_quotes
 from chatbot.cli import main
 from chatbot.config import DEFAULT_CONFIG, load_config
+from chatbot.errors import ChatbotError
 from chatbot.evaluate import is_hit, read_questions
+
+from .conftest import ROOT
 
 ZEBRA = [
     "Zebras are African equines with distinctive black-and-white striped coats. There are three living species.",
@@ -85,6 +88,59 @@ def test_reads_squad_and_jsonl(squad_file, tmp_path):
     jsonl.write_text('{"question": "A?", "answers": ["a", {"text": "b"}]}\n{"question": "B?", "impossible": true}\n')
     items = read_questions(jsonl)
     assert items[0].answers == ("a", "b") and not items[0].impossible and items[1].impossible
+
+
+def test_a_single_answer_text_is_one_answer_and_a_bom_is_accepted(tmp_path):
+    jsonl = tmp_path / "q.jsonl"
+    jsonl.write_text('\ufeff{"question": "When?", "answers": "2015"}\n', encoding="utf-8")
+    (item,) = read_questions(jsonl)
+    assert item.answers == ("2015",) and not item.impossible  # not "2", "0", "1", "5": any digit was a hit
+
+
+@pytest.mark.parametrize(
+    ("row", "message"),
+    [
+        ('{"question": "When?", "answers": 1998}', "line 2: 'answers' must be a list of texts, got 1998"),
+        (
+            '{"question": "When?", "answers": [{"answer": "1998"}]}',
+            'line 2: each answer must be a text or an object with a \'text\', got {"answer": "1998"}',
+        ),
+        (
+            '{"question": "When?"}',
+            "line 2: no 'answers'; give [] with \"impossible\": true for a question the documents do not answer",
+        ),
+        ('{"question": "When?", "answers": []}', "line 2: 'answers' is empty; give [] with \"impossible\": true"),
+        ('{"question": "When?", "impossible": "no"}', "line 2: 'impossible' must be true or false, got \"no\""),
+        ('{"answers": ["a"]}', "line 2: no 'question' text"),
+        ('{"question": " ", "answers": ["a"]}', "line 2: the question is empty"),
+        ("[1, 2]", "line 2: expected a JSON object with a 'question'"),
+        ("{not json", "line 2: invalid JSON (Expecting property name"),
+    ],
+)
+def test_a_malformed_jsonl_row_is_one_error_naming_the_line(tmp_path, row, message):
+    jsonl = tmp_path / "q.jsonl"
+    jsonl.write_text(f'{{"question": "Where?", "answers": ["here"]}}\n{row}\n', encoding="utf-8")
+    with pytest.raises(ChatbotError) as error:
+        read_questions(jsonl)
+    assert str(error.value).startswith(f"{jsonl}, {message}")
+
+
+def test_a_malformed_squad_question_is_one_error_naming_its_id(tmp_path):
+    data = json.loads(json.dumps(SQUAD))
+    qas = data["data"][0]["paragraphs"][0]["qas"]
+    del qas[0]["question"]
+    data["data"][1]["paragraphs"][0]["qas"][0]["answers"] = [{"answer": "at night"}]
+    path = tmp_path / "squad.json"
+    path.write_text(json.dumps(data), encoding="utf-8")
+    with pytest.raises(ChatbotError) as error:
+        read_questions(path)
+    assert str(error.value) == f"{path}: question {qas[0]['id']}: no 'question' text (and 1 more problem)"
+
+
+def test_the_project_question_sets_load():
+    for path in sorted((ROOT / "benchmarks").glob("seed_questions*.jsonl")):
+        items = read_questions(path)
+        assert items and all(item.answers or item.impossible for item in items), path
 
 
 def test_eval_gives_the_expected_numbers(squad_file, tmp_path, capsys):
