@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict
 from importlib.metadata import PackageNotFoundError, version
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import numpy as np
@@ -71,7 +71,8 @@ def build_data(
     sentence_parts, passage_parts, entries, reuse = [], [], [], []
     sentence_count = 0
     for number, doc in enumerate(documents):
-        blocks = split_blocks(doc.text, config.segment.max_sentence_chars)
+        unseen = formats.unseen_spans(doc.text, PurePosixPath(doc.path).suffix)
+        blocks = split_blocks(doc.text, config.segment.max_sentence_chars, unseen)
         spans = np.array([span for block in blocks for span in block.sentences], dtype=np.int64).reshape(-1, 2)
         groups = np.array(
             group_sentences(blocks, config.chunk.sentences_per_passage, config.chunk.overlap), dtype=np.int64

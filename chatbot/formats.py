@@ -24,7 +24,8 @@ from html.parser import HTMLParser
 log = logging.getLogger("chatbot")
 
 # Bumped when a reader's output changes, so indexes built from the older text are rebuilt.
-VERSION = 3  # 3: DOCX tables: every cell once, a row per line; DOCX notes; HTML: nav, aria-hidden, display:none
+VERSION = 4  # 3: DOCX tables: every cell once, a row per line; DOCX notes; HTML: nav, aria-hidden, display:none
+# 4: Markdown front matter and HTML comments are not quoted (unseen_spans)
 PAGE_BREAK = "\n\f\n"
 CELL_GAP = " | "  # between the cells of a table row, which is one line
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f-\x9f]")
@@ -34,6 +35,26 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 _INVISIBLE_STYLE = re.compile(
     r"(?:^|;)\s*(?:display\s*:\s*none|visibility\s*:\s*hidden)\s*(?:!\s*important)?\s*(?:;|$)"
 )
+
+
+# Markdown: YAML front matter at the very top, fenced code blocks, HTML comments.
+_FRONT_MATTER = re.compile(r"\A\ufeff?---[ \t]*\r?\n(?:.*?\r?\n)?(?:---|\.\.\.)[ \t]*(?:\r?\n|\Z)", re.DOTALL)
+_FENCE = re.compile(r"^[ \t]{0,3}(```|~~~).*?(?:^[ \t]{0,3}\1|\Z)", re.DOTALL | re.MULTILINE)
+_HTML_COMMENT = re.compile(r"<!--.*?(?:-->|\Z)", re.DOTALL)
+MARKDOWN = (".md", ".markdown")
+
+
+def unseen_spans(text: str, suffix: str) -> list[tuple[int, int]]:
+    """(start, end) of the parts of a document's text that its reader never sees, which are not quoted: in
+    Markdown, the front matter and HTML comments (outside code blocks, where they are shown)."""
+    if suffix.lower() not in MARKDOWN:
+        return []
+    spans = [match.span() for match in _FRONT_MATTER.finditer(text)]
+    fences = [match.span() for match in _FENCE.finditer(text)]
+    for match in _HTML_COMMENT.finditer(text):
+        if not any(start <= match.start() < end for start, end in fences):
+            spans.append(match.span())
+    return spans
 
 
 class Unreadable(Exception):

@@ -14,6 +14,7 @@ Usage example:
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 ABBREVIATIONS = frozenset(
@@ -55,15 +56,16 @@ class Block:
     heading: bool = False
 
 
-def split_blocks(text: str, max_chars: int = 1000) -> list[Block]:
-    """Blocks of `text` with their sentences, as exact (start, end) offsets; empty blocks are dropped."""
+def split_blocks(text: str, max_chars: int = 1000, unseen: Sequence[tuple[int, int]] = ()) -> list[Block]:
+    """Blocks of `text` with their sentences, as exact (start, end) offsets; empty blocks are dropped, and so
+    are sentences that lie wholly inside one of the `unseen` spans (say, a Markdown comment)."""
     blocks = []
     for start, end, heading in _block_spans(text):
         sentences = [
             piece
             for s, e in _sentence_spans(text, start, end)
             for piece in _cut_long(text, *_trim(text, s, e), max_chars)
-            if _has_word(text, *piece)
+            if _has_word(text, *piece) and not any(lo <= piece[0] and piece[1] <= hi for lo, hi in unseen)
         ]
         if sentences:
             blocks.append(Block(sentences[0][0], sentences[-1][1], sentences, heading))

@@ -419,3 +419,22 @@ def test_source_command_prints_the_stored_text(mixed_bot, tmp_path):
     missing = run_cli("source", "nowhere.pdf", *where)
     assert missing.returncode == 1
     assert missing.stderr.decode().strip() == "error: no document nowhere.pdf in the index"
+
+
+def test_markdown_front_matter_and_comments_are_never_quoted(make_bot):
+    """A Markdown reader sees neither the front matter nor HTML comments (a comment in a code block is shown,
+    and stays); a .txt file has no such thing, so there the same text is quoted like any other."""
+    note = "<!-- TODO: the parking garage code is 4471, remove before publishing -->"
+    text = (
+        "---\ntitle: Office guide\nparking: level 2\n---\n# Office guide\n\nVisitors park on level 2 of the garage.\n\n"
+        f"{note}\n\nThe garage opens at seven.\n\n```html\n<!-- the garage code goes here -->\n```\n"
+    )
+    bot = make_bot({"guide.md": text, "copy.txt": text})
+    data = bot.data
+    quoted = {(data.documents[d]["path"], data.texts[d][s:e]) for d, s, e in data.sentences[:, :3].tolist()}
+    assert ("guide.md", "Visitors park on level 2 of the garage.") in quoted
+    assert ("guide.md", "```html\n<!-- the garage code goes here -->\n```") in quoted
+    assert not {sentence for path, sentence in quoted if path == "guide.md" and ("4471" in sentence or "title:" in sentence)}
+    assert ("copy.txt", note) in quoted
+    answer = bot.ask("What is the parking garage code?")
+    assert all(quote.source == "copy.txt" or "4471" not in quote.text for quote in answer.quotes)
