@@ -119,12 +119,16 @@ class IndexData:
         raise ChatbotError(f"no document {path} in the index")
 
     def line_of(self, document: int, offset: int) -> int:
-        """1-based line number of a character offset in a document (lines end at LF, CRLF or a lone CR)."""
+        """1-based line number of a character offset in a document (lines end at LF, CRLF or a lone CR); in a
+        paged document (PDF), the line on its page, which is what a reader of the page counts."""
         if document not in self._newlines:
             codes = np.frombuffer(self.texts[document].encode("utf-32-le"), dtype=np.uint32)
             lone_return = (codes == ord("\r")) & np.append(codes[1:] != ord("\n"), True)
             self._newlines[document] = np.flatnonzero((codes == ord("\n")) | lone_return)
-        return int(np.searchsorted(self._newlines[document], offset)) + 1
+        newlines = self._newlines[document]
+        page = self.page_of(document, offset)
+        first = self.documents[document]["pages"][page - 1] if page else 0
+        return int(np.searchsorted(newlines, offset) - np.searchsorted(newlines, first)) + 1
 
 
 def save_index(data: IndexData, folder: Path) -> Path:

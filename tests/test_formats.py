@@ -353,7 +353,10 @@ def test_pdf_quotes_cite_their_page_and_offsets_into_the_stored_text(mixed_bot):
     assert not answer.abstained
     quote = answer.quotes[0]
     assert quote.source == "report.pdf" and quote.page == 2
-    assert mixed_bot.data.text_of("report.pdf")[quote.start : quote.end] == quote.text
+    text = mixed_bot.data.text_of("report.pdf")
+    assert text[quote.start : quote.end] == quote.text
+    page_start = text.rindex("\f", 0, quote.start) + 2  # after the page break "\n\f\n"
+    assert quote.line == text.count("\n", page_start, quote.start) + 1  # the line on its page
     assert quote.to_dict()["page"] == 2
     source = answer.sources[0]
     assert source.page is not None and source.to_dict()["page"] == source.page
