@@ -94,8 +94,17 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument(
         "-o", "--output", metavar="OUT", help="write here (.jsonl, .csv or .md); default: JSONL on stdout"
     )
-    batch.add_argument("--resume", action="store_true", help="skip ids already answered in OUT and append the rest")
+    batch.add_argument(
+        "--resume",
+        action="store_true",
+        help="skip the questions already in OUT and append the rest (stops if the question file changed)",
+    )
     batch.add_argument("--meta", metavar="FILE", help="write the provenance record here (default: OUT.meta.json)")
+    batch.add_argument(
+        "--format",
+        choices=["txt", "jsonl", "csv"],
+        help="what QUESTIONS holds (default: by its extension; stdin is read as txt)",
+    )
     batch.add_argument("--quiet", action="store_true", help="no progress bar")
 
     for name, text in (
@@ -262,44 +271,79 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 @command
 def cmd_batch(args: argparse.Namespace) -> int:
-    from .batch import Counts, Writer, answer_rows, answered_ids, iterate_progress, output_kind, read_rows, write_meta
+    from .batch import Counts, Writer, answer_rows, iterate_progress, output_kind, read_rows, repeated_ids, resume_skips
+    from .batch import write_meta
 
-    rows = read_rows(args.questions)
+    rows = read_rows(args.questions, args.format)
+    source = "stdin" if args.questions == "-" else args.questions
+    if not rows:
+        raise ChatbotError(f"no questions in {source}")
     out = Path(args.output) if args.output else None
     kind = output_kind(out) if out else "jsonl"
     if args.resume and out is None:
         raise ChatbotError("--resume needs an output file (-o OUT)")
-    if out and args.questions != "-" and out.exists() and out.samefile(args.questions):
-        raise ChatbotError(f"{out} is the question file; answers would overwrite it (choose another -o)")
-    check_writable(out, Path(args.meta) if args.meta else None)
-    done = answered_ids(out) if args.resume and out else set()
+    meta = Path(args.meta) if args.meta else (out.with_name(out.name + ".meta.json") if out else None)
+    _refuse_overwrite(args.questions, out, meta)
+    check_writable(out, meta)
+    repeated = repeated_ids(rows)
+    if repeated:
+        shown = ", ".join(repeated[:5]) + (f" and {len(repeated) - 5} more" if len(repeated) > 5 else "")
+        print(
+            f"warning: {source} gives more than one question the same id ({shown}); "
+            "their answers can be told apart only by their order",
+            file=sys.stderr,
+        )
+    skip = resume_skips(out, rows) if args.resume else set()
     bot = open_bot(args)
     bot.data  # build or refresh the index before the first batch
     started = time.time()
     bar = iterate_progress(len(rows), args.quiet)
-    append = bool(done) and out.exists()
-    meta = Path(args.meta) if args.meta else (out.with_name(out.name + ".meta.json") if out else None)
+    append = bool(skip) and out.exists()
     counts = Counts()
+    interrupted = False
     try:
         with (
             open(out, "a" if append else "w", encoding="utf-8", newline="") if out else contextlib.nullcontext(sys.stdout)
         ) as stream:
             writer = Writer(stream, kind, append=append)
-            answer_rows(bot, rows, writer, done, progress=bar.update if bar else None, counts=counts)
-    except KeyboardInterrupt:
-        if meta:  # the lines written so far are whole: say what answered them, and that the run was cut short
-            write_meta(meta, bot, args.questions, counts, started, resumed=bool(args.resume), interrupted=True)
-        raise
+            answer_rows(bot, rows, writer, skip, progress=bar.update if bar else None, counts=counts)
+    except KeyboardInterrupt:  # the lines written so far are whole: the record says the run was cut short
+        interrupted = True
     finally:
         if bar:
             bar.close()
     if meta:
-        write_meta(meta, bot, args.questions, counts, started, resumed=bool(args.resume))
+        write_meta(meta, bot, args.questions, counts, started, resumed=bool(args.resume), interrupted=interrupted)
+    if interrupted:
+        done = counts.answered + counts.errors + counts.skipped
+        again = "again" if args.resume else "with --resume"
+        hint = f"; run the same command {again} to continue" if out else ""
+        print(f"interrupted after {done:,} of {len(rows):,} questions{hint}", file=sys.stderr)
+        return 130
     print(
         f"{counts.answered} answered ({counts.abstained} abstained), {counts.errors} errors, {counts.skipped} skipped",
         file=sys.stderr,
     )
     return 1 if counts.errors else 0
+
+
+def _refuse_overwrite(questions: str, out: Path | None, meta: Path | None) -> None:
+    """Refuse, before any work, outputs that would overwrite the question file or each other."""
+    source = None if questions == "-" else Path(questions)
+    if out and source and _same_file(out, source):
+        raise ChatbotError(f"{out} is the question file; answers would overwrite it (choose another -o)")
+    if meta and source and _same_file(meta, source):
+        raise ChatbotError(f"{meta} is the question file; the run record would overwrite it (choose another --meta)")
+    if meta and out and _same_file(meta, out):
+        raise ChatbotError(
+            f"{meta} is the output file; the run record would overwrite the answers (choose another --meta)"
+        )
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    if a.exists() and b.exists():
+        return a.samefile(b)
+    return a.resolve() == b.resolve()
 
 
 @command

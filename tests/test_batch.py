@@ -3,6 +3,11 @@
 import csv
 import io
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 
@@ -60,7 +65,7 @@ def test_stdin_to_stdout(seed_args, monkeypatch, capsys):
 def test_bad_rows_become_error_lines_and_the_run_goes_on(tmp_path, seed_args):
     source = tmp_path / "questions.jsonl"
     source.write_text(
-        '{"question": "Which chip did Guangdong highlight?"}\n{not json\n{"question": "   "}\n{"id": "x"}\n'
+        '{"question": "Which chip did Guangdong highlight?"}\n\n{not json\n{"question": "   "}\n{"id": "x"}\n'
         '{"question": "Who leads the science department?"}\n',
         encoding="utf-8",
     )
@@ -69,7 +74,10 @@ def test_bad_rows_become_error_lines_and_the_run_goes_on(tmp_path, seed_args):
     records = lines(out)
     assert len(records) == 5
     assert ["error" in record for record in records] == [False, True, True, True, False]
-    assert "invalid JSON" in records[1]["error"] and records[2]["error"] == "the question is empty"
+    # A generated id counts rows (q2 is the second), and a blank line is not a row: the message says both.
+    assert records[1]["id"] == "q2" and records[1]["error"].startswith("line 3 (row 2): invalid JSON (")
+    assert records[2]["error"] == "line 4 (row 3): the question is empty"
+    assert records[3]["id"] == "x" and records[3]["error"] == "line 5 (row 4): no 'question' text"
     for kind in ("jsonl", "csv", "md"):  # resuming does not write the bad rows a second time, in any format
         out = tmp_path / f"answers.{kind}"
         main(["batch", str(source), "-o", str(out), *seed_args])
@@ -78,12 +86,37 @@ def test_bad_rows_become_error_lines_and_the_run_goes_on(tmp_path, seed_args):
         assert out.read_text(encoding="utf-8") == before
 
 
-def test_csv_without_a_question_column_marks_every_row(tmp_path, seed_args):
-    source = tmp_path / "questions.csv"
-    source.write_text("query\nWhat is this?\nAnd this?\n", encoding="utf-8")
+@pytest.mark.parametrize(
+    ("name", "header", "sep", "encoding", "end"),
+    [
+        ("excel.csv", "ID;Question", ";", "cp1252", "\r\n"),  # Excel where the decimal point is a comma
+        ("unicode.tsv", " Id \t QUESTION \tnote", "\t", "utf-16", "\n"),  # Excel's "Unicode text"
+        ("bom.csv", "\ufeffid,question", ",", "utf-8", "\n"),
+    ],
+)
+def test_spreadsheet_exports_are_read_as_they_are(tmp_path, seed_args, name, header, sep, encoding, end):
+    """The columns are found whatever their case and spaces, the delimiter by the header, and the text is decoded
+    as documents are."""
+    body = [["m1", "Which chip did Guangdong highlight?", "x"], ["m2", "Qué es HarmonyOS?", "y"]]
+    width = len(header.split(sep))
+    source = tmp_path / name
+    source.write_bytes(end.join([header] + [sep.join(row[:width]) for row in body] + [""]).encode(encoding))
     out = tmp_path / "answers.jsonl"
-    assert main(["batch", str(source), "-o", str(out), *seed_args]) == 1
-    assert [record["error"] for record in lines(out)] == ["the CSV file has no 'question' column"] * 2
+    argv = ["batch", str(source), "-o", str(out), *seed_args]
+    assert main(argv + (["--format", "csv"] if name.endswith(".tsv") else [])) == 0
+    records = lines(out)
+    assert [(record["id"], record["question"]) for record in records] == [(row[0], row[1]) for row in body]
+    assert not records[0]["abstained"]
+    if width == 3:
+        assert [record["note"] for record in records] == ["x", "y"]
+
+
+def test_stdin_can_hold_jsonl(seed_args, monkeypatch, capsys):
+    rows = [{"id": "a1", "question": QUESTIONS[0]}, {"id": "a2", "question": QUESTIONS[1]}]
+    monkeypatch.setattr("sys.stdin", io.StringIO("".join(json.dumps(row) + "\n" for row in rows)))
+    assert main(["batch", "-", "--format", "jsonl", *seed_args]) == 0
+    records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(record["id"], record["question"]) for record in records] == [("a1", QUESTIONS[0]), ("a2", QUESTIONS[1])]
 
 
 def test_resume_skips_what_is_answered_and_appends_the_rest(tmp_path, seed_args):
@@ -156,3 +189,79 @@ def test_resume_needs_an_output_file(seed_args, tmp_path, capsys):
     (tmp_path / "q.txt").write_text("Anything?\n", encoding="utf-8")
     assert main(["batch", str(tmp_path / "q.txt"), "--resume", *seed_args]) == 1
     assert "needs an output file" in capsys.readouterr().err
+
+
+def test_resume_refuses_a_question_file_that_changed(tmp_path, seed_args, capsys):
+    """Ids of rows without one count rows, so a line put in front of the others gives every question after it
+    another id: resuming would skip the new question and answer an old one twice. It stops instead, in every
+    output format, before any work."""
+    source = tmp_path / "questions.txt"
+    asked = ["Which chip (the *Ascend* [910C]) did Guangdong highlight?", QUESTIONS[1]]
+    source.write_text("\n".join(asked) + "\n", encoding="utf-8")
+    for kind in ("jsonl", "csv", "md"):
+        out = tmp_path / f"answers.{kind}"
+        assert main(["batch", str(source), "-o", str(out), *seed_args]) == 0
+        assert main(["batch", str(source), "-o", str(out), "--resume", *seed_args]) == 0  # nothing changed
+        assert "0 answered (0 abstained), 0 errors, 2 skipped" in capsys.readouterr().err
+    source.write_text("\n".join([QUESTIONS[2], *asked]) + "\n", encoding="utf-8")
+    for kind in ("jsonl", "csv", "md"):
+        out, meta = tmp_path / f"answers.{kind}", tmp_path / f"answers.{kind}.meta.json"
+        before, record = out.read_text(encoding="utf-8"), meta.read_text(encoding="utf-8")
+        assert main(["batch", str(source), "-o", str(out), "--resume", *seed_args]) == 1
+        err = capsys.readouterr().err
+        assert err == (
+            f"error: the question file changed since {out} was written (q1 was \"{asked[0]}\", is now "
+            f"\"{QUESTIONS[2]}\"); write to a new file, or delete q1 from {out.name} to ask it again\n"
+        )
+        assert out.read_text(encoding="utf-8") == before and meta.read_text(encoding="utf-8") == record
+
+
+def test_generated_ids_do_not_take_ids_the_file_gives(tmp_path, seed_args, capsys):
+    """Row 2 (invalid JSON, so without an id) would be q2, which row 3 names itself: the two shared an id, and
+    once row 2 was fixed, resuming took it for answered. Now it is q2_2, and fixing it is a change resume sees."""
+    source = tmp_path / "questions.jsonl"
+    first = json.dumps({"question": QUESTIONS[0]})
+    third = json.dumps({"id": "q2", "question": QUESTIONS[1]})
+    source.write_text(f"{first}\n{{not json\n{third}\n", encoding="utf-8")
+    out = tmp_path / "answers.jsonl"
+    assert main(["batch", str(source), "-o", str(out), *seed_args]) == 1
+    assert [record["id"] for record in lines(out)] == ["q1", "q2_2", "q2"]
+    assert "warning" not in capsys.readouterr().err
+    source.write_text(f"{first}\n{json.dumps({'question': QUESTIONS[2]})}\n{third}\n", encoding="utf-8")
+    assert main(["batch", str(source), "-o", str(out), "--resume", *seed_args]) == 1
+    assert "(q2_2 was \"\", is now \"What could HarmonyOS replace?\")" in capsys.readouterr().err
+    kept = [line for line in out.read_text(encoding="utf-8").splitlines() if '"q2_2"' not in line]
+    out.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
+    assert main(["batch", str(source), "-o", str(out), "--resume", *seed_args]) == 0  # as the message says
+    assert [(record["id"], record["question"]) for record in lines(out)][-1] == ("q2_2", QUESTIONS[2])
+
+
+def test_ids_given_twice_are_named_in_one_warning(tmp_path, seed_args, capsys):
+    source = tmp_path / "questions.csv"
+    source.write_text(
+        "id,question\n" + "".join(f"{row_id},{question}\n" for row_id, question in zip("aabbc", QUESTIONS * 2)),
+        encoding="utf-8",
+    )
+    assert main(["batch", str(source), "-o", str(tmp_path / "answers.jsonl"), *seed_args]) == 0
+    warnings = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning")]
+    assert warnings == [
+        f"warning: {source} gives more than one question the same id (a, b); "
+        "their answers can be told apart only by their order"
+    ]
+
+
+def test_ctrl_c_says_how_far_it_got_and_how_to_go_on(tmp_path, seed_args):
+    """A real SIGINT to a real run: one line on stderr with the count, the meta file says interrupted."""
+    source, out = tmp_path / "questions.txt", tmp_path / "answers.jsonl"
+    source.write_text("".join(f"{QUESTIONS[i % 3]} ({i})\n" for i in range(640)), encoding="utf-8")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    argv = [sys.executable, "-m", "chatbot", "batch", str(source), "-o", str(out), *seed_args]
+    with subprocess.Popen(argv, stderr=subprocess.PIPE, text=True, env=env) as run:
+        while not (out.exists() and out.stat().st_size) and run.poll() is None:
+            time.sleep(0.05)
+        run.send_signal(signal.SIGINT)
+        err = run.communicate(timeout=600)[1]
+    written = len(lines(out))
+    assert run.returncode == 130, err
+    assert err == f"interrupted after {written} of 640 questions; run the same command with --resume to continue\n"
+    assert json.loads((tmp_path / "answers.jsonl.meta.json").read_text(encoding="utf-8"))["interrupted"]

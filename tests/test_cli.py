@@ -196,6 +196,15 @@ def test_an_index_path_that_is_a_file_or_cannot_be_written_is_one_clear_line(see
         ("questions", ["batch", "{tmp}/q.jsonl", "-o", "{tmp}/q.jsonl"], "error: {tmp}/q.jsonl is the question file"),
         ("questions", ["batch", "{tmp}/q.txt", "--meta", "{tmp}/none/m.json"], "error: cannot write {tmp}/none/m.json"),
         ("questions", ["eval", "{tmp}/q.jsonl", "--report", "{tmp}/none/r.json"], "error: cannot write"),
+        ("questions", ["batch", "{tmp}/q.txt", "--meta", "{tmp}/q.txt"], "error: {tmp}/q.txt is the question file;"),
+        (
+            "questions",
+            ["batch", "{tmp}/q.txt", "-o", "{tmp}/a.jsonl", "--meta", "{tmp}/a.jsonl"],
+            "error: {tmp}/a.jsonl is the output file; the run record would overwrite the answers",
+        ),
+        ("questions", ["batch", "{tmp}/blank.txt"], "error: no questions in {tmp}/blank.txt"),
+        ("questions", ["batch", "{tmp}/q.csv"], "error: {tmp}/q.csv has no 'question' column (columns found: "),
+        ("questions", ["eval", "{tmp}/bad.jsonl"], "error: {tmp}/bad.jsonl, line 2: 'answers' must be a list of texts"),
         ("badmodel", ["ask", "Anything?", "--config", "{tmp}/c.toml"], "error: config: model.name must name a model"),
     ],
 )
@@ -211,8 +220,16 @@ def test_user_mistakes_give_one_clear_line(tmp_path, setup, args, message):
         (tmp_path / "q.txt").write_text("Where is DeepSeek based?\n", encoding="utf-8")
         (tmp_path / "dir.jsonl").mkdir()
         (tmp_path / "q.jsonl").write_text('{"question": "Where is DeepSeek based?", "answers": ["Zhejiang"]}\n')
+        (tmp_path / "blank.txt").write_text("\n  \n", encoding="utf-8")
+        (tmp_path / "q.csv").write_text("query\n" + "Where is DeepSeek based?\n" * 50, encoding="utf-8")
+        bad = '{"question": "A?", "answers": ["a"]}\n{"question": "B?", "answers": 1998}\n'
+        (tmp_path / "bad.jsonl").write_text(bad, encoding="utf-8")
+        (tmp_path / "a.jsonl").write_text('{"id": "q1"}\n', encoding="utf-8")
     result = run(*[arg.format(tmp=tmp_path) for arg in args], "--index", str(tmp_path / "index"))
     assert result.returncode == 1
     assert result.stderr.strip().startswith(message.format(tmp=tmp_path)), result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
     assert not (tmp_path / "index" / "CURRENT").exists()
+    if setup == "questions":  # the files named are as they were
+        assert (tmp_path / "q.txt").read_text(encoding="utf-8") == "Where is DeepSeek based?\n"
+        assert (tmp_path / "a.jsonl").read_text(encoding="utf-8") == '{"id": "q1"}\n'
