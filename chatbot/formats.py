@@ -96,7 +96,7 @@ def decode_text(data: bytes, name: str) -> str:
             text = data.decode("utf-16")
         except UnicodeDecodeError:
             raise Unreadable("it looks like a binary file") from None
-        log.warning("%s is UTF-16, not UTF-8; offsets count its decoded characters", name)
+        log.warning("%s is UTF-16, not UTF-8; read it as UTF-16", name)
         return _check_text(text)
     if b"\x00" in data[:8192]:
         raise Unreadable("it looks like a binary file")

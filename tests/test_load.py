@@ -123,7 +123,7 @@ def test_decoding_keeps_utf8_offsets_and_handles_other_encodings(warnings_seen):
     assert warnings_seen == [
         "w.txt is not valid UTF-8; read it as CP1252",
         "l.txt is not valid UTF-8; read it as LATIN-1",
-        "u.txt is UTF-16, not UTF-8; offsets count its decoded characters",
+        "u.txt is UTF-16, not UTF-8; read it as UTF-16",
     ]
     with pytest.raises(Unreadable, match="binary"):
         decode_text(b"ELF\x00\x01\x02", "prog.txt")
