@@ -39,8 +39,8 @@ def main(argv: list[str] | None = None) -> int:
     except ChatbotError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print(file=sys.stderr)
+    except KeyboardInterrupt:  # an index being built is left as it was: builds are published whole or not at all
+        print("\ninterrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

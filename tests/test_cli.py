@@ -90,6 +90,17 @@ def test_source_of_a_skipped_file_says_why(tmp_path, capsys):
     assert error.startswith("error: broken.pdf is not in the index: it was skipped (cannot read it as PDF: ")
 
 
+def test_ctrl_c_says_the_command_was_interrupted(seed_args, monkeypatch, capsys):
+    from chatbot import Chatbot
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Chatbot, "index", interrupted)
+    assert main(["index", *seed_args]) == 130
+    assert capsys.readouterr().err.strip() == "interrupted"
+
+
 def test_off_topic_question_says_so(seed_args, capsys):
     assert main(["ask", "Who won the 2010 Wimbledon men's final?", *seed_args]) == 0
     out = capsys.readouterr().out
