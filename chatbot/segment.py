@@ -29,7 +29,8 @@ SENTENCE_STARTERS = frozenset(
     a an as after before when while if then thus also yet our his her their some many most all""".split()
 )
 # Bumped when the same text splits differently, so that indexes split the old way are rebuilt.
-VERSION = 2  # 2: Chinese and Japanese stops end sentences; a byte-order mark is not part of one
+VERSION = 3  # 2: Chinese and Japanese stops end sentences; a byte-order mark is not part of one
+# 3: a table row (cells between "|") is a sentence of its own and never a heading
 # A line ending in one of these continues on the next line, so it is not a heading.
 CONTINUING_WORDS = frozenset(
     """the a an of and or to in on at for by with from as that which who whose is are was were be been
@@ -38,6 +39,8 @@ CONTINUING_WORDS = frozenset(
 
 _LIST_ITEM = re.compile(r"[ \t]*(?:[-*+•]|\d{1,3}[.)])[ \t]+")
 _HEADING = re.compile(r"[ \t]*#{1,6}[ \t]+")
+# A table row: a Markdown one ("| a | b |") or one that the HTML and DOCX readers write ("a | b").
+_TABLE_ROW = re.compile(r"[ \t]*\|.*\|[ \t]*$|.*\S \| \S")
 _TERMINAL = re.compile(r"[.!?…:;][\"'”’)\]*_]*\s*$")
 # A stop, then closing quotes or brackets, then white space; Chinese and Japanese stops need no space after.
 _STOP = re.compile(r"[.!?…]+[\"'”’)\]]*(?=\s)|[。！？]+[」』”’）)]*")
@@ -116,6 +119,8 @@ def _breaks_between(previous: str, line: str, lines_in_block: int) -> bool:
     """Whether the line break between two non-blank lines ends a block."""
     if _LIST_ITEM.match(line) or _HEADING.match(line) or _HEADING.match(previous):
         return True
+    if _TABLE_ROW.match(line) and _TABLE_ROW.match(previous):
+        return True
     if _LIST_ITEM.match(previous):
         return not line[:1].isspace()  # an indented line continues the list item
     if _TERMINAL.search(previous):
@@ -149,7 +154,7 @@ def _reads_as_heading(line: str) -> bool:
 
 def _is_title(line: str) -> bool:
     stripped = line.strip().strip("*_").strip()
-    if not stripped or len(stripped) > 150 or _TERMINAL.search(stripped):
+    if not stripped or len(stripped) > 150 or _TERMINAL.search(stripped) or _TABLE_ROW.match(stripped):
         return False
     last_word = stripped.rsplit(None, 1)[-1].lower().strip(",")
     return not stripped.endswith(",") and last_word not in CONTINUING_WORDS
