@@ -38,7 +38,10 @@ _INVISIBLE_STYLE = re.compile(
 
 
 # Markdown: YAML front matter at the very top, fenced code blocks, HTML comments.
-_FRONT_MATTER = re.compile(r"\A\ufeff?---[ \t]*\r?\n(?:.*?\r?\n)?(?:---|\.\.\.)[ \t]*(?:\r?\n|\Z)", re.DOTALL)
+# Front matter opens with a "key:" line; a file that opens with a --- rule and prose has none.
+_FRONT_MATTER = re.compile(
+    r"\A\ufeff?---[ \t]*\r?\n[ \t]*[\w-]+[ \t]*:.*?\r?\n(?:---|\.\.\.)[ \t]*(?:\r?\n|\Z)", re.DOTALL
+)
 _FENCE = re.compile(r"^[ \t]{0,3}(```|~~~).*?(?:^[ \t]{0,3}\1|\Z)", re.DOTALL | re.MULTILINE)
 _HTML_COMMENT = re.compile(r"<!--.*?(?:-->|\Z)", re.DOTALL)
 MARKDOWN = (".md", ".markdown")

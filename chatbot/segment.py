@@ -29,8 +29,9 @@ SENTENCE_STARTERS = frozenset(
     a an as after before when while if then thus also yet our his her their some many most all""".split()
 )
 # Bumped when the same text splits differently, so that indexes split the old way are rebuilt.
-VERSION = 3  # 2: Chinese and Japanese stops end sentences; a byte-order mark is not part of one
-# 3: a table row (cells between "|") is a sentence of its own and never a heading
+VERSION = 4  # 2: Chinese and Japanese stops end sentences; a byte-order mark is not part of one
+# 3: a table row (cells between "|") is a sentence of its own and never a heading; 4: no sentence holds an
+# unseen span (a Markdown comment), however it stands
 # A line ending in one of these continues on the next line, so it is not a heading.
 CONTINUING_WORDS = frozenset(
     """the a an of and or to in on at for by with from as that which who whose is are was were be been
@@ -60,15 +61,17 @@ class Block:
 
 
 def split_blocks(text: str, max_chars: int = 1000, unseen: Sequence[tuple[int, int]] = ()) -> list[Block]:
-    """Blocks of `text` with their sentences, as exact (start, end) offsets; empty blocks are dropped, and so
-    are sentences that lie wholly inside one of the `unseen` spans (say, a Markdown comment)."""
+    """Blocks of `text` with their sentences, as exact (start, end) offsets; empty blocks are dropped. No
+    sentence holds any of the `unseen` spans (say, Markdown comments): a sentence around one keeps the parts
+    before and after it, each a sentence of its own."""
     blocks = []
     for start, end, heading in _block_spans(text):
         sentences = [
             piece
             for s, e in _sentence_spans(text, start, end)
-            for piece in _cut_long(text, *_trim(text, s, e), max_chars)
-            if _has_word(text, *piece) and not any(lo <= piece[0] and piece[1] <= hi for lo, hi in unseen)
+            for seen in _outside(s, e, unseen)
+            for piece in _cut_long(text, *_trim(text, *seen), max_chars)
+            if _has_word(text, *piece)
         ]
         if sentences:
             blocks.append(Block(sentences[0][0], sentences[-1][1], sentences, heading))
@@ -211,6 +214,15 @@ def _inside_quote(text: str, begin: int, stop: int, end: int) -> bool:
     if closer is None:
         return False
     return closer in text[stop:end]
+
+
+def _outside(start: int, end: int, unseen: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The parts of the span (start, end) that no unseen span covers."""
+    parts = [(start, end)]
+    for lo, hi in unseen:
+        if lo < end and hi > start:
+            parts = [piece for a, b in parts for piece in ((a, min(b, lo)), (max(a, hi), b)) if piece[0] < piece[1]]
+    return parts
 
 
 def _trim(text: str, start: int, end: int) -> tuple[int, int]:

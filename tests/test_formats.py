@@ -17,8 +17,9 @@ import docx
 import pytest
 from fpdf import FPDF
 
-from chatbot.formats import CELL_GAP, PAGE_BREAK, Unreadable, extract
+from chatbot.formats import CELL_GAP, PAGE_BREAK, Unreadable, extract, unseen_spans
 from chatbot.load import FileInfo, read_document
+from chatbot.segment import split_blocks
 
 ROOT = Path(__file__).resolve().parent.parent
 EXTENSIONS = [".txt", ".md", ".pdf", ".html", ".htm", ".docx"]
@@ -441,3 +442,22 @@ def test_markdown_front_matter_and_comments_are_never_quoted(make_bot):
     assert ("copy.txt", note) in quoted
     answer = bot.ask("What is the parking garage code?")
     assert all(quote.source == "copy.txt" or "4471" not in quote.text for quote in answer.quotes)
+
+
+def test_markdown_comments_inside_a_paragraph_are_cut_out_of_its_sentences():
+    text = (
+        "<!-- TODO: the release date of version 3 is secret -->\nVersion 2 came out in March.\n\n"
+        "Version 2.1 fixes the login bug. <!-- it was rushed --> It also adds dark mode.\n"
+    )
+    blocks = split_blocks(text, unseen=unseen_spans(text, ".md"))
+    assert [text[s:e] for block in blocks for s, e in block.sentences] == [
+        "Version 2 came out in March.",
+        "Version 2.1 fixes the login bug.",
+        "It also adds dark mode.",
+    ]
+
+
+def test_a_markdown_file_opening_with_a_rule_has_no_front_matter():
+    text = "---\nThe first section explains the install.\n\n---\n\nThe second section explains the upgrade.\n"
+    assert unseen_spans(text, ".md") == []
+    assert unseen_spans("---\ntitle: Guide\n---\nText.", ".md") == [(0, len("---\ntitle: Guide\n---\n"))]
