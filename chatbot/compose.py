@@ -58,7 +58,7 @@ def _choose(ranked: Ranked, settings: AnswerConfig, data: IndexData) -> list[tup
 
     A sentence between two chosen ones does not run on: it would only lengthen the quote that joins them
     and push the later, better sentence further from the start of the answer. A heading or a question in
-    the text never stands alone: the text that follows it, to the end of its first sentence, comes with it in
+    the text never stands alone when the text under it starts with a sentence: that sentence comes with it, in
     the same quote."""
     top = float(ranked.scores[0])
     chosen: list[tuple[int, int]] = []
@@ -85,18 +85,17 @@ def _choose(ranked: Ranked, settings: AnswerConfig, data: IndexData) -> list[tup
     return chosen
 
 
-def _body_after(data: IndexData, sentence: int, reach: int = 3) -> list[int]:
-    """The sentences after a heading or question up to the first that is neither (a subheading or a line of
-    code may come first), when there is one within `reach` in the same document."""
-    doc = data.sentences[sentence, 0]
-    body = []
-    for following in range(sentence + 1, min(sentence + 1 + reach, len(data.sentences))):
-        if data.sentences[following, 0] != doc:
-            break
-        body.append(following)
-        if not is_fragment(data, following):
-            return body
-    return []
+def _body_after(data: IndexData, sentence: int) -> list[int]:
+    """The sentence right after a heading or question, when it is the start of the text under it: in the same
+    document and on the same page, and neither a heading nor a question itself (an empty section, or one that
+    opens with a subheading or a line of code, gets nothing: a quote never reaches into another section)."""
+    following = sentence + 1
+    if following >= len(data.sentences) or is_fragment(data, following):
+        return []
+    doc, _, end = (int(value) for value in data.sentences[sentence])
+    if data.sentences[following, 0] != doc or "\f" in data.texts[doc][end : int(data.sentences[following, 1])]:
+        return []
+    return [following]
 
 
 def _beside(data: IndexData, sentence: int, chosen: list[tuple[int, int]], after: bool) -> bool:

@@ -87,3 +87,19 @@ def test_a_question_in_the_text_is_quoted_with_its_answer(make_bot):
     assert vacation.quotes[0].text.startswith("Vacation policy") and "25 days" in vacation.quotes[0].text
     reset = bot.ask("How do I reset my password?")
     assert reset.quotes[0].text == "How do I reset my password?\nOpen Settings, choose Security and press Reset."
+
+
+def test_a_heading_brings_only_the_sentence_right_under_it(make_bot):
+    """Never a sentence from another section or page: an empty section, a heading over a subheading, or a
+    heading at the foot of a page is quoted as it is."""
+    bot = make_bot(
+        {
+            "faq.md": "# Help\n\nIs there parking?\n\n## Shipping\n\n## Returns\n\nItems can be returned within 14 days.\n",
+            "report.txt": "Sales rose in every region.\n\nRegional outlook\n\f\nThe company expects growth of 8 percent.\n",
+        }
+    )
+    parking = bot.ask("Is there parking?", answer={"min_confidence": 0.0})
+    assert parking.quotes[0].text == "Is there parking?"
+    assert not any("returned" in quote.text for quote in parking.quotes[:1])
+    outlook = bot.ask("What is the regional outlook?", answer={"min_confidence": 0.0, "max_quotes": 1})
+    assert [quote.text for quote in outlook.quotes] == ["Regional outlook"]
