@@ -11,6 +11,7 @@ Usage example:
 
 from __future__ import annotations
 
+import functools
 import io
 import logging
 import re
@@ -24,8 +25,9 @@ from html.parser import HTMLParser
 log = logging.getLogger("chatbot")
 
 # Bumped when a reader's output changes, so indexes built from the older text are rebuilt.
-VERSION = 4  # 3: DOCX tables: every cell once, a row per line; DOCX notes; HTML: nav, aria-hidden, display:none
+VERSION = 5  # 3: DOCX tables: every cell once, a row per line; DOCX notes; HTML: nav, aria-hidden, display:none
 # 4: Markdown front matter and HTML comments are not quoted (unseen_spans)
+# 5: DOCX: tracked insertions, content controls and simple fields are read, hidden and deleted text is not
 PAGE_BREAK = "\n\f\n"
 CELL_GAP = " | "  # between the cells of a table row, which is one line
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f-\x9f]")
@@ -200,13 +202,13 @@ def _open_docx(data: bytes):
 
 
 def _docx_blocks(container) -> Iterator[str]:
-    """The text of each paragraph and table row directly inside a w:body, w:footnote or w:endnote element.
-    Walks the XML itself: python-docx lists a merged cell once per grid column it spans."""
+    """The text of each paragraph and table row inside a w:body, w:footnote or w:endnote element, content
+    controls included. Walks the XML itself: python-docx lists a merged cell once per grid column it spans."""
     from docx.oxml.ns import qn
 
-    for child in container.iterchildren(qn("w:p"), qn("w:tbl")):
+    for child in _docx_children(container, qn("w:p"), qn("w:tbl")):
         if child.tag == qn("w:p"):
-            yield child.text
+            yield _docx_text(child)
         else:
             yield from _docx_rows(child)
 
@@ -217,19 +219,69 @@ def _docx_rows(table) -> Iterator[str]:
     the row it is in."""
     from docx.oxml.ns import qn
 
-    for row in table.iterchildren(qn("w:tr")):
+    for row in _docx_children(table, qn("w:tr")):
         cells, inner = [], []
-        for cell in row.iterchildren(qn("w:tc")):
+        for cell in _docx_children(row, qn("w:tc")):
             texts = []
-            for child in cell.iterchildren(qn("w:p"), qn("w:tbl")):
+            for child in _docx_children(cell, qn("w:p"), qn("w:tbl")):
                 if child.tag == qn("w:p"):
-                    texts.append(" ".join(child.text.split()))
+                    texts.append(" ".join(_docx_text(child).split()))
                 else:
                     inner.append(child)
             cells.append(" ".join(text for text in texts if text))
         yield CELL_GAP.join(text for text in cells if text)
         for nested in inner:
             yield from _docx_rows(nested)
+
+
+def _docx_children(element, *tags: str) -> Iterator:
+    """The children of `element` with one of `tags`, in document order, also those wrapped in content controls
+    (w:sdt, whose w:sdtContent holds paragraphs, tables, rows or cells) or custom XML (w:customXml)."""
+    from docx.oxml.ns import qn
+
+    for child in element.iterchildren():
+        if child.tag in tags:
+            yield child
+        elif child.tag == qn("w:sdt"):
+            for content in child.iterchildren(qn("w:sdtContent")):
+                yield from _docx_children(content, *tags)
+        elif child.tag == qn("w:customXml"):
+            yield from _docx_children(child, *tags)
+
+
+# What Word shows of a paragraph, tracked changes accepted: the text of its runs in document order, also of
+# runs in insertions (w:ins, w:moveTo), hyperlinks, smart tags, simple fields and inline content controls;
+# not deleted text (w:del, and w:moveFrom, moved elsewhere), hidden runs (w:vanish; w:val="false" shows them),
+# the alternative an older Word would show (mc:Fallback), a ruby annotation (w:rt) or the paragraphs of a
+# text box anchored in a run (those runs have one more w:p around them). python-docx's paragraph text takes
+# only runs directly in the paragraph or a hyperlink, so an insertion, a content control or a field was lost.
+_DOCX_TEXT = """.//w:r[count(ancestor::w:p) = $depth
+    and not(ancestor::w:del or ancestor::w:moveFrom or ancestor::mc:Fallback or ancestor::w:rt)
+    and not(w:rPr/w:vanish[not(@w:val = 'false' or @w:val = '0' or @w:val = 'off')])]
+    /*[self::w:t or self::w:tab or self::w:ptab or self::w:br or self::w:cr or self::w:noBreakHyphen]"""
+_DOCX_TEXT_OF = {"t": None, "tab": "\t", "ptab": "\t", "br": "\n", "cr": "\n", "noBreakHyphen": "-"}
+
+
+def _docx_text(paragraph) -> str:
+    """The text of a w:p as Word shows it (see _DOCX_TEXT); a page or column break ends a line too."""
+    from docx.oxml.ns import qn
+    from lxml.etree import QName
+
+    depth = sum(1 for _ in paragraph.iterancestors(qn("w:p"))) + 1
+    parts = []
+    for node in _docx_text_xpath()(paragraph, depth=depth):
+        text = _DOCX_TEXT_OF[QName(node).localname]
+        parts.append(node.text or "" if text is None else text)
+    return "".join(parts)
+
+
+@functools.cache
+def _docx_text_xpath():
+    from docx.oxml.ns import nsmap
+    from lxml.etree import XPath
+
+    markup_compatibility = "http://schemas.openxmlformats.org/markup-compatibility/2006"
+    return XPath(_DOCX_TEXT, namespaces={"w": nsmap["w"], "mc": markup_compatibility})
 
 
 def _docx_notes(document, name: str) -> Iterator[str]:

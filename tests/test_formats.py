@@ -267,6 +267,100 @@ def test_docx_with_damaged_footnotes_keeps_its_body(warnings_seen):
     ]
 
 
+def add_blocks(container, xml: str) -> None:
+    """Append Word XML that python-docx cannot write (tracked changes, content controls, hidden text) to a
+    w:body (before its section properties) or a w:tc."""
+    from docx.oxml import parse_xml
+
+    for element in parse_xml(f"<w:body {W} {V}>{xml}</w:body>"):
+        if container.find(f"{{{NS_W}}}sectPr") is not None:
+            container.insert_element_before(element, "w:sectPr")
+        else:
+            container.append(element)
+
+
+NS_W = "http://schemas.openxmlformats.org/wordprocessingml/2006/main"
+V = 'xmlns:v="urn:schemas-microsoft-com:vml" xmlns:mc="http://schemas.openxmlformats.org/markup-compatibility/2006"'
+
+
+def run(text: str, properties: str = "") -> str:
+    return f'<w:r>{properties and f"<w:rPr>{properties}</w:rPr>"}<w:t xml:space="preserve">{text}</w:t></w:r>'
+
+
+@pytest.mark.parametrize(
+    ("inner", "expected"),
+    [
+        (  # a tracked change: the insertion is shown, the deletion is not
+            run("The gym fee is ")
+            + '<w:del w:id="1" w:author="Ann"><w:r><w:delText>40 euros</w:delText></w:r></w:del>'
+            + f'<w:ins w:id="2" w:author="Ann">{run("45 euros")}</w:ins>' + run(" per month."),
+            "The gym fee is 45 euros per month.",
+        ),
+        (  # text moved by a tracked change is shown where it went, once
+            run("Classes run on ") + f'<w:moveFrom w:id="3" w:author="Ann">{run("Mondays and ")}</w:moveFrom>'
+            + run("Fridays") + f'<w:moveTo w:id="4" w:author="Ann">{run(" and Mondays")}</w:moveTo>' + run("."),
+            "Classes run on Fridays and Mondays.",
+        ),
+        (  # hidden text (w:vanish) is not shown; w:vanish w:val="false" is
+            run("Lockers are free.") + run(" Staff code 4471.", "<w:vanish/>")
+            + run(" Bring a padlock.", '<w:b/><w:vanish w:val="false"/>'),
+            "Lockers are free. Bring a padlock.",
+        ),
+        (  # runs inside a hyperlink, smart tag, simple field and an inline content control
+            run("Book at ") + f'<w:hyperlink w:anchor="desk">{run("the front desk")}</w:hyperlink>' + run(" in ")
+            + f'<w:smartTag w:uri="urn:places" w:element="City">{run("Leeds")}</w:smartTag>' + run(", room ")
+            + f'<w:fldSimple w:instr=" REF room ">{run("4")}</w:fldSimple>' + run(", by ")
+            + f'<w:sdt><w:sdtPr><w:alias w:val="Day"/></w:sdtPr><w:sdtContent>{run("Friday")}</w:sdtContent></w:sdt>'
+            + run("."),
+            "Book at the front desk in Leeds, room 4, by Friday.",
+        ),
+        (  # tabs and line breaks; a text box anchored in a run is not glued into the sentence
+            '<w:r><w:t>Opening hours</w:t><w:tab/><w:t>7-22</w:t><w:br/><w:t>Weekends</w:t><w:cr/><w:t>9-18</w:t>'
+            '</w:r><w:r><w:pict><v:shape><v:textbox><w:txbxContent><w:p>' + run("Text box")
+            + "</w:p></w:txbxContent></v:textbox></v:shape></w:pict></w:r>",
+            "Opening hours\t7-22\nWeekends\n9-18",
+        ),
+    ],
+    ids=["tracked-insertion", "tracked-move", "hidden-text", "inline-containers", "tabs-breaks-text-box"],
+)
+def test_docx_paragraph_text_is_what_word_shows_with_changes_accepted(inner, expected):
+    document = docx.Document()
+    add_blocks(document.element.body, f"<w:p>{inner}</w:p>")
+    assert extract(docx_bytes(document), ".docx", "gym.docx").text == expected
+
+
+def test_docx_content_controls_around_paragraphs_tables_rows_and_cells_are_walked_in_order():
+    """A block-level content control (w:sdt) holds paragraphs and tables, a repeating section holds table rows,
+    and one may hold a cell, or a paragraph of a cell or a footnote: each is read where it stands."""
+    document = docx.Document()
+    document.add_paragraph("Gym rules.")
+    add_blocks(
+        document.element.body,
+        "<w:sdt><w:sdtPr><w:alias w:val='Sauna'/></w:sdtPr><w:sdtContent>"
+        f"<w:p>{run('The sauna is open until 22:00.')}</w:p><w:sdt><w:sdtContent><w:p>{run('Towels are provided.')}</w:p></w:sdtContent></w:sdt></w:sdtContent>"
+        "</w:sdt>",
+    )
+    table = document.add_table(rows=1, cols=2)
+    table.cell(0, 0).text = "Pool"
+    add_blocks(table.cell(0, 1)._tc, f"<w:sdt><w:sdtContent><w:p>{run('Open 7-21')}</w:p></w:sdtContent></w:sdt>")
+    cell = f"<w:sdt><w:sdtContent><w:tc><w:p>{run('Open 6-23')}</w:p></w:tc></w:sdtContent></w:sdt>"
+    row = f"<w:tr><w:tc><w:p>{run('Gym')}</w:p></w:tc>{cell}</w:tr>"
+    add_blocks(table._tbl, f"<w:sdt><w:sdtContent>{row}</w:sdtContent></w:sdt>")
+    document.add_paragraph("Ask staff for help.")
+    note = f"<w:footnote w:id='1'><w:sdt><w:sdtContent><w:p>{run('Members only.')}</w:p></w:sdtContent></w:sdt>"
+    note += "</w:footnote>"
+    add_notes(document, "footnote", ["Members only."], blob=f"<w:footnotes {W}>{note}</w:footnotes>".encode())
+    assert extract(docx_bytes(document), ".docx", "gym.docx").text.split("\n\n") == [
+        "Gym rules.",
+        "The sauna is open until 22:00.",
+        "Towels are provided.",
+        "Pool | Open 7-21",
+        "Gym | Open 6-23",
+        "Ask staff for help.",
+        "Members only.",
+    ]
+
+
 def zip_of(files: dict[str, bytes | str]) -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
