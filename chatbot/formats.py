@@ -27,7 +27,8 @@ log = logging.getLogger("chatbot")
 # Bumped when a reader's output changes, so indexes built from the older text are rebuilt.
 VERSION = 5  # 3: DOCX tables: every cell once, a row per line; DOCX notes; HTML: nav, aria-hidden, display:none
 # 4: Markdown front matter and HTML comments are not quoted (unseen_spans)
-# 5: DOCX: tracked insertions, content controls and simple fields are read, hidden and deleted text is not
+# 5: DOCX: tracked insertions, content controls and simple fields are read, hidden and deleted text is not;
+#    HTML: aria-hidden="true" is shown, role="navigation" is left out like <nav>
 PAGE_BREAK = "\n\f\n"
 CELL_GAP = " | "  # between the cells of a table row, which is one line
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f-\x9f]")
@@ -314,10 +315,12 @@ def _read_html(data: bytes, name: str) -> Extracted:
 
 
 class _VisibleText(HTMLParser):
-    """The text a browser shows, less site navigation: no scripts, styles, head or <nav>, nothing hidden by
-    the hidden attribute, aria-hidden="true" or an inline display:none or visibility:hidden (a hidden block
-    still ends the paragraph before it). White space is collapsed; block elements become paragraph breaks,
-    <br> a line break, and a table row one line, its cells joined by CELL_GAP.
+    """The text a browser shows, less site navigation: no scripts, styles, head, <nav> or role="navigation",
+    nothing hidden by the hidden attribute or an inline display:none or visibility:hidden (a hidden block
+    still ends the paragraph before it). aria-hidden="true" hides nothing: it keeps content from screen
+    readers only, and a page saved with a modal open has it around all the content behind the modal.
+    White space is collapsed; block elements become paragraph breaks, <br> a line break, and a table row one
+    line, its cells joined by CELL_GAP.
 
     Hidden content ends where a browser ends it. Open elements are kept on a stack: an end tag closes all
     that were opened inside its element, and the end tags HTML lets authors leave out are implied (a new <li>
@@ -457,14 +460,15 @@ class _VisibleText(HTMLParser):
 
 
 def _hides(attrs: list[tuple[str, str | None]]) -> bool:
-    """Whether an element's attributes hide it: hidden (but not hidden="until-found", which a search in
-    the page shows), aria-hidden="true", or an inline style with display:none or visibility:hidden."""
+    """Whether an element's attributes leave it out: hidden (but not hidden="until-found", which a search in
+    the page shows), an inline style with display:none or visibility:hidden, or role="navigation" as the first
+    of its roles (a browser takes the first it knows), which marks site navigation as <nav> does."""
     for key, value in attrs:
         value = (value or "").strip().lower()
         if (
             (key == "hidden" and value != "until-found")
-            or (key == "aria-hidden" and value == "true")
             or (key == "style" and _INVISIBLE_STYLE.search(value))
+            or (key == "role" and value.split()[:1] == ["navigation"])
         ):
             return True
     return False

@@ -97,11 +97,12 @@ def test_html_keeps_visible_text_only(tmp_path):
 NOT_SHOWN = """<!doctype html><html><head><title>Tenancy</title><body>
 <nav><a href="/">Home</a> <a href="/p">Products</a> <a href="/s">Support</a> <a href="/login">Log in</a></nav>
 <header><p>Acme tenancy guide</p></header>
+<div role="navigation"><a href="/faq">FAQ</a> <a href="/contact">Contact</a></div>
 <p>To log in, open the portal and enter your tenant number.</p>
 <div style="display:none">Internal note one.</div>
 <div style="color: red; DISPLAY : None !important">Internal note two.</div>
 <p style="visibility:hidden;">Internal note three.</p>
-<span aria-hidden=" TRUE ">Internal note four.</span>
+<span aria-hidden=" TRUE ">Shown to sighted readers.</span>
 <div aria-hidden="false">Shown to everyone.</div><div style="display: block">Shown as a block.</div>
 <div hidden="until-found">Shown when searched for.</div>
 <p><img src="plan.png" style="display:none"><br hidden>The caption stays.</p>
@@ -121,6 +122,7 @@ def test_html_leaves_out_what_a_reader_never_sees_and_site_navigation():
     assert text.split("\n\n") == [
         "Acme tenancy guide",
         "To log in, open the portal and enter your tenant number.",
+        "Shown to sighted readers.",
         "Shown to everyone.",
         "Shown as a block.",
         "Shown when searched for.",
@@ -145,13 +147,28 @@ def test_html_leaves_out_what_a_reader_never_sees_and_site_navigation():
         ("<div style='display:none'><br><img src=x><hr><input><wbr>Hidden</div>Shown", "Shown"),
         ("<html><head><title>T</title><body><p>The head was never closed.", "The head was never closed."),
         ("<div hidden><p>note</p></div><div>shown</div><div hidden/>also shown", "shown\n\nalso shown"),
-        ("<div aria-hidden=true><div><div>a</div></div>b</div>c", "c"),
+        ("<div role=navigation><div><div>a</div></div>b</div>c", "c"),
         ("<b>stray</i> end tags</p></div> are <i>ignored</b>.", "stray end tags\n\nare ignored."),
         ("<pre hidden>  no</pre><pre>  kept  as is</pre> then  <pre> spaced</pre>", "  kept  as is\n\nthen\n\n spaced"),
     ],
 )
 def test_html_hidden_elements_end_where_a_browser_ends_them(html, expected):
     assert extract(html.encode(), ".html", "page.html").text == expected
+
+
+def test_html_aria_hidden_is_shown_because_only_screen_readers_skip_it():
+    """A page saved with a modal open has aria-hidden="true" on everything behind the modal, which a sighted
+    reader still sees; its site navigation is left out all the same."""
+    page = (
+        '<body><div id="app" aria-hidden="true"><nav><a href="/">Home</a></nav><ul role="navigation"><li>Plans'
+        '<li>Classes</ul><main><h1>Membership</h1><p>The gym fee is 45 euros per month.</p></main></div>'
+        '<div role="dialog" aria-modal="true"><p>We use cookies.</p></div></body>'
+    )
+    assert extract(page.encode(), ".html", "gym.html").text.split("\n\n") == [
+        "Membership",
+        "The gym fee is 45 euros per month.",
+        "We use cookies.",
+    ]
 
 
 def test_docx_paragraphs_and_table_rows_in_order(tmp_path):
