@@ -157,7 +157,7 @@ def test_ctrl_c_stops_an_answer_and_the_chat_goes_on(seed_args, monkeypatch, cap
 
     def interrupted_once(self, question, *args, **kwargs):
         calls.append(question)
-        if len(calls) == 1:
+        if question == "Which chip did Guangdong highlight?":
             raise KeyboardInterrupt
         return ask(self, question, *args, **kwargs)
 
