@@ -47,7 +47,8 @@ class IndexReport:
             f"{len(self.added)} added, {len(self.changed)} changed, {len(self.removed)} removed, "
             f"{self.unchanged} unchanged"
         )
-        skipped = f"; {len(self.skipped)} files skipped" if self.skipped else ""
+        count = len(self.skipped)
+        skipped = f"; {count} file{'' if count == 1 else 's'} skipped" if count else ""
         if self.action == "unchanged":
             return f"index is up to date: {counts}{skipped}"
         why = f" ({self.reason})" if self.reason else ""
