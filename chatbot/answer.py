@@ -8,6 +8,21 @@ from typing import Any
 ABSTENTION = "The documents do not answer this question."
 
 
+# Shown as escapes where text is printed for a person (a terminal, a Markdown report): control characters (a
+# newline in a file name breaks its citation line; an escape sequence would be run by a terminal) and the
+# bidirectional overrides and isolates (U+202E shows a file name reversed). The answer JSON keeps exact text.
+_UNPRINTABLE = (
+    {code: f"\\x{code:02x}" for code in [*range(0x20), 0x7F]}
+    | {ord("\n"): "\\n", ord("\r"): "\\r", ord("\t"): "\\t"}
+    | {code: f"\\u{code:04x}" for code in [*range(0x202A, 0x202F), *range(0x2066, 0x206A)]}
+)
+
+
+def printable(text: str, keep: str = "") -> str:
+    """`text` with control and bidirectional-override characters (other than those in `keep`) as escapes."""
+    return text.translate({code: shown for code, shown in _UNPRINTABLE.items() if chr(code) not in keep})
+
+
 def confidence_label(confidence: float) -> str:
     """A word for a confidence that people read at a glance."""
     return "high" if confidence >= 0.6 else "medium" if confidence >= 0.3 else "low"

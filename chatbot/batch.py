@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from .answer import Answer, confidence_label
+from .answer import Answer, confidence_label, printable
 from .bot import Chatbot
 from .errors import ChatbotError
 from .formats import Unreadable, decode_text
@@ -327,13 +327,13 @@ def _markdown(record: dict[str, Any]) -> str:
         lines += [f"*{record['answer']}*", ""]
         if record["sources"]:
             lines += ["Nearest text (not an answer):", ""]
-            lines += [f"- [{s['citation']}] {_escape(s['source'])}, line {s['line']}" for s in record["sources"]]
+            lines += [f"- [{s['citation']}] {_escape(printable(s['source']))}, line {s['line']}" for s in record["sources"]]
             lines.append("")
     else:
         for quote in record["quotes"]:
-            lines += [f"> {_escape(' '.join(quote['text'].split()))} [{quote['citation']}]", ""]
+            lines += [f"> {_escape(printable(' '.join(quote['text'].split())))} [{quote['citation']}]", ""]
         lines += [
-            f"- [{q['citation']}] {_escape(q['source'])}, line {q['line']}, characters {q['start']}-{q['end']}"
+            f"- [{q['citation']}] {_escape(printable(q['source']))}, line {q['line']}, characters {q['start']}-{q['end']}"
             for q in record["quotes"]
         ]
         lines.append("")

@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from .answer import Answer, confidence_label
+from .answer import Answer, confidence_label, printable
 from .errors import ChatbotError
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
@@ -427,15 +427,9 @@ def _write_json(path: str, value) -> None:
         handle.write("\n")
 
 
-# Control characters as escapes (a file name holding a newline would break its citation line, and an escape
-# sequence in a document would be run by the terminal); the JSON output keeps the exact text.
-_CONTROLS = {code: f"\\x{code:02x}" for code in [*range(0x20), 0x7F]} | {ord("\n"): "\\n", ord("\t"): "\\t"}
-_TEXT_CONTROLS = {code: shown for code, shown in _CONTROLS.items() if chr(code) not in "\n\t"}
-
-
 def format_answer(answer: Answer) -> str:
     """An answer for the terminal: the quotes, then where each came from, then the confidence."""
-    return _format_answer(answer).replace("\r\n", "\n").translate(_TEXT_CONTROLS)
+    return printable(_format_answer(answer).replace("\r\n", "\n"), keep="\n\t")
 
 
 def _format_answer(answer: Answer) -> str:
@@ -446,13 +440,13 @@ def _format_answer(answer: Answer) -> str:
             for source in answer.sources:
                 excerpt = " ".join(source.text.split())
                 excerpt = excerpt if len(excerpt) <= 160 else excerpt[:157] + "..."
-                name = source.source.translate(_CONTROLS)
+                name = printable(source.source)
                 lines.append(f"  [{source.citation}] {name}, line {source.line}: {excerpt}")
     else:
         lines.append("Sources:")
         for quote in answer.quotes:
             where = f"page {quote.page}, line {quote.line}" if quote.page is not None else f"line {quote.line}"
-            name = quote.source.translate(_CONTROLS)
+            name = printable(quote.source)
             lines.append(f"  [{quote.citation}] {name}, {where}, characters {quote.start}-{quote.end}")
     lines.append(f"Confidence: {answer.confidence:.2f} ({confidence_label(answer.confidence)})")
     return "\n".join(lines)

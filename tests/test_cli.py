@@ -62,15 +62,20 @@ def test_control_characters_in_file_names_and_text_are_shown_as_escapes(tmp_path
     be run by the terminal: the terminal shows both as escapes, while the JSON keeps the exact text."""
     docs = tmp_path / "docs"
     docs.mkdir()
-    (docs / "harbour\nnotes.txt").write_bytes(b"The harbour crane \x1b[2J lifts forty tonnes.\r\n")
+    (docs / "harbour\nnotes\u202etxt.txt").write_bytes(b"The harbour crane \x1b[2J lifts forty tonnes.\r\n")
     args = ["--docs", str(docs), "--index", str(tmp_path / "index")]
     assert main(["ask", "How much can the harbour crane lift?", *args]) == 0
     out = capsys.readouterr().out
     assert "\x1b" not in out and "crane \\x1b[2J lifts" in out
-    assert "[1] harbour\\nnotes.txt, line 1, characters 0-" in out
+    assert "[1] harbour\\nnotes\\u202etxt.txt, line 1, characters 0-" in out
     assert main(["ask", "How much can the harbour crane lift?", "--json", *args]) == 0
     quote = json.loads(capsys.readouterr().out)["quotes"][0]
-    assert quote["source"] == "harbour\nnotes.txt" and "\x1b[2J" in quote["text"]
+    assert quote["source"] == "harbour\nnotes\u202etxt.txt" and "\x1b[2J" in quote["text"]
+    report = tmp_path / "answers.md"
+    (tmp_path / "q.txt").write_text("How much can the harbour crane lift?\n", encoding="utf-8")
+    assert main(["batch", str(tmp_path / "q.txt"), "-o", str(report), "--quiet", *args]) == 0
+    shown = report.read_text(encoding="utf-8")
+    assert "\x1b" not in shown and "\u202e" not in shown and "harbour\\\\nnotes\\\\u202etxt.txt" in shown
 
 
 def test_source_takes_the_path_a_shell_completes(seed_args, seed_docs):
