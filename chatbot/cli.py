@@ -273,8 +273,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 @command
 def cmd_batch(args: argparse.Namespace) -> int:
-    from .batch import Counts, Writer, answer_rows, iterate_progress, output_kind, read_rows, repeated_ids, resume_skips
-    from .batch import write_meta
+    from .batch import (
+        Counts,
+        Writer,
+        answer_rows,
+        iterate_progress,
+        output_kind,
+        read_rows,
+        repeated_ids,
+        resume_skips,
+        write_meta,
+    )
 
     rows = read_rows(args.questions, args.format)
     source = "stdin" if args.questions == "-" else args.questions

@@ -144,7 +144,7 @@ def test_chat_in_a_terminal_takes_a_pasted_question_whole(seed_args):
         os.execve(sys.executable, [sys.executable, "-m", "chatbot", "chat", *seed_args], {**os.environ, "HF_HUB_OFFLINE": "1"})
     try:
         _read_until(fd, "> $")
-        os.write(fd, "Which chip did\n\nGuangdong highlight?\n".encode())
+        os.write(fd, b"Which chip did\n\nGuangdong highlight?\n")
         shown = _read_until(fd, r"Confidence:.*\n> $")  # answered, and asking for the next question
         os.write(fd, b"\n")
         _, status = os.waitpid(pid, 0)
