@@ -69,12 +69,14 @@ def read_rows(source: str, kind: str | None = None) -> list[Row]:
                 f"questions must be a .txt, .jsonl or .csv file (or - for stdin), got {path.name}; "
                 "--format says what another file holds"
             )
-        text, name = _read_text(path), str(path)
+        text, name = read_question_file(path), str(path)
     readers = {"txt": _text_rows, "jsonl": _jsonl_rows, "csv": _csv_rows}
     return _with_ids(readers[kind](text.removeprefix("\ufeff"), name))
 
 
-def _read_text(path: Path) -> str:
+def read_question_file(path: Path) -> str:
+    """A question file's text (batch or eval), decoded as documents are, without a byte-order mark; a user's
+    mistake is one ChatbotError."""
     try:
         data = path.read_bytes()
     except FileNotFoundError:
@@ -84,7 +86,7 @@ def _read_text(path: Path) -> str:
     except OSError as exc:
         raise ChatbotError(f"cannot read question file {path}: {exc.strerror or exc}") from None
     try:
-        return decode_text(data, path.name)
+        return decode_text(data, path.name).removeprefix("\ufeff")
     except Unreadable as exc:
         raise ChatbotError(f"cannot read question file {path}: {exc}") from None
 

@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from .answer import Answer
+from .batch import read_question_file
 from .bot import Chatbot, Evidence
 from .errors import ChatbotError
-from .formats import Unreadable, decode_text
 from .store import IndexData
 
 WINDOW = 400  # characters of the joined quotes that count
@@ -104,7 +104,7 @@ def read_questions(path: Path) -> list[Item]:
 
     The file is checked whole before any answering: a malformed question is a ChatbotError that names the file
     and the line (or the SQuAD question id), since a wrong type would otherwise give wrong scores silently."""
-    raw = _read_text(Path(path))
+    raw = read_question_file(Path(path))
     if Path(path).suffix.lower() == ".jsonl":
         return _read_jsonl(raw, path)
     try:
@@ -197,24 +197,10 @@ def _raise_first(problems: list[str]) -> None:
         raise ChatbotError(problems[0] + more)
 
 
-def _read_text(path: Path) -> str:
-    """A question file's text, decoded as documents are (UTF-8 with or without a BOM, UTF-16 with one, ...)."""
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise ChatbotError(f"question file not found: {path}") from None
-    except OSError as exc:
-        raise ChatbotError(f"cannot read {path}: {exc.strerror or exc}") from None
-    try:
-        return decode_text(data, path.name).removeprefix("\ufeff")
-    except Unreadable as exc:
-        raise ChatbotError(f"cannot read {path}: {exc}") from None
-
-
 def build_corpus(squad_path: Path, folder: Path) -> list[Path]:
     """Write each SQuAD article as one plain-text document (paragraphs separated by a blank line)."""
     try:
-        data = json.loads(_read_text(Path(squad_path)))["data"]
+        data = json.loads(read_question_file(Path(squad_path)))["data"]
         contexts = [
             [paragraph["context"].strip() for paragraph in article.get("paragraphs", [])] for article in data
         ]
