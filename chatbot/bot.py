@@ -74,6 +74,11 @@ class Chatbot:
         other._pinned = True
         return other
 
+    def warm_up(self) -> None:
+        """Load (or build) the index and load the model now, with all a first question loads, rather than
+        make the first question wait (and so that Ctrl-C during an answer never cuts torch's import short)."""
+        self.ask("What do the documents say?")
+
     def index(self, force: bool = False, on_progress: Progress | None = None) -> IndexReport:
         """Bring the index up to date with the documents (or rebuild it with force=True); say what was done.
         `on_progress(done, total)` is called as a build embeds texts (not at all when nothing is embedded)."""

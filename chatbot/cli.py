@@ -208,9 +208,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
 @command
 def cmd_chat(args: argparse.Namespace) -> int:
     bot = open_bot(args)
-    # Load (or build) the index and load the model before the first prompt: Ctrl-C stops an answer, and must
-    # not cut short the first imports of torch, which cannot be imported again in this process.
-    bot.ask("What do the documents say?")
+    bot.warm_up()  # before the first prompt: Ctrl-C stops an answer, and must not cut torch's first import short
     interactive = sys.stdin.isatty()
     if interactive:
         with contextlib.suppress(ImportError):

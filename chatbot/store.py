@@ -312,11 +312,11 @@ def build_lock(folder: Path) -> Iterator[None]:
     """Hold the index folder's lock; a second process waits, and is told why."""
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        (folder / ".lock").touch()
+        handle = open(folder / ".lock", "a+")  # noqa: SIM115 (closed by the with below)
     except OSError as exc:
         reason = exc.strerror or str(exc)
         raise ChatbotError(f"the index in {folder} needs building or updating and cannot be written: {reason}") from None
-    with open(folder / ".lock", "a+") as handle:
+    with handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -818,8 +818,7 @@ def start(
     bot: Chatbot, host: str = "127.0.0.1", port: int = 7860, auth: tuple[str, str] | None = None
 ) -> tuple[gr.Blocks, str]:
     """Load the model and index, then start the server without blocking; returns the app and its URL."""
-    bot.index()  # load (or build) the index now, not on the first question
-    bot.embedder.encode(["warm-up"])  # and the model
+    bot.warm_up()  # the index and the model now, not on the first question
     app = build_app(bot)
     app.queue(max_size=256)
     app.launch(
