@@ -465,6 +465,25 @@ class Page:
         self.page.get_by_text(accordion, exact=True).click()
         self.page.evaluate("() => new Promise(done => requestAnimationFrame(() => requestAnimationFrame(done)))")
 
+    def set_number(self, label: str, typed: str, shown: str) -> None:
+        """Type into a settings field and leave it. On a busy machine Gradio's first fill of a newly shown
+        accordion (see `open`) can come later still and overwrite what was typed: then it is typed again, until
+        the field's slider shows `shown` or half a minute has passed."""
+        from playwright.sync_api import expect
+
+        field = self.page.get_by_label(re.compile(f"^number input for {label}"))
+        slider = self.page.get_by_label(re.compile(f"^range slider for {label}"))
+        deadline = time.monotonic() + 30
+        while True:
+            field.fill(typed)
+            field.press("Tab")
+            try:
+                expect(slider).to_have_value(shown, timeout=2000)
+                return
+            except AssertionError:
+                if time.monotonic() > deadline:
+                    raise
+
     def open_documents(self) -> None:
         self.open("Documents")
         self.page.locator("#qa-documents table").wait_for()
@@ -647,9 +666,7 @@ def test_browser_settings_apply_and_conversation_downloads(page):
 
     page.open("Settings")
     for label, value in (("Number of quotes", "1"), ("Abstention threshold", "0")):
-        field = page.page.get_by_label(re.compile(f"^number input for {label}"))
-        field.fill(value)
-        field.press("Tab")
+        page.set_number(label, value, value)
         expect(page.page.get_by_label(re.compile(f"^range slider for {label}"))).to_have_value(value)
     page.ask("Which chip did Guangdong highlight?")
     expect(page.page.locator("#qa-chat .qa-quote")).to_have_count(1)
@@ -749,9 +766,8 @@ def test_browser_number_of_quotes_is_whole(page):
     from playwright.sync_api import expect
 
     page.open("Settings")
+    page.set_number("Number of quotes", "2.5", "3")
     field = page.page.get_by_label(re.compile("^number input for Number of quotes"))
-    field.fill("2.5")
-    field.press("Tab")
     expect(field).to_have_value("3")
     expect(page.page.get_by_label(re.compile("^range slider for Number of quotes"))).to_have_value("3")
 
