@@ -23,10 +23,12 @@ from .answer import Answer, confidence_label, printable
 from .errors import ChatbotError
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
+# The training data the project is trained on, beside the project (see shared/train/README.md).
+DEFAULT_TRAINING = Path(__file__).resolve().parent.parent.parent / "shared" / "train" / "qa-train.json.gz"
 
 
 def command(function: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
-    COMMANDS[function.__name__.removeprefix("cmd_")] = function
+    COMMANDS[function.__name__.removeprefix("cmd_").replace("_", "-")] = function
     return function
 
 
@@ -144,7 +146,37 @@ def build_parser() -> argparse.ArgumentParser:
     calibrate.add_argument(
         "--off-topic", metavar="DIR", help="also ask every question of documents in DIR, which answer none of them"
     )
+    train = sub.add_parser(
+        "train-verifier",
+        help="train the answer verifier on extractive QA data (SQuAD JSON) and write it with a model card",
+    )
+    train.add_argument(
+        "--data",
+        metavar="FILE",
+        action="append",
+        help=f"SQuAD-format training data, .json or .json.gz; repeatable (default: {_display(DEFAULT_TRAINING)})",
+    )
+    train.add_argument(
+        "--cross-validate",
+        metavar="FILE",
+        help="also train on this question set's articles, but for one fold (--fold), left out to score it on",
+    )
+    train.add_argument("--fold", default="1/2", metavar="K/N", help="the fold left out of --cross-validate (default 1/2)")
+    train.add_argument("--out", metavar="DIR", help="where the model goes (default: the shipped chatbot/models/verifier)")
+    train.add_argument("--epochs", type=float, default=1.0, help="passes over the examples (default 1)")
+    train.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    train.add_argument("--limit", type=int, metavar="N", help="only the first N paragraphs of each file (a quick run)")
+    train.add_argument("--steps", type=int, metavar="N", help="stop after N training steps")
+    train.add_argument("--threads", type=int, metavar="N", help="CPU threads (default: all)")
+    train.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
+
+
+def _display(path: Path) -> str:
+    try:
+        return os.path.relpath(path)
+    except ValueError:
+        return str(path)
 
 
 def open_bot(args: argparse.Namespace):
@@ -201,7 +233,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
     if not args.question.strip():
         raise ChatbotError("the question is empty")
     answer = open_bot(args).ask(args.question)
-    print(json.dumps(answer.to_dict(), ensure_ascii=False, indent=1) if args.json else format_answer(answer))
+    print(json.dumps(answer.to_dict(), ensure_ascii=False, indent=1) if args.json else format_answer(answer, _bold_terminal()))
     return 0
 
 
@@ -224,7 +256,7 @@ def cmd_chat(args: argparse.Namespace) -> int:
         if not interactive:
             print(f"> {question}")  # so that answers to piped questions can be told apart
         try:
-            print(format_answer(bot.ask(question)), end="\n\n", flush=True)
+            print(format_answer(bot.ask(question), _bold_terminal()), end="\n\n", flush=True)
         except ChatbotError as exc:
             print(f"error: {exc}", file=sys.stderr)
         except KeyboardInterrupt:
@@ -385,7 +417,10 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     result = calibrate(bot, items, args.max_false_abstention, off_topic, args.max_answer_chars)
     print(format_quotes(result.quote_points, result.quotes) + "\n")
     print(format_table(result.points, result.chosen))
-    print(f"\nranking weights: {result.ranking}\nconfidence weights: {result.confidence}")
+    if result.verifier is not None:
+        print(f"\nverifier weights: {result.verifier}")
+    else:
+        print(f"\nranking weights: {result.ranking}\nconfidence weights: {result.confidence}")
     plot(result.points, result.chosen, Path(args.plot))
     print(f"plot written to {args.plot}")
     if args.write:
@@ -395,6 +430,49 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
             f"{result.quotes.second_quote_ratio}, following_quote_ratio = {result.quotes.following_quote_ratio} "
             f"and min_confidence = {result.chosen.threshold:.2f} written to {args.write}"
         )
+    return 0
+
+
+@command
+def cmd_train_verifier(args: argparse.Namespace) -> int:
+    from .train_verifier import TrainSettings, train
+    from .verifier import DEFAULT_MODEL
+
+    data = tuple(Path(path) for path in args.data) if args.data else (DEFAULT_TRAINING,)
+    for path in data + ((Path(args.cross_validate),) if args.cross_validate else ()):
+        if not path.is_file():
+            raise ChatbotError(f"training data not found: {path}")
+    try:
+        fold, folds = (int(part) for part in args.fold.split("/"))
+    except ValueError:
+        raise ChatbotError(f"--fold takes K/N, such as 1/2, got {args.fold!r}") from None
+    if not 1 <= fold <= folds:
+        raise ChatbotError(f"--fold {args.fold}: K must be between 1 and N")
+    for name in ("epochs", "limit", "steps", "threads"):
+        value = getattr(args, name)
+        if value is not None and value <= 0:
+            raise ChatbotError(f"--{name} must be positive, got {value}")
+    settings = TrainSettings(
+        data=data,
+        cross_validate=Path(args.cross_validate) if args.cross_validate else None,
+        folds=folds,
+        fold=fold - 1,
+        epochs=args.epochs,
+        seed=args.seed,
+        limit=args.limit,
+        max_steps=args.steps,
+        threads=args.threads,
+    )
+    out = Path(args.out) if args.out else DEFAULT_MODEL
+    if out.exists() and not out.is_dir():
+        raise ChatbotError(f"{out} is a file; name a folder for the model")
+    existing = next(folder for folder in (out.parent, *out.parent.parents) if folder.exists())
+    if not os.access(existing, os.W_OK):  # fail now, not after an hour of training
+        raise ChatbotError(f"cannot write {out}: permission denied")
+    report = train(settings, out, progress=not args.quiet, log=lambda line: print(line, file=sys.stderr))
+    print(f"verifier written to {out} ({report.steps} steps, {report.seconds / 60:.1f} minutes, {report.precision})")
+    for name, value in report.held_out.items():
+        print(f"  held out: {name} {value}")
     return 0
 
 
@@ -434,13 +512,31 @@ def _write_json(path: str, value) -> None:
         handle.write("\n")
 
 
-def format_answer(answer: Answer) -> str:
-    """An answer for the terminal: the quotes, then where each came from, then the confidence."""
-    return printable(_format_answer(answer).replace("\r\n", "\n"), keep="\n\t")
+def format_answer(answer: Answer, bold: bool = False) -> str:
+    """An answer for the terminal: the quotes, then where each came from, then the confidence. With `bold`,
+    the answer's own words inside a quote (when the verifier marked them) are in bold."""
+    text = answer.text
+    if bold and any(quote.answer_span for quote in answer.quotes):
+        shown = (
+            _terminal(before) + (f"\033[1m{_terminal(phrase)}\033[0m" if phrase else "") + _terminal(after)
+            for before, phrase, after in (quote.parts() for quote in answer.quotes)
+        )
+        text = " ".join(f"“{quote}” [{q.citation}]" for quote, q in zip(shown, answer.quotes))
+        return text + "\n" + _terminal(_format_answer(answer))
+    return _terminal(text + "\n" + _format_answer(answer))
+
+
+def _terminal(text: str) -> str:
+    return printable(text.replace("\r\n", "\n"), keep="\n\t")
+
+
+def _bold_terminal() -> bool:
+    """Whether answers printed here may use bold: a terminal that has not asked for plain text (NO_COLOR)."""
+    return sys.stdout.isatty() and not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb"
 
 
 def _format_answer(answer: Answer) -> str:
-    lines = [answer.text, ""]
+    lines = [""]
     if answer.abstained:
         if answer.sources:
             lines.append("Nearest text (not an answer):")

@@ -32,11 +32,11 @@ def effective_dtype(dtype: str, device: str = "cpu") -> str:
     arithmetic (AVX-512 BF16 or AMX), float32 anywhere else."""
     if dtype != "auto":
         return dtype
-    return "bfloat16" if device == "cpu" and _cpu_has_bf16() else "float32"
+    return "bfloat16" if device == "cpu" and cpu_has_bf16() else "float32"
 
 
 @functools.cache
-def _cpu_has_bf16() -> bool:
+def cpu_has_bf16() -> bool:
     try:
         flags = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
     except OSError:

@@ -1,0 +1,285 @@
+"""The answer verifier: a cross-encoder that reads a question and a candidate sentence together and says how
+likely the sentence answers it, and which of its words are the answer.
+
+The model is the bundled MiniLM encoder with two small heads, trained by `chatbot train-verifier` and
+shipped in chatbot/models/verifier/: one logit on the [CLS] token ("this sentence answers the question"),
+and per token a start and an end logit of the answer's words. A candidate is read as the pair
+(question, "sentence [SEP] context"), where the context is the sentence before it when that belongs with
+it (the same paragraph, or the heading above), so that "It was founded in 1850" can be read as an answer
+about what "It" is.
+
+Usage example:
+    verifier = Verifier(Path("chatbot/models/verifier"))
+    scores = verifier.score("Who founded it?", [Candidate("Ann founded the firm.", "")])
+    scores.logits[0], scores.spans[0]      # answer logit, (start, end) of "Ann" in the sentence or None
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from .config import VerifierConfig
+from .errors import ChatbotError
+from .rank import Ranked, is_fragment
+from .store import IndexData
+
+DEFAULT_MODEL = Path(__file__).resolve().parent / "models" / "verifier"
+FORMAT = "chatbot-verifier/1"  # what verifier.json says a folder holds; bumped when inputs or heads change
+MAX_SPAN_TOKENS = 30  # the longest answer phrase the span head may mark
+CONTEXT_CHARS = 250  # the most of the sentence before that a candidate carries as context
+BLANK_LINE = re.compile(r"\n[ \t\r\f\v]*\n")
+
+_lock = threading.Lock()
+_loaded: dict[tuple[str, str], tuple[object, object, dict]] = {}
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A sentence to verify and the text around it that the model reads after it ("" for none)."""
+
+    sentence: str
+    context: str = ""
+
+
+@dataclass(frozen=True)
+class Verification:
+    """What the verifier made of the best candidates of one question, in the ranking model's order."""
+
+    sentences: np.ndarray  # int64 sentence ids read
+    logits: np.ndarray  # float64 answer logit of each
+    spans: tuple[tuple[int, int] | None, ...]  # the answer's characters inside each sentence, or None
+
+
+@dataclass(frozen=True)
+class Scores:
+    """The verifier's reading of one question's candidates, in their order."""
+
+    logits: np.ndarray  # float64: log-odds that each sentence answers the question
+    spans: tuple[tuple[int, int] | None, ...]  # the answer's characters inside each sentence, or None
+    span_scores: np.ndarray  # float64: start + end logit of each span (-inf without one)
+
+
+def pair_text(candidate: Candidate) -> str:
+    """The second text of the pair the model reads: the sentence first (it is never cut), then its context."""
+    return f"{candidate.sentence} [SEP] {candidate.context}" if candidate.context else candidate.sentence
+
+
+def build_model(encoder):
+    """The verifier network around a transformers encoder: an answer logit and start/end logits per token."""
+    import torch
+
+    class VerifierModel(torch.nn.Module):
+        def __init__(self, encoder) -> None:
+            super().__init__()
+            self.encoder = encoder
+            width = encoder.config.hidden_size
+            self.answers = torch.nn.Linear(width, 1)
+            self.span = torch.nn.Linear(width, 2)
+
+        def forward(self, input_ids, attention_mask, token_type_ids):
+            hidden = self.encoder(
+                input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
+            ).last_hidden_state
+            start, end = self.span(hidden).float().unbind(-1)
+            return self.answers(hidden[:, 0]).float().squeeze(-1), start, end
+
+    return VerifierModel(encoder)
+
+
+def load(folder: Path, dtype: str = "float32"):
+    """(model, tokenizer, settings) from a folder that `save` wrote; loaded once per process and precision."""
+    key = (str(Path(folder).resolve()), dtype)
+    with _lock:
+        if key not in _loaded:
+            _loaded[key] = _load(Path(folder), dtype)
+        return _loaded[key]
+
+
+def _load(folder: Path, dtype: str):
+    import torch
+    from safetensors.torch import load_file
+    from transformers import AutoConfig, AutoModel, AutoTokenizer
+
+    try:
+        settings = json.loads((folder / "verifier.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ChatbotError(f"no answer verifier in {folder}: {exc}") from None
+    if settings.get("format") != FORMAT:
+        raise ChatbotError(f"{folder} holds a verifier of format {settings.get('format')!r}, not {FORMAT!r}")
+    encoder = AutoModel.from_config(AutoConfig.from_pretrained(folder))
+    model = build_model(encoder)
+    state = {name: tensor.float() for name, tensor in load_file(folder / "model.safetensors").items()}
+    model.load_state_dict(state)
+    model.eval()
+    if dtype == "bfloat16":
+        model.to(torch.bfloat16)
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    return model, tokenizer, settings
+
+
+def save(model, tokenizer, folder: Path, settings: dict) -> None:
+    """Write the model in float16 safetensors with its tokenizer, encoder config and settings."""
+    from safetensors.torch import save_file
+
+    folder.mkdir(parents=True, exist_ok=True)
+    state = {name: tensor.detach().to("cpu").half().contiguous() for name, tensor in model.state_dict().items()}
+    save_file(state, folder / "model.safetensors")
+    model.encoder.config.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    (folder / "verifier.json").write_text(json.dumps({"format": FORMAT, **settings}, indent=2) + "\n", encoding="utf-8")
+
+
+def encode_pairs(tokenizer, questions: Sequence[str], seconds: Sequence[str], max_length: int):
+    """Tokenized (question, second text) pairs, padded to the longest, with character offsets."""
+    return tokenizer(
+        list(questions),
+        list(seconds),
+        truncation="only_second",
+        max_length=max_length,
+        padding=True,
+        return_offsets_mapping=True,
+        return_tensors="pt",
+    )
+
+
+class Verifier:
+    """The verifier at `folder`, loaded on first use; `score` reads one question's candidates as one batch,
+    so a question's scores never depend on which other questions are asked with it."""
+
+    def __init__(self, folder: Path = DEFAULT_MODEL, dtype: str = "float32", max_length: int = 160) -> None:
+        self.folder = Path(folder)
+        self.dtype = dtype
+        self.max_length = max_length
+
+    @classmethod
+    def from_config(cls, settings: VerifierConfig) -> Verifier:
+        from .embed import effective_dtype
+
+        folder = Path(settings.model) if settings.model else DEFAULT_MODEL
+        return cls(folder, effective_dtype(settings.dtype), settings.max_length)
+
+    def read(self, data: IndexData, question: str, ranked: Ranked, candidates: int) -> Verification:
+        """The verifier's logits and answer spans for the first `candidates` sentences of `ranked`."""
+        ids = ranked.sentences[:candidates]
+        texts = []
+        for sentence in ids.tolist():
+            doc, start, end = (int(value) for value in data.sentences[sentence])
+            texts.append(Candidate(data.texts[doc][start:end], context_of(data, sentence)))
+        scores = self.score(question, texts)
+        return Verification(ids, scores.logits, scores.spans)
+
+    @property
+    def settings(self) -> dict:
+        return load(self.folder, self.dtype)[2]
+
+    def warm_up(self) -> None:
+        load(self.folder, self.dtype)
+
+    def score(self, question: str, candidates: Sequence[Candidate]) -> Scores:
+        if not candidates:
+            return Scores(np.zeros(0), (), np.zeros(0))
+        import torch
+
+        model, tokenizer, _ = load(self.folder, self.dtype)
+        seconds = [pair_text(candidate) for candidate in candidates]
+        batch = encode_pairs(tokenizer, [question] * len(seconds), seconds, self.max_length)
+        offsets = batch.pop("offset_mapping").numpy()
+        with torch.inference_mode():
+            logits, starts, ends = model(**batch)
+        sequence_ids = [batch.sequence_ids(row) for row in range(len(seconds))]
+        spans, span_scores = [], []
+        for row, candidate in enumerate(candidates):
+            span, value = best_span(
+                starts[row].numpy(), ends[row].numpy(), offsets[row], sequence_ids[row], len(candidate.sentence)
+            )
+            spans.append(span)
+            span_scores.append(value)
+        return Scores(logits.numpy().astype(np.float64), tuple(spans), np.array(span_scores, dtype=np.float64))
+
+
+def apply(ranked: Ranked, verification: Verification, settings: VerifierConfig) -> Ranked:
+    """`ranked` reordered by the verifier: the sentences it read first, by a logistic model over their verifier
+    logit and ranking logit, then the rest (scored 0: never quoted); the confidence is a logistic model over
+    the lead sentence's verifier logit and how close the question comes to the documents at all."""
+    count = len(verification.sentences)
+    if not count:
+        return replace(ranked, confidence=0.0, verified=np.zeros(0), spans=())
+    prior = logit(ranked.scores[:count])
+    combined = settings.rank_bias + settings.rank_verifier * verification.logits + settings.rank_prior * prior
+    order = np.argsort(-combined, kind="stable")
+    rest = np.arange(count, len(ranked.sentences))
+    full = np.concatenate([order, rest])
+    lead = float(verification.logits[order[0]])
+    confidence = _sigmoid(
+        settings.confidence_bias + settings.confidence_verifier * lead + settings.confidence_relevance * ranked.relevance
+    )
+    verified = _sigmoid(verification.logits[order])
+    passed = verified >= settings.min_further
+    scores = np.where(passed | (np.arange(count) == 0), _sigmoid(combined[order]), 0.0)  # only the verified join the lead
+    spans = [verification.spans[i] if settings.answer_spans and ok else None for i, ok in zip(order.tolist(), passed)]
+    return replace(
+        ranked,
+        sentences=ranked.sentences[full],
+        passages=ranked.passages[full],
+        scores=np.concatenate([scores, np.zeros(len(rest))]),
+        features=ranked.features[full],
+        confidence=float(confidence),
+        verified=verified,
+        spans=tuple(spans),
+    )
+
+
+def context_of(data: IndexData, sentence: int) -> str:
+    """The sentence before, when it belongs with this one: in the same paragraph, or a heading above it."""
+    doc, start, _ = (int(value) for value in data.sentences[sentence])
+    if sentence == 0 or int(data.sentences[sentence - 1, 0]) != doc:
+        return ""
+    before_start, before_end = (int(value) for value in data.sentences[sentence - 1, 1:])
+    text = data.texts[doc]
+    if BLANK_LINE.search(text, before_end, start) and not is_fragment(data, sentence - 1):
+        return ""
+    return clip_context(text[before_start:before_end])
+
+
+def clip_context(text: str) -> str:
+    """The end of a context sentence, at most CONTEXT_CHARS long, starting at a word."""
+    if len(text) <= CONTEXT_CHARS:
+        return text
+    cut = text[-CONTEXT_CHARS:]
+    return cut[cut.find(" ") + 1 :] if " " in cut else cut
+
+
+def logit(p: np.ndarray) -> np.ndarray:
+    """log(p / (1 - p)), with p kept inside (0, 1)."""
+    p = np.clip(np.asarray(p, dtype=np.float64), 1e-6, 1 - 1e-6)
+    return np.log(p / (1 - p))
+
+
+def _sigmoid(x):
+    return 1.0 / (1.0 + np.exp(-np.asarray(x, dtype=np.float64)))
+
+
+def best_span(
+    starts: np.ndarray, ends: np.ndarray, offsets: np.ndarray, sequence_ids: list, limit: int
+) -> tuple[tuple[int, int] | None, float]:
+    """The highest-scoring (start, end) characters of the answer within the first `limit` characters of the
+    second text (the sentence), at most MAX_SPAN_TOKENS tokens long; (None, -inf) when no token fits."""
+    inside = np.array(
+        [sequence == 1 and offsets[i][1] <= limit and offsets[i][1] > offsets[i][0] for i, sequence in enumerate(sequence_ids)]
+    )
+    tokens = np.flatnonzero(inside)
+    if not len(tokens):
+        return None, float("-inf")
+    start_scores, end_scores = starts[tokens], ends[tokens]
+    total = start_scores[:, None] + end_scores[None, :]
+    gap = tokens[None, :] - tokens[:, None]
+    total = np.where((gap >= 0) & (gap < MAX_SPAN_TOKENS), total, -np.inf)
+    first, last = np.unravel_index(int(np.argmax(total)), total.shape)
+    return (int(offsets[tokens[first]][0]), int(offsets[tokens[last]][1])), float(total[first, last])
