@@ -40,6 +40,9 @@ class Quote:
     line: int  # 1-based line of `start`
     source_sha256: str
     page: int | None = None  # 1-based page of `start`, for documents with pages (PDF)
+    # The answer's own words inside the quote, as document offsets (start <= a < b <= end), when the answer
+    # verifier can point to them.
+    answer_span: tuple[int, int] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         result = {
@@ -53,7 +56,16 @@ class Quote:
         }
         if self.page is not None:
             result["page"] = self.page
+        if self.answer_span is not None:
+            result["answer_span"] = {"start": self.answer_span[0], "end": self.answer_span[1]}
         return result
+
+    def parts(self) -> tuple[str, str, str]:
+        """The quote's text as (before, answer phrase, after): ("whole text", "", "") when none is marked."""
+        if self.answer_span is None:
+            return self.text, "", ""
+        start, end = self.answer_span[0] - self.start, self.answer_span[1] - self.start
+        return self.text[:start], self.text[start:end], self.text[end:]
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ from .lexical import tokenize
 from .rank import Ranked, rank_sentences
 from .retrieve import Hits, retrieve
 from .store import IndexData
+from .verifier import Verification, Verifier, apply
 
 log = logging.getLogger("chatbot")
 # Undecodable bytes from a command line arrive as lone surrogates, which no encoder accepts.
@@ -39,7 +40,9 @@ class Evidence:
     """Why an answer is what it is: the passages retrieved and every candidate sentence with its features."""
 
     hits: Hits
-    ranked: Ranked
+    ranked: Ranked  # as the answer was composed from: after the verifier, when it is on
+    prior: Ranked | None = None  # the ranking model's order before the verifier read it
+    verification: Verification | None = None  # what the verifier read, in `prior`'s order
 
 
 class Chatbot:
@@ -48,6 +51,7 @@ class Chatbot:
     def __init__(self, config: Config) -> None:
         self.config = config
         self.embedder = Embedder(config.model.name, config.model.batch_size, config.model.device, config.model.dtype)
+        self.verifier = Verifier.from_config(config.verifier)
         self._data: IndexData | None = None
         self._pinned = False  # answer from _data as it is, never refreshing it (see `pinned`)
         self._refresh_lock = threading.Lock()
@@ -62,6 +66,8 @@ class Chatbot:
         index and model; settings that shape the index make it refresh as usual."""
         other = Chatbot(apply_overrides(self.config, **overrides))
         other.embedder = self.embedder
+        if other.verifier.folder == self.verifier.folder and other.verifier.dtype == self.verifier.dtype:
+            other.verifier = self.verifier
         other._data = self._data
         return other
 
@@ -131,7 +137,7 @@ class Chatbot:
             vectors,
             retrieve(data, tokens, vectors, self.config.retrieve, self.config.search.hnsw_ef_search),
         ):
-            ranked = rank_sentences(
+            prior = rank_sentences(
                 data,
                 question,
                 words,
@@ -141,7 +147,12 @@ class Chatbot:
                 self.config.confidence,
                 self.embedder.word_vectors,
             )
-            results.append((compose(question, ranked, hits, data, settings), Evidence(hits, ranked)))
+            verification, ranked = None, prior
+            if self.config.verifier.enabled:
+                verification = self.verifier.read(data, question, prior, self.config.verifier.candidates)
+                ranked = apply(prior, verification, self.config.verifier)
+            evidence = Evidence(hits, ranked, prior, verification)
+            results.append((compose(question, ranked, hits, data, settings), evidence))
         return results
 
     @property

@@ -34,6 +34,7 @@ from .compose import compose
 from .config import ConfidenceConfig
 from .evaluate import Item, is_hit, normalize, quoted_text
 from .rank import CONFIDENCE_FEATURES, RANKING_FEATURES, confidence_of
+from .verifier import apply, logit
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,12 @@ QUOTE_GRID = tuple(
 )
 
 
+# With the answer verifier on, its two logistic models are fitted instead of [ranking] and [confidence]:
+# the order of the candidates it read, and the answer's confidence ([verifier] rank_* and confidence_*).
+VERIFIER_RANKING = ("verifier", "prior")
+VERIFIER_CONFIDENCE = ("verifier", "relevance")
+
+
 @dataclass
 class Calibration:
     ranking: dict[str, float]
@@ -77,6 +84,7 @@ class Calibration:
     chosen: SweepPoint | None = None
     quote_points: list[QuotePoint] = field(default_factory=list)
     quotes: QuotePoint | None = None
+    verifier: dict[str, float] | None = None  # [verifier] weights, when the verifier is on
 
 
 def calibrate(
@@ -92,6 +100,8 @@ def calibrate(
     asked there too, as unanswerable ones, so the confidence also learns what an unrelated question
     looks like; the threshold is still chosen on `items` alone.
     """
+    if bot.config.verifier.enabled:
+        return _calibrate_verified(bot, items, max_false_abstention, off_topic, max_answer_chars)
     features, labels = candidate_samples(bot, items)
     ranking = fit_logistic(features, labels, RANKING_FEATURES, bot.config.ranking)
     ranked_bot = bot.replace(ranking=ranking)
@@ -124,6 +134,82 @@ def calibrate(
     scores = confidence_of(signals, ConfidenceConfig(**confidence))
     points = sweep(scores, hits, impossible)
     return Calibration(ranking, confidence, points, choose(points, max_false_abstention), quote_points, quotes)
+
+
+def _calibrate_verified(
+    bot: Chatbot, items: list[Item], max_false_abstention: float, off_topic: Chatbot | None, max_answer_chars: float
+) -> Calibration:
+    """`calibrate` with the answer verifier on: the ranking model picks what it reads and is left as it is."""
+    explained = [evidence for _, (_, evidence) in _explained(bot, items, 256)]
+    data = bot.data
+    features, labels = [], []
+    for item, evidence in zip(items, explained):
+        golds = [] if item.impossible else [gold for gold in map(normalize, item.answers) if gold]
+        read = evidence.verification
+        prior = logit(evidence.prior.scores[: len(read.sentences)])
+        for sentence, value, before in zip(read.sentences.tolist(), read.logits, prior):
+            doc, start, end = (int(v) for v in data.sentences[sentence])
+            features.append((value, before))
+            labels.append(any(gold in normalize(data.texts[doc][start:end]) for gold in golds))
+    current = bot.config.verifier
+    ranking = _prefixed(
+        fit_logistic(np.array(features).reshape(-1, 2), np.array(labels, dtype=bool), VERIFIER_RANKING, _Named(current, "rank_")),
+        "rank_",
+    )
+    settings = replace(current, **ranking)
+    explained = [replace(e, ranked=apply(e.prior, e.verification, settings)) for e in explained]
+    answer = replace(bot.config.answer, min_confidence=0.0)
+    quote_points = quote_sweep(data, answer, items, explained)
+    quotes = choose_quotes(quote_points, max_answer_chars)
+    answer = replace(
+        answer,
+        max_quotes=quotes.max_quotes,
+        second_quote_ratio=quotes.second_quote_ratio,
+        following_quote_ratio=quotes.following_quote_ratio,
+    )
+    hits = np.array(
+        [
+            not item.impossible and is_hit(compose(item.question, e.ranked, e.hits, data, answer), item.answers)
+            for item, e in zip(items, explained)
+        ],
+        dtype=bool,
+    )
+    impossible = np.array([item.impossible for item in items], dtype=bool)
+    signals = np.array([_verified_signals(e) for e in explained]).reshape(-1, 2)
+    training, targets = signals, hits
+    if off_topic is not None:
+        other = off_topic.replace(verifier=ranking)
+        unrelated = [_verified_signals(e) for _, (_, e) in _explained(other, items, 256)]
+        training = np.vstack([signals, np.array(unrelated).reshape(-1, 2)])
+        targets = np.concatenate([hits, np.zeros(len(unrelated), dtype=bool)])
+    confidence = _prefixed(
+        fit_logistic(training, targets, VERIFIER_CONFIDENCE, _Named(current, "confidence_")), "confidence_"
+    )
+    weights = np.array([confidence[f"confidence_{name}"] for name in VERIFIER_CONFIDENCE])
+    scores = 1.0 / (1.0 + np.exp(-(signals @ weights + confidence["confidence_bias"])))
+    points = sweep(scores, hits, impossible)
+    return Calibration({}, {}, points, choose(points, max_false_abstention), quote_points, quotes, ranking | confidence)
+
+
+def _verified_signals(evidence: Evidence) -> tuple[float, float]:
+    """The confidence model's inputs: the lead sentence's verifier logit and the question's relevance."""
+    ranked = evidence.ranked
+    lead = float(logit(ranked.verified[:1])[0]) if ranked.verified is not None and len(ranked.verified) else -10.0
+    return lead, ranked.relevance
+
+
+class _Named:
+    """Reads `prefix + name` of a settings object: current weights for fit_logistic under short names."""
+
+    def __init__(self, settings: object, prefix: str) -> None:
+        self.settings, self.prefix = settings, prefix
+
+    def __getattr__(self, name: str) -> float:
+        return getattr(self.settings, self.prefix + name)
+
+
+def _prefixed(weights: dict[str, float], prefix: str) -> dict[str, float]:
+    return {prefix + name: value for name, value in weights.items()}
 
 
 def quote_sweep(data, settings, items: list[Item], explained: list[Evidence]) -> list[QuotePoint]:
@@ -339,6 +425,7 @@ def write_config(path: Path, result: Calibration) -> None:
     values = {
         "ranking": result.ranking,
         "confidence": result.confidence,
+        "verifier": result.verifier or {},
         "answer": {"min_confidence": result.chosen.threshold},
     }
     if result.quotes is not None:

@@ -29,9 +29,11 @@ def compose(question: str, ranked: Ranked, hits: Hits, data: IndexData, settings
     runs = _merge(data, chosen) if settings.merge_adjacent else [(s, s, p) for s, p in chosen]
     citations: dict[int, int] = {}  # passage id -> citation number, in order of first appearance
     quotes, sources = [], []
+    spans = _answer_spans(ranked, data)
     for first, last, passage in runs:
         doc, start, _ = (int(value) for value in data.sentences[first])
         end = int(data.sentences[last, 2])
+        marked = next((spans[s] for s, _ in chosen if first <= s <= last and s in spans), None)
         if passage not in citations:
             citations[passage] = len(citations) + 1
             sources.append(_source(data, citations[passage], passage, (start, end)))
@@ -46,6 +48,7 @@ def compose(question: str, ranked: Ranked, hits: Hits, data: IndexData, settings
                 line=data.line_of(doc, start),
                 source_sha256=entry["sha256"],
                 page=data.page_of(doc, start),
+                answer_span=marked,
             )
         )
     text = " ".join(f"“{quote.text}” [{quote.citation}]" for quote in quotes)
@@ -75,14 +78,24 @@ def _choose(ranked: Ranked, settings: AnswerConfig, data: IndexData) -> list[tup
     take(int(ranked.sentences[0]), int(ranked.passages[0]))
     lowest = min(settings.second_quote_ratio, settings.following_quote_ratio) * top
     for sentence, passage, score in zip(ranked.sentences[1:].tolist(), ranked.passages[1:].tolist(), ranked.scores[1:]):
-        if quotes >= settings.max_quotes or score < lowest:
+        if quotes >= settings.max_quotes:
             break
-        if any(sentence == other for other, _ in chosen):
+        if score < lowest or any(sentence == other for other, _ in chosen):
             continue
         runs_on = _beside(data, sentence, chosen, after=True) and not _beside(data, sentence, chosen, after=False)
         if score >= settings.second_quote_ratio * top or (score >= settings.following_quote_ratio * top and runs_on):
             take(sentence, passage)
     return chosen
+
+
+def _answer_spans(ranked: Ranked, data: IndexData) -> dict[int, tuple[int, int]]:
+    """Document offsets of the answer's words in the sentences where the verifier marked them."""
+    spans = {}
+    for sentence, span in zip(ranked.sentences.tolist(), ranked.spans):
+        if span is not None:
+            start = int(data.sentences[sentence, 1])
+            spans[sentence] = (start + span[0], start + span[1])
+    return spans
 
 
 def _body_after(data: IndexData, sentence: int) -> list[int]:

@@ -118,6 +118,25 @@ class ConfidenceConfig:
 
 
 @dataclass(frozen=True)
+class VerifierConfig:
+    """The answer verifier (see verifier.py) and the small logistic models over its logits."""
+
+    enabled: bool = True
+    model: str = ""
+    candidates: int = 8
+    dtype: str = "auto"
+    max_length: int = 160
+    rank_bias: float = 0.0
+    rank_verifier: float = 1.0
+    rank_prior: float = 0.0
+    confidence_bias: float = 0.0
+    confidence_verifier: float = 1.0
+    confidence_relevance: float = 0.0
+    min_further: float = 0.5
+    answer_spans: bool = True
+
+
+@dataclass(frozen=True)
 class UiConfig:
     host: str = "127.0.0.1"
     port: int = 7860
@@ -143,6 +162,7 @@ class Config:
     answer: AnswerConfig = field(default_factory=AnswerConfig)
     ranking: RankingConfig = field(default_factory=RankingConfig)
     confidence: ConfidenceConfig = field(default_factory=ConfidenceConfig)
+    verifier: VerifierConfig = field(default_factory=VerifierConfig)
     ui: UiConfig = field(default_factory=UiConfig)
 
     def to_dict(self) -> dict[str, Any]:
@@ -164,6 +184,8 @@ class Config:
             "search.hnsw_m": self.search.hnsw_m,
             "search.hnsw_ef_construction": self.search.hnsw_ef_construction,
             "search.hnsw_ef_search": self.search.hnsw_ef_search,
+            "verifier.candidates": self.verifier.candidates,
+            "verifier.max_length": self.verifier.max_length,
         }
         for key, value in positive.items():
             if value < 1:
@@ -180,6 +202,12 @@ class Config:
             raise ChatbotError(
                 f"config: model.dtype must be \"auto\", \"float32\" or \"bfloat16\", got {self.model.dtype!r}"
             )
+        if self.verifier.dtype not in ("auto", "float32", "bfloat16"):
+            raise ChatbotError(
+                f"config: verifier.dtype must be \"auto\", \"float32\" or \"bfloat16\", got {self.verifier.dtype!r}"
+            )
+        if not 0.0 <= self.verifier.min_further <= 1.0:
+            raise ChatbotError(f"config: verifier.min_further must be between 0 and 1, got {self.verifier.min_further}")
         if self.search.kind not in ("auto", "flat", "hnsw"):
             raise ChatbotError(f"config: search.kind must be \"auto\", \"flat\" or \"hnsw\", got {self.search.kind!r}")
         if self.search.exact_up_to < 0:
@@ -226,6 +254,9 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> Config:
         config,
         paths=PathsConfig(docs=(base / config.paths.docs).resolve(), index=(base / config.paths.index).resolve()),
     )
+    if config.verifier.model:  # a verifier folder of one's own, relative to the file that names it
+        model = str((base / Path(config.verifier.model).expanduser()).resolve())
+        config = dataclasses.replace(config, verifier=dataclasses.replace(config.verifier, model=model))
     return apply_overrides(config, **overrides).validate()
 
 

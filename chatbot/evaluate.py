@@ -54,6 +54,10 @@ class Report:
     recall_at_1: float = 0.0
     recall_at_5: float = 0.0
     median_answer_chars: float = 0.0
+    # Of the hits, the share whose first marked answer phrase (answer_span) is a gold answer exactly
+    # (normalised as hits are), and the share with a marked phrase at all.
+    span_exact_match: float = 0.0
+    span_marked: float = 0.0
     answers_per_second: float = 0.0
     errors: list[dict[str, Any]] = field(default_factory=list, repr=False)
 
@@ -72,6 +76,7 @@ class Report:
             ("retrieval recall@1", f"{self.recall_at_1:.3f}"),
             ("retrieval recall@5", f"{self.recall_at_5:.3f}"),
             ("median answer length (chars)", f"{self.median_answer_chars:.0f}"),
+            ("answer phrase = gold, of hits", f"{self.span_exact_match:.3f} ({self.span_marked:.3f} marked)"),
             ("answers per second", f"{self.answers_per_second:.1f}"),
         ]
         width = max(len(name) for name, _ in rows)
@@ -90,6 +95,14 @@ def quoted_text(answer: Answer) -> str:
 def quoted_window(answer: Answer) -> str:
     """The part of an answer that the protocol reads: its quoted text cut at 400 characters."""
     return quoted_text(answer)[:WINDOW]
+
+
+def marked_phrase(answer: Answer) -> str | None:
+    """The text of the first answer phrase marked in an answer's quotes, or None."""
+    for quote in answer.quotes:
+        if quote.answer_span is not None:
+            return quote.text[quote.answer_span[0] - quote.start : quote.answer_span[1] - quote.start]
+    return None
 
 
 def is_hit(answer: Answer, golds: Iterable[str]) -> bool:
@@ -224,7 +237,7 @@ def build_corpus(squad_path: Path, folder: Path) -> list[Path]:
 def evaluate(bot: Chatbot, items: list[Item], batch_size: int = 256, progress=None) -> Report:
     """Answer every item (in batches) and score the answers by the protocol."""
     report = Report(questions=len(items))
-    hits = false_abstentions = right_abstentions = recall1 = recall5 = 0
+    hits = false_abstentions = right_abstentions = recall1 = recall5 = exact = marked = 0
     lengths = []
     data = bot.data  # build or load the index before the clock matters
     started = time.perf_counter()
@@ -245,6 +258,9 @@ def evaluate(bot: Chatbot, items: list[Item], batch_size: int = 256, progress=No
             recall5 += found is not None and found < 5
             if is_hit(answer, item.answers):
                 hits += 1
+                phrase = marked_phrase(answer)
+                marked += phrase is not None
+                exact += phrase is not None and normalize(phrase) in {normalize(gold) for gold in item.answers}
             else:
                 false_abstentions += answer.abstained
                 reason = "abstained" if answer.abstained else "quotes miss the answer"
@@ -260,6 +276,8 @@ def evaluate(bot: Chatbot, items: list[Item], batch_size: int = 256, progress=No
     report.recall_at_1 = recall1 / answerable
     report.recall_at_5 = recall5 / answerable
     report.median_answer_chars = statistics.median(lengths) if lengths else 0.0
+    report.span_exact_match = exact / max(hits, 1)
+    report.span_marked = marked / max(hits, 1)
     report.answers_per_second = len(items) / seconds if seconds else 0.0
     return report
 

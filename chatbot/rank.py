@@ -96,6 +96,14 @@ class Ranked:
     features: np.ndarray  # float64 (n, len(RANKING_FEATURES))
     confidence: float = 0.0
     signals: np.ndarray | None = None  # float64 (len(CONFIDENCE_FEATURES),) behind the confidence
+    # Set when the answer verifier read the best candidates (verifier.apply), for those first in the order:
+    verified: np.ndarray | None = None  # float64 probability that each answers the question
+    spans: tuple[tuple[int, int] | None, ...] = ()  # the answer's characters inside each, or None
+
+    @property
+    def relevance(self) -> float:
+        """How close the question comes to the documents at all (the best sentence or passage cosine)."""
+        return float(self.signals[CONFIDENCE_FEATURES.index("relevance")]) if self.signals is not None else 0.0
 
 
 def expected_kind(question: str) -> str | None:

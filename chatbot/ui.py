@@ -164,11 +164,17 @@ def answer_html(answer: Answer, turn: int) -> str:
         ]
         return f'<div class="qa-abstain">{"".join(parts)}</div>'
     quotes = " ".join(
-        f'<span class="qa-quote">“{escape(quote.text)}”</span> {_cite_link(turn, quote.citation)}'
+        f'<span class="qa-quote">“{_marked_html(quote)}”</span> {_cite_link(turn, quote.citation)}'
         for quote in answer.quotes
     )
     cited = ", ".join(f"{_cite_link(turn, s.citation)} {_where(answer, s)}" for s in answer.sources)
     return f'<div class="qa-answer"><p>{quotes}</p><p class="qa-meta">{confidence} · {cited}</p></div>'
+
+
+def _marked_html(quote: Quote) -> str:
+    """A quote's text, escaped, with the answer's own words (if the verifier marked them) in bold."""
+    before, phrase, after = quote.parts()
+    return escape(before) + (f'<strong class="qa-phrase">{escape(phrase)}</strong>' if phrase else "") + escape(after)
 
 
 def sources_html(answers: list[Answer]) -> str:
