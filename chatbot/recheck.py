@@ -178,7 +178,7 @@ class Rechecker:
         unseen = unseen_spans(body, PurePosixPath(path).suffix)
         places = [place for place in _occurrences(body, text) if not any(lo <= place < hi for lo, hi in unseen)]
         if not places:
-            return _Found(CHANGED, detail=f"the text is no longer in {path}")
+            return _Found(CHANGED, detail="the text is no longer in the document")
         nearest = min(places, key=lambda place: (abs(place - start), place))
         detail = f" (it occurs {len(places)} times; the nearest to {start} is taken)" if len(places) > 1 else ""
         return _Found(MOVED, nearest, len(places), detail, document)
@@ -190,13 +190,15 @@ class Rechecker:
             if info is None:
                 reason = self._skipped.get(path)
                 self._documents[path] = (
-                    f"{path} is no longer read: {reason}" if reason else f"{path} is not in the documents folder"
+                    f"the document is no longer read: {reason}"
+                    if reason
+                    else "the document is not in the documents folder"
                 )
             else:
                 try:
                     self._documents[path] = read_document(info)
                 except Unreadable as exc:
-                    self._documents[path] = f"{path} can no longer be read: {exc}"
+                    self._documents[path] = f"the document can no longer be read: {exc}"
         return self._documents[path]
 
     def _line(self, document: Document, offset: int) -> int:

@@ -90,20 +90,23 @@ def test_an_edited_quote_is_changed(answer, docs):
     )
     checks = check_answer(answer, docs)
     assert checks[0].status == "changed" and checks[0].now is None and not checks[0].holds
-    assert checks[0].detail == f"the text is no longer in {SEED_FILE}"
+    assert checks[0].detail == "the text is no longer in the document"
     assert statuses(checks[1:]) == ["ok"] * (len(checks) - 1)
 
 
-@pytest.mark.parametrize("how", ["delete", "rename"])
-def test_a_deleted_or_renamed_document_is_missing(answer, docs, how):
+@pytest.mark.parametrize("how", ["delete", "rename", "empty"])
+def test_a_deleted_renamed_or_emptied_document_is_missing(answer, docs, how):
     path = docs / SEED_FILE
     if how == "delete":
         path.unlink()
-    else:
+    elif how == "rename":
         path.rename(docs / "renamed.txt")
+    else:
+        path.write_bytes(b"")
     checks = check_answer(answer, docs)
     assert statuses(checks) == ["missing"] * len(answer.quotes)
-    assert checks[0].detail == f"{SEED_FILE} is not in the documents folder"
+    expected = "can no longer be read: it is empty" if how == "empty" else "is not in the documents folder"
+    assert checks[0].detail == f"the document {expected}" and checks[0].now is None
 
 
 def test_a_document_of_a_type_no_longer_read_is_missing(answer, docs):
@@ -155,7 +158,7 @@ def test_fix_updates_moved_quotes_and_marks_the_others_and_then_verifies_clean(a
 
     (docs / SEED_FILE).unlink()
     marked = Rechecker(docs).fix(fixed, Rechecker(docs).check(fixed))
-    assert marked["quotes"][0][MARK] == {"status": "missing", "detail": f"{SEED_FILE} is not in the documents folder"}
+    assert marked["quotes"][0][MARK] == {"status": "missing", "detail": "the document is not in the documents folder"}
     assert all(source[MARK]["status"] == "missing" for source in marked["sources"])
     assert {key: value for key, value in marked["quotes"][0].items() if key != MARK} == fixed["quotes"][0]
 
@@ -254,7 +257,7 @@ def test_cli_fix_marks_a_changed_quote_and_it_stays_changed(answer, docs, tmp_pa
     assert main(["verify", str(saved), "--docs", str(docs), "--fix", str(fixed)]) == 1
     capsys.readouterr()
     record = json.loads(fixed.read_text(encoding="utf-8"))
-    assert record["quotes"][-1][MARK] == {"status": "changed", "detail": f"the text is no longer in {SEED_FILE}"}
+    assert record["quotes"][-1][MARK] == {"status": "changed", "detail": "the text is no longer in the document"}
     assert main(["verify", str(fixed), "--docs", str(docs)]) == 1
     n = len(answer.quotes)
     assert capsys.readouterr().out.splitlines()[-1] == f"{n} quotes: {n - 1} ok, 0 moved, 1 changed, 0 missing"
