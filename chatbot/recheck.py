@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from .answer import Answer, Quote
+from .batch import read_question_file
 from .config import Config, DocumentsConfig
 from .errors import ChatbotError
 from .formats import Unreadable, unseen_spans
@@ -253,7 +254,7 @@ def read_answers(source: str) -> SavedAnswers:
     A file that cannot be read, or anything in it that is not answer JSON (a quote without offsets, say), is
     a ChatbotError that names the line. A `batch` line for a question that got an error has no quotes."""
     name = "stdin" if source == "-" else source
-    text = sys.stdin.read() if source == "-" else _read_text(Path(source))
+    text = sys.stdin.read() if source == "-" else read_question_file(Path(source), "answers file")
     lines = text.removeprefix("\ufeff").split("\n")  # not splitlines(): JSON strings may hold U+2028
     numbers = [number for number, line in enumerate(lines, 1) if line.strip()]
     if not numbers:
@@ -273,21 +274,6 @@ def read_answers(source: str) -> SavedAnswers:
         except ChatbotError as exc:
             raise ChatbotError(f"{name} line {number}: {exc}") from None
     return SavedAnswers(records, numbers, json_lines)
-
-
-def _read_text(path: Path) -> str:
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise ChatbotError(f"answers file not found: {path}") from None
-    except IsADirectoryError:
-        raise ChatbotError(f"answers file is a folder: {path}") from None
-    except OSError as exc:
-        raise ChatbotError(f"cannot read answers file {path}: {exc.strerror or exc}") from None
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise ChatbotError(f"{path} line 1: not answer JSON (it is not UTF-8 text)") from None
 
 
 def _parse_line(line: str, name: str, number: int, first: bool) -> Any:

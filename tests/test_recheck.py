@@ -317,36 +317,37 @@ def run(*args: str, stdin: str = "") -> subprocess.CompletedProcess:
     )
 
 
-def bad_inputs(answer: Answer) -> list[tuple[str, bytes | None, str]]:
-    """(file name, contents, the error line verify gives); contents None: no such file, or a folder."""
+def bad_inputs(answer: Answer) -> list[tuple[str, bytes, str]]:
+    """(file name, contents, the error line verify gives for the file at {path})."""
     good = json.dumps(answer.to_dict(), ensure_ascii=False)
     no_offsets = answer.to_dict()
     del no_offsets["quotes"][0]["start"]
     no_text = answer.to_dict()
     no_text["quotes"][0]["text"] = None
     hint = "; verify reads answer JSON: ask --json, batch's JSON lines or the web page's JSON lines export"
+    csv = b"id,question,answer\nq1,What?,Nothing\n"
     return [
-        ("answers.csv", b"id,question,answer\nq1,What?,Nothing\n", f"line 1: not answer JSON (Expecting value){hint}"),
+        ("answers.csv", csv, f"{{path}} line 1: not answer JSON (Expecting value){hint}"),
         (
             "two.jsonl",
             f"{good}\n{{broken\n".encode(),
-            "line 2: not answer JSON (Expecting property name enclosed in double quotes)",
+            "{path} line 2: not answer JSON (Expecting property name enclosed in double quotes)",
         ),
-        ("list.jsonl", f"{good}\n[1, 2]\n".encode(), "line 2: not answer JSON (an answer is an object, not a list)"),
-        ("other.jsonl", b'{"question": "What?"}\n', "line 1: not answer JSON (it has no 'quotes' list)"),
+        (
+            "list.jsonl",
+            f"{good}\n[1, 2]\n".encode(),
+            "{path} line 2: not answer JSON (an answer is an object, not a list)",
+        ),
+        ("other.jsonl", b'{"question": "What?"}\n', "{path} line 1: not answer JSON (it has no 'quotes' list)"),
         (
             "offsets.jsonl",
             f"{good}\n\n{json.dumps(no_offsets)}\n".encode(),
-            "line 3: quote 1 has no character offsets (whole numbers 'start' <= 'end')",
+            "{path} line 3: quote 1 has no character offsets (whole numbers 'start' <= 'end')",
         ),
-        ("text.jsonl", json.dumps(no_text).encode(), "line 1: quote 1 has no 'text'"),
-        ("indented.json", ("{\n" + '"quotes": [\n}').encode(), "line 3: not answer JSON (Expecting value)" + hint),
-        (
-            "latin1.jsonl",
-            '{"question": "Caf\u00e9"}'.encode("latin-1"),
-            "line 1: not answer JSON (it is not UTF-8 text)",
-        ),
-        ("empty.jsonl", b"\n\n", None),
+        ("text.jsonl", json.dumps(no_text).encode(), "{path} line 1: quote 1 has no 'text'"),
+        ("indented.json", b'{\n"quotes": [\n}', f"{{path}} line 3: not answer JSON (Expecting value){hint}"),
+        ("binary.jsonl", bytes(range(256)) * 4, "cannot read answers file {path}: it looks like a binary file"),
+        ("empty.jsonl", b"\n\n", "no answers in {path}"),
     ]
 
 
@@ -355,8 +356,7 @@ def test_bad_answers_files_get_one_line_naming_the_line(answer, docs, tmp_path, 
         path = tmp_path / name
         path.write_bytes(contents)
         assert main(["verify", str(path), "--docs", str(docs)]) == 1, name
-        err = capsys.readouterr().err
-        assert err == (f"error: {path} {expected}\n" if expected else f"error: no answers in {path}\n"), name
+        assert capsys.readouterr().err == "error: " + expected.format(path=path) + "\n", name
     no_offsets = answer.to_dict()
     del no_offsets["quotes"][0]["end"]
     with pytest.raises(ChatbotError, match=r"^quote 1 has no character offsets"):
