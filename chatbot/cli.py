@@ -371,7 +371,7 @@ def _same_file(a: Path, b: Path) -> bool:
 def cmd_verify(args: argparse.Namespace) -> int:
     """Reads the documents only: no model, no index."""
     from .config import load_config
-    from .recheck import OK, Rechecker, read_answers, summary
+    from .recheck import OK, Rechecker, json_text, read_answers, summary
 
     check_writable(args.fix)
     rechecker = Rechecker.from_config(load_config(args.config, docs=args.docs, index=args.index))
@@ -380,14 +380,14 @@ def cmd_verify(args: argparse.Namespace) -> int:
     for number, (record, checks) in enumerate(zip(saved.records, results), start=1):
         if args.json:
             result = {"id": record.get("id"), "question": record.get("question"), "line": saved.lines[number - 1]}
-            print(json.dumps({**result, "quotes": [check.to_dict() for check in checks]}, ensure_ascii=False))
+            print(json_text({**result, "quotes": [check.to_dict() for check in checks]}))
             continue
         name = str(record.get("id") or f"answer {number}")
         for check in checks:
             if check.status != OK:
                 quote = check.quote
                 line = f"{name} [{quote.citation}] {quote.source} {quote.start}-{quote.end}: {check.status}: {check.detail}"
-                print(printable(line))
+                print(printable(line).encode("utf-8", "backslashreplace").decode("utf-8"))  # lone surrogates too
     if args.fix:
         fixed = [rechecker.fix(record, checks) for record, checks in zip(saved.records, results)]
         with open(args.fix, "w", encoding="utf-8") as handle:

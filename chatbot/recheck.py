@@ -245,8 +245,18 @@ class SavedAnswers:
 
     def dumps(self, records: Sequence[dict[str, Any]]) -> str:
         """`records` written the way these were: one object per line, or indented objects."""
-        indent = None if self.json_lines else 1
-        return "".join(json.dumps(record, ensure_ascii=False, indent=indent) + "\n" for record in records)
+        return "".join(json_text(record, None if self.json_lines else 1) + "\n" for record in records)
+
+
+def json_text(record: dict[str, Any], indent: int | None = None) -> str:
+    """`record` as JSON, in UTF-8 characters; as escapes where it holds a lone surrogate (JSON read by Python
+    may), which UTF-8 cannot hold."""
+    text = json.dumps(record, ensure_ascii=False, indent=indent)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(record, indent=indent)
+    return text
 
 
 def read_answers(source: str) -> SavedAnswers:

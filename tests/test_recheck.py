@@ -263,6 +263,22 @@ def test_cli_fix_marks_a_changed_quote_and_it_stays_changed(answer, docs, tmp_pa
     assert capsys.readouterr().out.splitlines()[-1] == f"{n} quotes: {n - 1} ok, 0 moved, 1 changed, 0 missing"
 
 
+def test_text_that_utf8_cannot_hold_is_written_as_escapes(answer, docs, tmp_path):
+    record = answer.to_dict()
+    record["question"] = "Which chip\udcff?"  # a lone surrogate, as json.loads gives for "\\udcff"
+    saved = write_jsonl(tmp_path / "answers.jsonl", [])
+    saved.write_text(json.dumps(record) + "\n", encoding="utf-8")
+    assert main(["verify", str(saved), "--docs", str(docs), "--fix", str(tmp_path / "fixed.jsonl")]) == 0
+    assert json.loads((tmp_path / "fixed.jsonl").read_text(encoding="utf-8")) == record
+    record["id"], record["quotes"][0]["source"] = "q\ud800", "gone\ud800.txt"
+    saved.write_text(json.dumps(record) + "\n", encoding="utf-8")
+    for extra in ([], ["--json"]):
+        result = run("verify", str(saved), "--docs", str(docs), *extra)
+        assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    assert result.stdout.count("\\ud800") == 2  # as escapes in the JSON
+    assert "q\\ud800 [1] gone\\ud800.txt " in run("verify", str(saved), "--docs", str(docs)).stdout
+
+
 def test_cli_reads_stdin_and_several_indented_answers(answer, docs, tmp_path):
     text = json.dumps(answer.to_dict(), ensure_ascii=False, indent=1)
     result = run("verify", "-", "--docs", str(docs), stdin=text + "\n" + text + "\n")  # ask --json >> file, twice
