@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .recheck import QuoteCheck
 
 ABSTENTION = "The documents do not answer this question."
 
@@ -115,3 +119,10 @@ class Answer:
             "quotes": [quote.to_dict() for quote in self.quotes],
             "sources": [source.to_dict() for source in self.sources],
         }
+
+    def verify(self, docs: str | Path) -> list[QuoteCheck]:
+        """Each quote checked against the documents under `docs` as they are now: ok, moved, changed or
+        missing (see chatbot.recheck)."""
+        from .recheck import check_answer
+
+        return check_answer(self, docs)

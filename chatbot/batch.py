@@ -74,21 +74,21 @@ def read_rows(source: str, kind: str | None = None) -> list[Row]:
     return _with_ids(readers[kind](text.removeprefix("\ufeff"), name))
 
 
-def read_question_file(path: Path) -> str:
-    """A question file's text (batch or eval), decoded as documents are, without a byte-order mark; a user's
-    mistake is one ChatbotError."""
+def read_question_file(path: Path, what: str = "question file") -> str:
+    """A question file's text (batch or eval; or, by `what` it is, another file a user names, such as saved
+    answers), decoded as documents are, without a byte-order mark; a user's mistake is one ChatbotError."""
     try:
         data = path.read_bytes()
     except FileNotFoundError:
-        raise ChatbotError(f"question file not found: {path}") from None
+        raise ChatbotError(f"{what} not found: {path}") from None
     except IsADirectoryError:
-        raise ChatbotError(f"question file is a folder: {path}") from None
+        raise ChatbotError(f"{what} is a folder: {path}") from None
     except OSError as exc:
-        raise ChatbotError(f"cannot read question file {path}: {exc.strerror or exc}") from None
+        raise ChatbotError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
     try:
         return decode_text(data, path.name).removeprefix("\ufeff")
     except Unreadable as exc:
-        raise ChatbotError(f"cannot read question file {path}: {exc}") from None
+        raise ChatbotError(f"cannot read {what} {path}: {exc}") from None
 
 
 def _text_rows(text: str, name: str) -> list[Row]:

@@ -4,6 +4,7 @@ Usage example:
     chatbot index --docs seeds/
     chatbot ask "Which chip did Guangdong highlight?" --json
     chatbot chat
+    chatbot verify answers.jsonl --fix fixed.jsonl
 """
 
 from __future__ import annotations
@@ -108,6 +109,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="what QUESTIONS holds (default: by its extension; stdin is read as txt)",
     )
     batch.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    verify = sub.add_parser(
+        "verify", parents=[common], help="re-check saved answers' quotes against the documents as they are now"
+    )
+    verify.add_argument(
+        "answers", metavar="ANSWERS", help="answer JSON (ask --json, batch's JSON lines, the web page's export) or -"
+    )
+    verify.add_argument("--json", action="store_true", help="print one JSON result per answer")
+    verify.add_argument(
+        "--fix", metavar="OUT", help="write the answers here, moved quotes updated and changed or missing ones marked"
+    )
 
     for name, text in (
         ("eval", "score answers against known answers"),
@@ -385,6 +397,35 @@ def _same_file(a: Path, b: Path) -> bool:
     if a.exists() and b.exists():
         return a.samefile(b)
     return a.resolve() == b.resolve()
+
+
+@command
+def cmd_verify(args: argparse.Namespace) -> int:
+    """Reads the documents only: no model, no index."""
+    from .config import load_config
+    from .recheck import OK, Rechecker, json_text, read_answers, summary
+
+    check_writable(args.fix)
+    rechecker = Rechecker.from_config(load_config(args.config, docs=args.docs, index=args.index))
+    saved = read_answers(args.answers)
+    results = rechecker.check_batch(saved.records)
+    for number, (record, checks) in enumerate(zip(saved.records, results), start=1):
+        if args.json:
+            result = {"id": record.get("id"), "question": record.get("question"), "line": saved.lines[number - 1]}
+            print(json_text({**result, "quotes": [check.to_dict() for check in checks]}))
+            continue
+        name = str(record.get("id") or f"answer {number}")
+        for check in checks:
+            if check.status != OK:
+                quote = check.quote
+                line = f"{name} [{quote.citation}] {quote.source} {quote.start}-{quote.end}: {check.status}: {check.detail}"
+                print(printable(line).encode("utf-8", "backslashreplace").decode("utf-8"))  # lone surrogates too
+    if args.fix:
+        fixed = [rechecker.fix(record, checks) for record, checks in zip(saved.records, results)]
+        with open(args.fix, "w", encoding="utf-8") as handle:
+            handle.write(saved.dumps(fixed))
+    print(summary(results), file=sys.stderr if args.json else sys.stdout)
+    return 0 if all(check.holds for checks in results for check in checks) else 1
 
 
 @command

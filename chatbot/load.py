@@ -8,11 +8,15 @@ Usage example:
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import os
 import stat
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import numpy as np
 
 from .errors import ChatbotError
 from .formats import Unreadable, decode_text, extract
@@ -25,6 +29,9 @@ __all__ = [
     "Unreadable",
     "decode_text",
     "file_sha256",
+    "line_breaks",
+    "line_on_page",
+    "page_of",
     "read_document",
     "scan_folder",
 ]
@@ -189,3 +196,23 @@ def file_sha256(path: Path) -> str | None:
     except OSError:
         return None
     return digest.hexdigest()
+
+
+def page_of(pages: Sequence[int], offset: int) -> int | None:
+    """1-based page of a character offset, given where each page starts; None for a text without pages."""
+    return bisect.bisect_right(pages, offset) if pages else None
+
+
+def line_breaks(text: str) -> np.ndarray:
+    """Offsets of the line breaks in `text`: each LF (a CRLF's included) and each lone CR."""
+    codes = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
+    lone_return = (codes == ord("\r")) & np.append(codes[1:] != ord("\n"), True)
+    return np.flatnonzero((codes == ord("\n")) | lone_return)
+
+
+def line_on_page(breaks: np.ndarray, pages: Sequence[int], offset: int) -> int:
+    """1-based line number of a character offset in a text with these `line_breaks`; in a paged text (PDF),
+    the line on its page, which is what a reader of the page counts."""
+    page = page_of(pages, offset)
+    first = pages[page - 1] if page else 0
+    return int(np.searchsorted(breaks, offset) - np.searchsorted(breaks, first)) + 1

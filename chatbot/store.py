@@ -18,7 +18,6 @@ Usage example:
 
 from __future__ import annotations
 
-import bisect
 import contextlib
 import fcntl
 import functools
@@ -41,6 +40,7 @@ import numpy as np
 from .config import SearchConfig
 from .errors import ChatbotError
 from .lexical import LexicalIndex
+from .load import line_breaks, line_on_page, page_of
 
 FORMAT = 2  # 2: manifest checksum, skipped files, page starts
 log = logging.getLogger("chatbot")
@@ -105,8 +105,7 @@ class IndexData:
 
     def page_of(self, document: int, offset: int) -> int | None:
         """1-based page of a character offset in a paged document (PDF); None for documents without pages."""
-        starts = self.documents[document].get("pages")
-        return bisect.bisect_right(starts, offset) if starts else None
+        return page_of(self.documents[document].get("pages") or (), offset)
 
     def text_of(self, path: str) -> str:
         """The stored text of the document at `path` (relative to the documents folder): what offsets count in."""
@@ -122,13 +121,8 @@ class IndexData:
         """1-based line number of a character offset in a document (lines end at LF, CRLF or a lone CR); in a
         paged document (PDF), the line on its page, which is what a reader of the page counts."""
         if document not in self._newlines:
-            codes = np.frombuffer(self.texts[document].encode("utf-32-le"), dtype=np.uint32)
-            lone_return = (codes == ord("\r")) & np.append(codes[1:] != ord("\n"), True)
-            self._newlines[document] = np.flatnonzero((codes == ord("\n")) | lone_return)
-        newlines = self._newlines[document]
-        page = self.page_of(document, offset)
-        first = self.documents[document]["pages"][page - 1] if page else 0
-        return int(np.searchsorted(newlines, offset) - np.searchsorted(newlines, first)) + 1
+            self._newlines[document] = line_breaks(self.texts[document])
+        return line_on_page(self._newlines[document], self.documents[document].get("pages") or (), offset)
 
 
 def save_index(data: IndexData, folder: Path) -> Path:
