@@ -91,7 +91,7 @@ def document_changes(
 
 def scan_documents(config: Config) -> Scan:
     """The configured documents folder's files (the index folder left out, should it be inside it)."""
-    return scan_folder(config.paths.docs, config.documents.extensions, config.paths.index)
+    return scan_folder(config.paths.docs, config.documents.extensions, (config.paths.index,))
 
 
 def is_current(manifest: dict[str, Any], config: Config) -> bool:

@@ -18,6 +18,7 @@ from .errors import ChatbotError
 from .formats import Unreadable, decode_text, extract
 
 __all__ = [
+    "UPLOADS",
     "Document",
     "FileInfo",
     "Scan",
@@ -28,6 +29,12 @@ __all__ = [
     "read_document",
     "scan_folder",
 ]
+
+
+# How the path of a document uploaded through the web page begins (in citations, the index and `chatbot source`):
+# it is kept in the uploads folder, apart from the documents folder, and a hidden name like this one is never
+# the path of a document in the documents folder, where hidden files are passed over.
+UPLOADS = ".uploads/"
 
 
 @dataclass(frozen=True)
@@ -71,12 +78,14 @@ class Scan:
     links: dict[str, str] = field(default_factory=dict)  # a file link's path -> its target's, both relative
 
 
-def scan_folder(folder: Path, extensions: tuple[str, ...], ignore: Path | None = None) -> Scan:
-    """Every file under `folder` with one of `extensions`, recursively, sorted by relative path.
+def scan_folder(folder: Path, extensions: tuple[str, ...], ignore: tuple[Path, ...] = (), prefix: str = "") -> Scan:
+    """Every file under `folder` with one of `extensions`, recursively, sorted by relative path (each path
+    starting with `prefix`).
 
-    Hidden files and folders are passed over, and so is the folder `ignore` (the index, when it is kept
-    inside the documents folder). Files of other types, links that lead outside the folder
-    (they are not followed) and files that cannot be examined are listed as skipped, with the reason.
+    Hidden files and folders are passed over, and so are the folders in `ignore` (the index and the uploads,
+    when they are kept inside the documents folder). Files of other types, links that lead outside the folder
+    (they are not followed), links that lead back to themselves and files that cannot be examined are listed
+    as skipped, with the reason.
     """
     folder = Path(folder)
     if not folder.exists():
@@ -87,9 +96,11 @@ def scan_folder(folder: Path, extensions: tuple[str, ...], ignore: Path | None =
     wanted = {ext.lower() for ext in extensions}
     scan = Scan()
     try:
-        _scan_into(scan, folder, "", root, wanted, Path(ignore).resolve() if ignore is not None else None)
+        _scan_into(scan, folder, prefix, root, wanted, tuple(Path(path).resolve() for path in ignore))
     except OSError as exc:
         raise ChatbotError(f"cannot read documents folder {folder}: {exc.strerror or exc}") from None
+    if prefix:
+        scan.links = {link: prefix + target for link, target in scan.links.items()}
     _skip_links_to_listed_files(scan)
     scan.files.sort(key=lambda info: info.path)
     scan.skipped.sort(key=lambda skipped: skipped.path)
@@ -107,7 +118,9 @@ def _skip_links_to_listed_files(scan: Scan) -> None:
         scan.skipped.extend(Skipped(link, f"it links to {target}, which is indexed") for link, target in doubles.items())
 
 
-def _scan_into(scan: Scan, directory: Path, prefix: str, root: Path, wanted: set[str], ignore: Path | None) -> None:
+def _scan_into(
+    scan: Scan, directory: Path, prefix: str, root: Path, wanted: set[str], ignore: tuple[Path, ...]
+) -> None:
     """Add the files below `directory` (relative paths starting with `prefix`) to `scan`. Costs one stat
     per file: only a link is resolved, as nothing else under a folder not entered through a link can lead
     outside it (this runs before every question, so a large folder must stay cheap to check)."""
@@ -122,30 +135,27 @@ def _scan_into(scan: Scan, directory: Path, prefix: str, root: Path, wanted: set
             continue
         try:
             if entry.is_dir(follow_symlinks=False):
-                if ignore is None or entry.name != ignore.name or path.resolve() != ignore:
+                if not any(entry.name == folder.name and path.resolve() == folder for folder in ignore):
                     _scan_into(scan, path, relative + "/", root, wanted, ignore)
                 continue
-            if entry.is_symlink() and path.is_dir():  # a linked folder is not entered
-                if not path.resolve().is_relative_to(root):
-                    scan.skipped.append(Skipped(relative, "it links outside the documents folder"))
-                continue
-        except OSError as exc:
-            scan.skipped.append(Skipped(relative, exc.strerror or str(exc)))
-            continue
-        suffix = os.path.splitext(entry.name)[1]
-        if suffix.lower() not in wanted:
-            scan.skipped.append(Skipped(relative, f"unsupported file type ({suffix or 'no extension'})"))
-            continue
-        if entry.is_symlink():
-            target = path.resolve()
-            if not target.is_relative_to(root):
+            target = path.resolve() if entry.is_symlink() else None  # RuntimeError for a loop (Python < 3.13)
+            if target is not None and not target.is_relative_to(root):
                 scan.skipped.append(Skipped(relative, "it links outside the documents folder"))
                 continue
-            scan.links[relative] = target.relative_to(root).as_posix()
-        try:
+            if target is not None and target.is_dir():  # a linked folder is not entered
+                continue
+            suffix = os.path.splitext(entry.name)[1]
+            if suffix.lower() not in wanted:
+                scan.skipped.append(Skipped(relative, f"unsupported file type ({suffix or 'no extension'})"))
+                continue
+            if target is not None:
+                scan.links[relative] = target.relative_to(root).as_posix()
             info = entry.stat()
         except OSError as exc:
             scan.skipped.append(Skipped(relative, exc.strerror or str(exc)))
+            continue
+        except RuntimeError:
+            scan.skipped.append(Skipped(relative, "it is a link that leads back to itself (a loop)"))
             continue
         if not stat.S_ISREG(info.st_mode):
             scan.skipped.append(Skipped(relative, "it is not a regular file"))
