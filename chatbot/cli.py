@@ -180,6 +180,11 @@ def cmd_source(args: argparse.Namespace) -> int:
         text = bot.data.text_of(args.path)
     except ChatbotError:  # perhaps a path to the file itself, such as a shell completes
         inside = _path_inside(args.path, bot.config.paths.docs)
+        if inside is None:  # or a file in the uploads folder, which citations name .uploads/NAME
+            from .load import UPLOADS
+
+            uploaded = _path_inside(args.path, bot.config.paths.uploads_folder)
+            inside = UPLOADS + uploaded if uploaded else None
         if inside in (None, args.path):
             raise
         text = bot.data.text_of(inside)
@@ -187,11 +192,11 @@ def cmd_source(args: argparse.Namespace) -> int:
     return 0
 
 
-def _path_inside(path: str, docs: Path) -> str | None:
+def _path_inside(path: str, folder: Path) -> str | None:
     """A path given from the working directory (`seeds/article.txt`, `./article.txt`, an absolute path) as
-    citations give it, relative to the documents folder; None when it is not inside that folder."""
+    citations give it, relative to `folder`; None when it is not inside that folder."""
     try:
-        return (Path.cwd() / path).resolve().relative_to(docs.resolve()).as_posix()
+        return (Path.cwd() / path).resolve().relative_to(folder.resolve()).as_posix()
     except ValueError:
         return None
 
