@@ -86,6 +86,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--auth", metavar="USER:PASSWORD", help="ask for these credentials (default: the CHATBOT_AUTH variable, if set)"
     )
+    serve.add_argument(
+        "--allow-uploads",
+        action="store_true",
+        help="let visitors add and remove uploaded documents even when shared without a password",
+    )
 
     batch = sub.add_parser(
         "batch", parents=[common], help="answer a file of questions (.txt, .jsonl, .csv or - for stdin)"
@@ -270,7 +275,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise ChatbotError(f"port must be between 1 and 65535, got {port}")
     from .ui import serve
 
-    serve(bot, host=args.host or settings.host, port=port, auth=credentials)
+    allow = args.allow_uploads or settings.allow_uploads
+    serve(bot, host=args.host or settings.host, port=port, auth=credentials, allow_uploads=allow)
     return 0
 
 
