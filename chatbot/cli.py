@@ -275,8 +275,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise ChatbotError(f"port must be between 1 and 65535, got {port}")
     from .ui import serve
 
-    allow = args.allow_uploads or settings.allow_uploads
-    serve(bot, host=args.host or settings.host, port=port, auth=credentials, allow_uploads=allow)
+    serve(bot, host=args.host or settings.host, port=port, auth=credentials, allow_uploads=args.allow_uploads)
     return 0
 
 

@@ -410,6 +410,19 @@ def test_uploads_are_off_when_shared_without_a_password_unless_allowed(host, aut
         assert "without a password" in reason and "--auth" in reason and "--allow-uploads" in reason
 
 
+@pytest.mark.parametrize("flag, config, allowed", [([], "", False), (["--allow-uploads"], "", True), ([], "true", True)])
+def test_serve_takes_allow_uploads_from_the_flag_or_the_config(monkeypatch, tmp_path, seed_docs, flag, config, allowed):
+    import chatbot.ui
+    from chatbot.cli import main
+
+    seen = {}
+    monkeypatch.setattr(chatbot.ui, "serve", lambda bot, **kwargs: seen.update(kwargs, bot=bot))
+    (tmp_path / "c.toml").write_text(f"[ui]\nallow_uploads = {config or 'false'}\n", encoding="utf-8")
+    args = ["serve", "--host", "0.0.0.0", "--config", str(tmp_path / "c.toml"), "--docs", str(seed_docs), *flag]
+    assert main(args) == 0
+    assert seen["host"] == "0.0.0.0" and (seen["allow_uploads"] or seen["bot"].config.ui.allow_uploads) == allowed
+
+
 def test_examples_are_only_those_the_documents_answer(seed_bot, make_bot):
     from chatbot.config import UiConfig
 
