@@ -22,7 +22,7 @@ from .build import Progress, build_data, settings_of
 from .config import Config
 from .embed import Embedder
 from .errors import ChatbotError
-from .load import UPLOADS, Document, FileInfo, Scan, Skipped, Unreadable, file_sha256, read_document, scan_folder
+from .load import Document, FileInfo, Scan, Unreadable, file_sha256, read_document, scan_with_uploads
 from .store import IndexDamaged, IndexData, build_lock, current_build, load_index, new_build, publish, read_manifest
 
 log = logging.getLogger("chatbot")
@@ -90,21 +90,10 @@ def document_changes(
 
 
 def scan_documents(config: Config) -> Scan:
-    """The configured documents folder's files (the index folder left out, should it be inside it), and the
-    documents uploaded through the web page, whose paths start with UPLOADS (".uploads/"): a hidden name,
-    which no document of the documents folder can have, since hidden files are passed over there."""
-    uploads = config.paths.uploads_folder
-    scan = scan_folder(config.paths.docs, config.documents.extensions, (config.paths.index, uploads))
-    if not os.path.lexists(uploads):  # the usual case: nothing uploaded yet
-        return scan
-    try:
-        uploaded = scan_folder(uploads, config.documents.extensions, prefix=UPLOADS)
-    except ChatbotError as exc:
-        scan.skipped.append(Skipped(UPLOADS.rstrip("/"), f"the uploads folder cannot be read: {exc}"))
-        return scan
-    scan.files = sorted(scan.files + uploaded.files, key=lambda info: info.path)
-    scan.skipped = sorted(scan.skipped + uploaded.skipped, key=lambda skipped: skipped.path)
-    return scan
+    """The configured documents folder's files (the index folder left out, should it be inside it) and the
+    documents uploaded through the web page (see load.scan_with_uploads)."""
+    extensions = config.documents.extensions
+    return scan_with_uploads(config.paths.docs, extensions, (config.paths.index,), config.paths.uploads_folder)
 
 
 def is_current(manifest: dict[str, Any], config: Config) -> bool:

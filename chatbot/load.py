@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,6 +29,7 @@ __all__ = [
     "file_sha256",
     "read_document",
     "scan_folder",
+    "scan_with_uploads",
 ]
 
 
@@ -78,15 +80,39 @@ class Scan:
     links: dict[str, str] = field(default_factory=dict)  # a file link's path -> its target's, both relative
 
 
-def scan_folder(folder: Path, extensions: tuple[str, ...], ignore: tuple[Path, ...] = (), prefix: str = "") -> Scan:
+def scan_with_uploads(
+    folder: Path, extensions: tuple[str, ...], ignore: Iterable[Path] = (), uploads: Path | None = None
+) -> Scan:
+    """`scan_folder(folder, extensions, ignore)` and the documents uploaded through the web page, kept in the
+    folder `uploads`, whose paths start with UPLOADS (".uploads/"): a hidden name, which no document of `folder`
+    can have, since hidden files are passed over there. An uploads folder that cannot be read is listed as
+    skipped; one that does not exist holds nothing."""
+    ignore = tuple(ignore) + ((uploads,) if uploads is not None else ())
+    scan = scan_folder(folder, extensions, ignore)
+    if uploads is None or not os.path.lexists(uploads):  # the usual case: nothing uploaded yet
+        return scan
+    try:
+        uploaded = scan_folder(uploads, extensions, prefix=UPLOADS)
+    except ChatbotError as exc:
+        scan.skipped.append(Skipped(UPLOADS.rstrip("/"), f"the uploads folder cannot be read: {exc}"))
+        return scan
+    scan.files = sorted(scan.files + uploaded.files, key=lambda info: info.path)
+    scan.skipped = sorted(scan.skipped + uploaded.skipped, key=lambda skipped: skipped.path)
+    return scan
+
+
+def scan_folder(
+    folder: Path, extensions: tuple[str, ...], ignore: Path | Iterable[Path] | None = (), prefix: str = ""
+) -> Scan:
     """Every file under `folder` with one of `extensions`, recursively, sorted by relative path (each path
     starting with `prefix`).
 
-    Hidden files and folders are passed over, and so are the folders in `ignore` (the index and the uploads,
-    when they are kept inside the documents folder). Files of other types, links that lead outside the folder
-    (they are not followed), links that lead back to themselves and files that cannot be examined are listed
-    as skipped, with the reason.
+    Hidden files and folders are passed over, and so are the folders in `ignore` (one or several: the index
+    and the uploads, when they are kept inside the documents folder). Files of other types, links that lead
+    outside the folder (they are not followed), links that lead back to themselves and files that cannot be
+    examined are listed as skipped, with the reason.
     """
+    ignore = () if ignore is None else (ignore,) if isinstance(ignore, (str, os.PathLike)) else tuple(ignore)
     folder = Path(folder)
     if not folder.exists():
         raise ChatbotError(f"documents folder not found: {folder}")
