@@ -583,7 +583,7 @@ class DocumentsPanel:
         # Gradio would otherwise refuse itself and leave in its temporary folder for a day.
         self.upload.upload(self.add, self.upload, [*shown, self.upload], preprocess=False, **changing)
         asking = [self.confirm_box, self.question, self.pending, self.status]
-        remove.click(self.ask_to_remove, self.chosen, asking, queue=False, **private)
+        remove.click(self.ask_to_remove, self.chosen, asking, **private)  # queued: it may wait for the index
         cancel.click(self.cancel, None, [self.confirm_box, self.pending, self.status], queue=False, **private)
         confirm.click(self.remove, self.pending, shown, **changing)
         restore.click(self.restore, self.removed, shown, **changing)

@@ -48,8 +48,10 @@ class Uploads:
     def add(self, upload: Path, name: str | None = None, indexed: dict[str, str] | None = None) -> str:
         """Copy an uploaded file in (named `name`, or as the file is) and return its cited path. Refused, with
         the reason, when of another type, too large, empty, or the same bytes as a document in `indexed`
-        (SHA-256 -> cited path)."""
+        (SHA-256 -> cited path), to which it is added."""
         name = save_upload(upload, self.folder, self.extensions, self.max_bytes, name, indexed)
+        if indexed is not None:  # so that the same file twice in one upload is refused the second time
+            indexed[file_sha256(self.folder / name) or ""] = UPLOADS + name
         return UPLOADS + name
 
     def path_of(self, cited: str) -> Path:

@@ -64,6 +64,15 @@ def test_save_upload_writes_only_a_clean_name_inside_the_folder(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["incoming", "uploads"]
 
 
+def test_the_same_file_twice_is_refused_the_second_time(uploads, tmp_path):
+    (tmp_path / "notes.txt").write_text("Notes.", encoding="utf-8")
+    indexed: dict[str, str] = {}
+    assert uploads.add(tmp_path / "notes.txt", indexed=indexed) == ".uploads/notes.txt"
+    with pytest.raises(ChatbotError, match="the same file is already indexed, as .uploads/notes.txt"):
+        uploads.add(tmp_path / "notes.txt", "copy.txt", indexed)
+    assert [path.name for path in uploads.folder.iterdir()] == ["notes.txt"]
+
+
 def test_a_same_named_upload_is_kept_under_a_name_of_its_own(tmp_path):
     uploads = tmp_path / "uploads"
     for text in ("First.", "Second.", "Third."):
