@@ -1,8 +1,11 @@
 """Build an index from documents: segment, chunk, embed (reusing an older build's vectors) and index for BM25.
 
-Vectors are embedded in batches and streamed into the new build's files and its FAISS index as they come,
-so a large document never has all its texts to embed, or a second copy of its vectors, in memory at once.
-A long build shows a progress bar on a terminal.
+Only sentences are embedded: a passage's vector is derived from its sentences' vectors (their sum weighted
+by length in word-pieces, made unit length), which answers as well as embedding the passage did, at half the cost
+(benchmarks/RESULTS.md, "Index build"). Vectors are embedded in chunks and streamed into the new build's
+files and its FAISS index as they come, so a large document never has all its texts to embed, or a second
+copy of its vectors, in memory at once. A long build shows a progress bar on a terminal (texts embedded,
+rate, time left).
 
 Usage example:
     with new_build(config.paths.index) as staging:
@@ -27,16 +30,18 @@ from . import formats, segment
 from .chunk import group_sentences
 from .config import Config
 from .embed import Embedder, effective_dtype
-from .lexical import LexicalIndex, tokenize
+from .lexical import LexicalIndex, token_table
 from .load import Document
 from .segment import split_blocks
-from .store import IndexData, VectorWriter, vector_search
+from .store import IndexData, VectorWriter, stored_vectors, vector_search
 
 log = logging.getLogger("chatbot")
 
 Progress = Callable[[int, int], None]  # (texts embedded so far, texts to embed in all)
-EMBED_CHUNK = 4096  # texts embedded (and held in memory) at a time; also the progress step
+EMBED_CHUNK = 4096  # texts embedded (and held in memory) at a time
 PROGRESS_FROM = 2000  # a build embedding at least this many texts shows a progress bar on a terminal
+# How passage vectors are made; stored in the manifest, so that an index made another way is brought up to date.
+PASSAGE_VECTORS = "sentence vectors summed, weighted by word-pieces, unit length"
 
 
 def settings_of(config: Config) -> dict[str, Any]:
@@ -51,6 +56,7 @@ def settings_of(config: Config) -> dict[str, Any]:
         "chunk": asdict(config.chunk),
         "readers": formats.VERSION,
         "search": search,
+        "passage_vectors": PASSAGE_VECTORS,
     }
 
 
@@ -100,13 +106,12 @@ def build_data(
     passages = np.concatenate(passage_parts).reshape(-1, 5) if passage_parts else np.zeros((0, 5), np.int64)
     del sentence_parts, passage_parts
     texts = [doc.text for doc in documents]
-    dimension = previous.sentence_vectors.shape[1] if previous is not None else embedder.dimension
+    dimension = previous.sentence_vectors.shape[1] if previous is not None else embedder.document_dimension
     fresh = np.array([number is None for number in reuse], dtype=bool)
     embedded = int(fresh[sentences[:, 0]].sum())
-    total = embedded + int(fresh[passages[:, 0]].sum())
-    if total >= PROGRESS_FROM:
-        log.info("embedding %d sentences and %d passages", embedded, total - embedded)
-    with _progress(total) as bar:
+    if embedded >= PROGRESS_FROM:
+        log.info("embedding %d sentences", embedded)
+    with _progress(embedded) as bar:
         done = 0
 
         def advance(count: int) -> None:
@@ -114,23 +119,31 @@ def build_data(
             done += count
             bar.update(count)
             if on_progress is not None:
-                on_progress(done, total)
+                on_progress(done, embedded)
 
+        if on_progress is not None and embedded:
+            embedder.document_model  # loaded before the clock of the rate starts
+            on_progress(0, embedded)
         old = (previous.sentences, previous.sentence_vectors) if previous is not None else None
         sentence_vectors, sentence_search = _stream_vectors(
             staging / "sentence_vectors.npy", sentences, texts, reuse, old, embedder, dimension, advance, config.search
         )
-        old = (previous.passages, previous.passage_vectors) if previous is not None else None
-        passage_vectors, passage_search = _stream_vectors(
-            staging / "passage_vectors.npy", passages, texts, reuse, old, embedder, dimension, advance, config.search
-        )
-
-    sentence_tokens = [tokenize(texts[d][s:e]) for d, s, e in sentences.tolist()]
-    sentence_lexical = LexicalIndex.build(sentence_tokens)
-    passage_lexical = LexicalIndex.build(
-        [[token for i in range(lo, hi) for token in sentence_tokens[i]] for lo, hi in passages[:, 3:5].tolist()]
+    held = stored_vectors(sentence_search)  # FAISS's copy, rather than paging in the file's
+    passage_vectors, passage_search = _passage_vectors(
+        staging / "passage_vectors.npy",
+        passages,
+        sentences,
+        sentence_vectors if held is None else held,
+        texts,
+        embedder,
+        config.search,
     )
-    del sentence_tokens
+
+    ids, offsets, vocab = token_table(texts[d][s:e] for d, s, e in sentences.tolist())
+    sentence_lexical = LexicalIndex.build_from_table(ids, offsets[:-1], offsets[1:], vocab)
+    # A passage's sentences are consecutive: its tokens are one slice of the same table.
+    passage_lexical = LexicalIndex.build_from_table(ids, offsets[passages[:, 3]], offsets[passages[:, 4]], vocab)
+    del ids, offsets, vocab
     manifest = {
         "version": _package_version(),
         "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -172,8 +185,7 @@ def _stream_vectors(path, table, texts, reuse, old, embedder, dimension, advance
         done = 0
         while len(pending) - done >= EMBED_CHUNK or (everything and done < len(pending)):
             chunk = table[pending[done : done + EMBED_CHUNK], :3].tolist()
-            put(embedder.encode([texts[d][s:e] for d, s, e in chunk]))
-            advance(len(chunk))
+            put(embedder.encode_documents([texts[d][s:e] for d, s, e in chunk], on_batch=advance))
             done += len(chunk)
         del pending[:done]
 
@@ -189,6 +201,27 @@ def _stream_vectors(path, table, texts, reuse, old, embedder, dimension, advance
             for lo in range(kept.start, kept.stop, EMBED_CHUNK):
                 put(np.asarray(old[1][lo : min(lo + EMBED_CHUNK, kept.stop)]))
         embed_pending()
+    return writer.result, search
+
+
+def _passage_vectors(path, passages, sentences, sentence_vectors, texts, embedder, search_settings):
+    """Each passage's vector from its sentences' (`sentence_vectors`, in sentence order): their sum weighted by
+    the word-pieces the model reads of each, as its mean over a passage's tokens weighs them, made unit
+    length. Written to `path` and added to a FAISS index a chunk at a time; returns both."""
+    dimension = sentence_vectors.shape[1]
+    search = vector_search(np.zeros((0, dimension), dtype=np.float32), search_settings, expected=len(passages))
+    with VectorWriter(path, len(passages), dimension) as writer:
+        for lo in range(0, len(passages), EMBED_CHUNK):
+            first, last = passages[lo : lo + EMBED_CHUNK, 3], passages[lo : lo + EMBED_CHUNK, 4]
+            start, end = int(first.min()), int(last.max())
+            weights = embedder.token_counts([texts[d][s:e] for d, s, e in sentences[start:end].tolist()])
+            weighted = np.asarray(sentence_vectors[start:end], dtype=np.float64) * weights[:, None]
+            sums = np.concatenate([np.zeros((1, dimension)), np.cumsum(weighted, axis=0)])
+            vectors = sums[last - start] - sums[first - start]  # each passage's sentences, first to last
+            vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+            vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+            writer.append(vectors)
+            search.add(vectors)
     return writer.result, search
 
 

@@ -43,7 +43,7 @@ class ModelConfig:
     name: str = "all-MiniLM-L6-v2"
     batch_size: int = 64
     device: str = "cpu"
-    dtype: str = "float32"
+    dtype: str = "auto"
 
 
 @dataclass(frozen=True)

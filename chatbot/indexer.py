@@ -26,6 +26,8 @@ from .load import Document, FileInfo, Scan, Unreadable, file_sha256, read_docume
 from .store import IndexDamaged, IndexData, build_lock, current_build, load_index, new_build, publish, read_manifest
 
 log = logging.getLogger("chatbot")
+# Settings whose change is made good from the stored sentence vectors, embedding nothing again.
+_DERIVED = {"passage_vectors": "the way passage vectors are made", "search": "vector search settings"}
 
 
 @dataclass
@@ -263,7 +265,8 @@ def _previous(config: Config, force: bool) -> tuple[IndexData | None, str]:
         return None, "segmentation or chunking settings changed"
     if old.get("readers") != new["readers"]:
         return None, "document readers changed"
-    reason = "" if old.get("search") == new["search"] else "vector search settings changed"
+    changed = [what for key, what in _DERIVED.items() if old.get(key) != new[key]]  # made again from the vectors
+    reason = f"{' and '.join(changed)} changed" if changed else ""
     try:
         return load_index(config.paths.index, manifest), reason
     except IndexDamaged as exc:

@@ -301,11 +301,11 @@ def _vectors(path: Path, search: faiss.Index) -> np.ndarray:
 def _resident(search: faiss.Index, shape: tuple[int, ...], read: Callable[[], np.ndarray]) -> np.ndarray:
     """Vectors in memory: the very ones `search` holds when it keeps them as they are (a flat index, or HNSW's
     flat storage), shared rather than held twice; else `read()` (a copy)."""
-    stored = _flat_storage(search)
+    stored = stored_vectors(search)
     return stored if stored is not None and stored.shape == tuple(shape) else read()
 
 
-def _flat_storage(search: faiss.Index) -> np.ndarray | None:
+def stored_vectors(search: faiss.Index) -> np.ndarray | None:
     """A read-only array over the float32 vectors a FAISS index stores uncompressed (IndexFlat, HNSWFlat),
     which keeps the index alive as long as the array (or any view of it) is; None for other kinds."""
     flat = faiss.downcast_index(search.storage) if isinstance(search, faiss.IndexHNSW) else search
@@ -396,7 +396,7 @@ def build_lock(folder: Path) -> Iterator[None]:
 
 
 def _write_files(data: IndexData, folder: Path) -> dict[str, str]:
-    _write_json(folder / "texts.json", data.texts)
+    _write_texts(folder / "texts.json", data.texts)
     np.save(folder / "sentences.npy", data.sentences.astype(np.int64), allow_pickle=False)
     np.save(folder / "passages.npy", data.passages.astype(np.int64), allow_pickle=False)
     _save_vectors(folder / "sentence_vectors.npy", data.sentence_vectors)
@@ -441,6 +441,20 @@ def _make_way(path: Path) -> None:
         aside = path.with_name(f"{path.name}.moved-aside-{time.strftime('%Y%m%d-%H%M%S')}")
         os.rename(path, aside)
         log.warning("%s was a folder; moved it to %s", path, aside)
+
+
+def _write_texts(path: Path, texts: list[str]) -> None:
+    """The documents' texts as the JSON list `_write_json` writes, a megabyte of characters at a time: json
+    escapes a string whole, and a 50 MB document would be held three times over (text, escaped, encoded)."""
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write("[")
+        for number, text in enumerate(texts):
+            handle.write(",\n " if number else "\n ")
+            handle.write('"')
+            for lo in range(0, len(text), 1 << 20):  # JSON escapes each character alone: slices join up
+                handle.write(json.dumps(text[lo : lo + (1 << 20)], ensure_ascii=False)[1:-1])
+            handle.write('"')
+        handle.write("\n]" if texts else "]")
 
 
 def _write_json(path: Path, value: Any) -> None:
