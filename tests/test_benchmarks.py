@@ -58,7 +58,12 @@ def test_bench_build_writes_table(tmp_path, tiny_squad):
     results = tmp_path / "RESULTS.md"
     run_script("bench_build.py", "--squad", str(tiny_squad), "--rounds", "1", "--results", str(results))
     text = results.read_text(encoding="utf-8")
-    assert "<!-- begin build -->" in text and "chatbot index, end to end" in text and "bare SentenceTransformer" in text
+    assert "<!-- begin build -->" in text and "chatbot index --rebuild" in text and "bare float32 Sentence" in text
+    large = tmp_path / "large.txt"
+    large.write_text("The Eddystone Lighthouse stands on rocks. It was first lit in 1698.\n" * 50, encoding="utf-8")
+    run_script("bench_build.py", "--large", str(large), "--results", str(results))
+    text = results.read_text(encoding="utf-8")
+    assert "<!-- begin build-large -->" in text and "| large.txt |" in text and "peak RSS MB" in text
 
 
 def test_bench_batch_writes_both_tables(tmp_path, tiny_squad):
@@ -111,6 +116,6 @@ def test_model_dtype_counts_as_a_model_change():
     from chatbot.build import settings_of
     from chatbot.config import Config, apply_overrides
 
-    default = Config()
-    assert settings_of(apply_overrides(default, model={"dtype": "bfloat16"})) != settings_of(default)
-    assert settings_of(default)["model"] == default.model.name  # float32 indexes built before stay current
+    float32 = apply_overrides(Config(), model={"dtype": "float32"})
+    assert settings_of(apply_overrides(float32, model={"dtype": "bfloat16"})) != settings_of(float32)
+    assert settings_of(float32)["model"] == float32.model.name
