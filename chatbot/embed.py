@@ -177,7 +177,6 @@ class Embedder:
             vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
         return vectors
 
-
     def token_counts(self, texts: Sequence[str]) -> np.ndarray:
         """How many word-pieces the documents' model reads of each text (special tokens included, cut where
         the model cuts), as float64."""
