@@ -5,13 +5,15 @@ so a large document never has all its texts to embed, or a second copy of its ve
 A long build shows a progress bar on a terminal.
 
 Usage example:
-    with new_build(config.paths.index) as staging:
+    store = open_store(config)
+    with store.new_build() as staging:        # a folder (FAISS), or a sink of rows (Milvus)
         data, embedded = build_data(documents, config, embedder, previous, staging)
-        publish(data, staging, config.paths.index)
+        store.publish(data, staging)
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 import time
@@ -19,13 +21,13 @@ from collections.abc import Callable
 from dataclasses import asdict
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
 from . import formats, segment
 from .chunk import group_sentences
-from .config import Config
+from .config import Config, SearchConfig
 from .embed import Embedder, effective_dtype
 from .lexical import LexicalIndex, tokenize
 from .load import Document
@@ -59,15 +61,18 @@ def build_data(
     config: Config,
     embedder: Embedder,
     previous: IndexData | None,
-    staging: Path,
+    staging: Path | VectorSink,
     on_progress: Progress | None = None,
 ) -> tuple[IndexData, int]:
     """Segment, chunk, embed (reusing `previous` vectors of unchanged documents) and index `documents`.
 
-    The vectors are written into files in `staging` (a folder from `store.new_build`). `on_progress(done,
-    total)` is called as texts are embedded, for a progress display of the caller's own.
+    The vectors go to `staging`: a folder from `store.new_build` (files and FAISS indexes), or another
+    backend's sink (milvus.MilvusSink). `on_progress(done, total)` is called as texts are embedded, for a
+    progress display of the caller's own.
     """
-    reusable = {doc["sha256"]: number for number, doc in enumerate(previous.documents)} if previous else {}
+    sink = FileVectors(staging, config.search) if isinstance(staging, Path) else staging
+    key = (lambda entry: (entry["path"], entry["sha256"])) if sink.reuse_by_path else (lambda entry: entry["sha256"])
+    reusable = {key(doc): number for number, doc in enumerate(previous.documents)} if previous else {}
     sentence_parts, passage_parts, entries, reuse = [], [], [], []
     sentence_count = 0
     for number, doc in enumerate(documents):
@@ -94,13 +99,14 @@ def build_data(
         if doc.pages:
             entry["pages"] = list(doc.pages)
         entries.append(entry)
-        reuse.append(reusable.get(doc.sha256))
+        reuse.append(reusable.get(key(entry)))
 
     sentences = np.concatenate(sentence_parts).reshape(-1, 3) if sentence_parts else np.zeros((0, 3), np.int64)
     passages = np.concatenate(passage_parts).reshape(-1, 5) if passage_parts else np.zeros((0, 5), np.int64)
     del sentence_parts, passage_parts
     texts = [doc.text for doc in documents]
     dimension = previous.sentence_vectors.shape[1] if previous is not None else embedder.dimension
+    sink.place(entries, reuse, previous)
     fresh = np.array([number is None for number in reuse], dtype=bool)
     embedded = int(fresh[sentences[:, 0]].sum())
     total = embedded + int(fresh[passages[:, 0]].sum())
@@ -116,21 +122,15 @@ def build_data(
             if on_progress is not None:
                 on_progress(done, total)
 
-        old = (previous.sentences, previous.sentence_vectors) if previous is not None else None
-        sentence_vectors, sentence_search = _stream_vectors(
-            staging / "sentence_vectors.npy", sentences, texts, reuse, old, embedder, dimension, advance, config.search
-        )
-        old = (previous.passages, previous.passage_vectors) if previous is not None else None
-        passage_vectors, passage_search = _stream_vectors(
-            staging / "passage_vectors.npy", passages, texts, reuse, old, embedder, dimension, advance, config.search
-        )
+        results = []
+        for kind, table in (("sentences", sentences), ("passages", passages)):
+            old = None if previous is None else getattr(previous, kind)
+            with sink.open(kind, table, texts, dimension, old) as writer:
+                _stream_vectors(table, texts, reuse, old, embedder, advance, writer)
+            results.append(writer.result)
+    (sentence_vectors, sentence_search), (passage_vectors, passage_search) = results
 
-    sentence_tokens = [tokenize(texts[d][s:e]) for d, s, e in sentences.tolist()]
-    sentence_lexical = LexicalIndex.build(sentence_tokens)
-    passage_lexical = LexicalIndex.build(
-        [[token for i in range(lo, hi) for token in sentence_tokens[i]] for lo, hi in passages[:, 3:5].tolist()]
-    )
-    del sentence_tokens
+    sentence_lexical, passage_lexical = lexical_indexes(texts, sentences, passages)
     manifest = {
         "version": _package_version(),
         "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -152,44 +152,99 @@ def build_data(
         sentence_lexical=sentence_lexical,
         passage_lexical=passage_lexical,
     )
+    sink.attach(data)
     return data, embedded
 
 
-def _stream_vectors(path, table, texts, reuse, old, embedder, dimension, advance, search_settings):
-    """Vectors for the rows of `table` (sentences or passages), written to `path` in row order and added to a
-    FAISS index as they come: copied from the old build (`old` = its table and vectors) for reused documents,
-    embedded in batches of EMBED_CHUNK texts otherwise. Returns (memory-mapped vectors, FAISS index)."""
-    search = vector_search(np.zeros((0, dimension), dtype=np.float32), search_settings, expected=len(table))
-    pending: list[int] = []  # rows waiting to be embedded
+def lexical_indexes(texts: list[str], sentences: np.ndarray, passages: np.ndarray) -> tuple[LexicalIndex, LexicalIndex]:
+    """BM25 indexes of the sentences and of the passages (a passage's tokens are its sentences')."""
+    sentence_tokens = [tokenize(texts[d][s:e]) for d, s, e in sentences.tolist()]
+    sentence_lexical = LexicalIndex.build(sentence_tokens)
+    passage_lexical = LexicalIndex.build(
+        [[token for i in range(lo, hi) for token in sentence_tokens[i]] for lo, hi in passages[:, 3:5].tolist()]
+    )
+    return sentence_lexical, passage_lexical
 
-    def put(vectors: np.ndarray) -> None:
-        writer.append(vectors)
-        search.add(np.ascontiguousarray(vectors, dtype=np.float32))
+
+class VectorSink(Protocol):
+    """Where a build's vectors go (FileVectors: files and FAISS; milvus.MilvusSink: rows in Milvus)."""
+
+    reuse_by_path: bool  # whether an unchanged document is known by path and content, or by content alone
+
+    def place(self, entries: list[dict[str, Any]], reuse: list[int | None], previous: IndexData | None) -> None:
+        """Note in each manifest entry where its vectors are kept, before any is written."""
+
+    def open(self, kind: str, table: np.ndarray, texts: list[str], dimension: int, old: np.ndarray | None) -> Any:
+        """A context manager with put(rows, vectors), keep(rows, old_rows) and, after it, `result`:
+        (vectors, FAISS index or None)."""
+
+    def attach(self, data: IndexData) -> None:
+        """Give the finished data what it needs to search this backend."""
+
+
+class FileVectors:
+    """A build's vectors written as .npy files into a staging folder and added to FAISS indexes as they come."""
+
+    reuse_by_path = False
+
+    def __init__(self, staging: Path, settings: SearchConfig) -> None:
+        self.staging, self.settings, self.previous = staging, settings, None
+
+    def place(self, entries, reuse, previous) -> None:
+        self.previous = previous
+
+    @contextlib.contextmanager
+    def open(self, kind, table, texts, dimension, old):
+        search = vector_search(np.zeros((0, dimension), dtype=np.float32), self.settings, expected=len(table))
+        old_vectors = None if self.previous is None else getattr(self.previous, kind[:-1] + "_vectors")
+        writer = _FileTable(search, old_vectors)
+        with VectorWriter(self.staging / f"{kind[:-1]}_vectors.npy", len(table), dimension) as writer.file:
+            yield writer
+        writer.result = (writer.file.result, search)
+
+    def attach(self, data: IndexData) -> None:
+        pass
+
+
+class _FileTable:
+    def __init__(self, search, old_vectors) -> None:
+        self.search, self.old_vectors, self.file, self.result = search, old_vectors, None, None
+
+    def put(self, rows, vectors: np.ndarray) -> None:
+        self.file.append(vectors)
+        self.search.add(np.ascontiguousarray(vectors, dtype=np.float32))
+
+    def keep(self, rows: slice, old_rows: slice) -> None:
+        for lo in range(old_rows.start, old_rows.stop, EMBED_CHUNK):
+            self.put(None, np.asarray(self.old_vectors[lo : min(lo + EMBED_CHUNK, old_rows.stop)]))
+
+
+def _stream_vectors(table, texts, reuse, old, embedder, advance, writer):
+    """Vectors for the rows of `table` (sentences or passages), handed to `writer` in row order: kept from the
+    old build (`old` = its table) for reused documents, embedded in batches of EMBED_CHUNK texts otherwise."""
+    pending: list[int] = []  # rows waiting to be embedded
 
     def embed_pending(everything: bool = True) -> None:
         """Embed whole chunks of the pending rows (and the rest too when `everything`): full chunks let the
         model sort texts by length over many documents, which saves padding."""
         done = 0
         while len(pending) - done >= EMBED_CHUNK or (everything and done < len(pending)):
-            chunk = table[pending[done : done + EMBED_CHUNK], :3].tolist()
-            put(embedder.encode([texts[d][s:e] for d, s, e in chunk]))
+            rows = pending[done : done + EMBED_CHUNK]
+            chunk = table[rows, :3].tolist()
+            writer.put(rows, embedder.encode([texts[d][s:e] for d, s, e in chunk]))
             advance(len(chunk))
             done += len(chunk)
         del pending[:done]
 
-    with VectorWriter(path, len(table), dimension) as writer:
-        for number, previous in enumerate(reuse):
-            rows = _rows(table, number)
-            if previous is None:
-                pending.extend(range(rows.start, rows.stop))
-                embed_pending(everything=False)
-                continue
-            embed_pending()
-            kept = _rows(old[0], previous)
-            for lo in range(kept.start, kept.stop, EMBED_CHUNK):
-                put(np.asarray(old[1][lo : min(lo + EMBED_CHUNK, kept.stop)]))
+    for number, previous in enumerate(reuse):
+        rows = _rows(table, number)
+        if previous is None:
+            pending.extend(range(rows.start, rows.stop))
+            embed_pending(everything=False)
+            continue
         embed_pending()
-    return writer.result, search
+        writer.keep(rows, _rows(old, previous))
+    embed_pending()
 
 
 def _progress(total: int):

@@ -52,6 +52,21 @@ class SearchConfig:
 
 
 @dataclass(frozen=True)
+class StoreConfig:
+    """Where the index lives: FAISS + bm25s files in the index folder, or Milvus (see milvus.py)."""
+
+    backend: str = "faiss"
+    uri: str = ""
+    token_env: str = ""
+    collection: str = ""
+
+    @property
+    def server(self) -> bool:
+        """Whether `uri` names a Milvus server (http://, https://, tcp://) rather than a Milvus Lite file."""
+        return self.uri.split("://", 1)[0].lower() in ("http", "https", "tcp") and "://" in self.uri
+
+
+@dataclass(frozen=True)
 class SegmentConfig:
     max_sentence_chars: int = 1000
 
@@ -156,6 +171,7 @@ class Config:
     documents: DocumentsConfig = field(default_factory=DocumentsConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     search: SearchConfig = field(default_factory=SearchConfig)
+    store: StoreConfig = field(default_factory=StoreConfig)
     segment: SegmentConfig = field(default_factory=SegmentConfig)
     chunk: ChunkConfig = field(default_factory=ChunkConfig)
     retrieve: RetrieveConfig = field(default_factory=RetrieveConfig)
@@ -210,6 +226,13 @@ class Config:
             raise ChatbotError(f"config: verifier.min_further must be between 0 and 1, got {self.verifier.min_further}")
         if self.search.kind not in ("auto", "flat", "hnsw"):
             raise ChatbotError(f"config: search.kind must be \"auto\", \"flat\" or \"hnsw\", got {self.search.kind!r}")
+        if self.store.backend not in ("faiss", "milvus"):
+            raise ChatbotError(f"config: store.backend must be \"faiss\" or \"milvus\", got {self.store.backend!r}")
+        if self.store.uri and not self.store.server and not self.store.uri.endswith(".db"):
+            raise ChatbotError(
+                "config: store.uri must be a Milvus Lite file ending in .db, or http://HOST:PORT for a Milvus "
+                f"server, got {self.store.uri!r}"
+            )
         if self.search.exact_up_to < 0:
             raise ChatbotError("config: search.exact_up_to must not be negative")
         if not 0 < self.ui.port < 65536:
@@ -254,6 +277,9 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> Config:
         config,
         paths=PathsConfig(docs=(base / config.paths.docs).resolve(), index=(base / config.paths.index).resolve()),
     )
+    if config.store.uri and not config.store.server:  # a Milvus Lite file, relative to the file that names it
+        store = dataclasses.replace(config.store, uri=str((base / Path(config.store.uri).expanduser()).resolve()))
+        config = dataclasses.replace(config, store=store)
     if config.verifier.model:  # a verifier folder of one's own, relative to the file that names it
         model = str((base / Path(config.verifier.model).expanduser()).resolve())
         config = dataclasses.replace(config, verifier=dataclasses.replace(config.verifier, model=model))
