@@ -55,7 +55,7 @@ _loaded: dict[str, set[str]] = {}  # uri -> collections loaded by this process
 
 def _quiet() -> None:
     """pymilvus and Milvus Lite log every failed call with a traceback; this module says what went wrong."""
-    for name in ("pymilvus", "pymilvus.decorators", "milvus_lite", "milvus_lite.server_manager"):
+    for name in ("pymilvus", "pymilvus.decorators", "milvus_lite", "milvus_lite.server_manager", "grpc._server"):
         logging.getLogger(name).setLevel(logging.CRITICAL)
 
 
@@ -79,12 +79,12 @@ class MilvusStore:
 
     def has(self, collection: str) -> bool:
         """Whether `collection` exists; it is loaded for searching and reading if so (once per process)."""
-        if collection in _loaded.get(self.uri, set()):
-            return True
         if not self.client.has_collection(collection):
+            _loaded.get(self.uri, set()).discard(collection)
             return False
-        self.client.load_collection(collection)
-        _loaded.setdefault(self.uri, set()).add(collection)
+        if collection not in _loaded.get(self.uri, set()):
+            self.client.load_collection(collection)
+            _loaded.setdefault(self.uri, set()).add(collection)
         return True
 
     def lock(self) -> contextlib.AbstractContextManager:
@@ -342,16 +342,18 @@ class MilvusStore:
                     self.client.drop_collection(collection)
                     _loaded.get(self.uri, set()).discard(collection)
         for collection in (names.get("sentences"), names.get("passages")):
-            if collection:
+            if collection and self.has(collection):
                 self.client.delete(collection, filter=f"build not in {json.dumps(sorted(keys))}")
-                for build, used in keys.items():
-                    self.client.delete(collection, filter=f"build == {json.dumps(build)} and doc not in {sorted(used)}")
+                for written, used in keys.items():
+                    self.client.delete(collection, filter=f"build == {json.dumps(written)} and doc not in {sorted(used)}")
         if not self.has(self.meta):
             return
         self.client.delete(self.meta, filter=f'kind == "doc" and build not in {json.dumps(sorted(keys))}')
-        for build, used in keys.items():
-            blobs = sorted(_doc_blob({"build": build, "key": key}) for key in used)
-            self.client.delete(self.meta, filter=f'kind == "doc" and build == {json.dumps(build)} and blob not in {json.dumps(blobs)}')
+        for written, used in keys.items():
+            blobs = sorted(_doc_blob({"build": written, "key": key}) for key in used)
+            self.client.delete(
+                self.meta, filter=f'kind == "doc" and build == {json.dumps(written)} and blob not in {json.dumps(blobs)}'
+            )
         self.client.delete(self.meta, filter=f'kind == "manifest" and blob != {json.dumps(f"manifest/{build}")}')
 
     def _query(self, collection: str, filter: str, fields: list[str]) -> list[dict[str, Any]]:
