@@ -68,7 +68,6 @@ class MilvusStore:
         self.uri = settings.uri or str(config.paths.index / "milvus.db")
         self.prefix = settings.collection or collection_prefix(config.paths.docs)
         self.meta = f"{self.prefix}_meta"
-        self.hnsw = config.search.kind != "flat"
         self._client = None
 
     @property
@@ -172,7 +171,7 @@ class MilvusStore:
             sentence_lexical=sentence_lexical,
             passage_lexical=passage_lexical,
         )
-        data.searcher = MilvusSearch(data, self.hnsw)
+        data.searcher = MilvusSearch(data)
         return data
 
     @contextlib.contextmanager
@@ -223,16 +222,19 @@ class MilvusStore:
         self.client.upsert(self.meta, [_meta_row("current", 0, "current", "", pointer)])  # the switch
         data.manifest = manifest
         self._remove_unused(manifest, sink.build)
+        for collection in (self.meta, *sink.names.values()):
+            self.client.flush(collection)  # sealed: a later process loads it without replaying its log
 
     # Writing and reading
 
-    def rows_collection(self, kind: str, dimension: int) -> str:
-        """The collection of `kind` ("sentences" or "passages") rows of this dimension, created if need be."""
+    def rows_collection(self, kind: str, dimension: int, rows: int) -> str:
+        """The collection of `kind` ("sentences" or "passages") rows of this dimension, created if need be, with
+        the vector index [search] picks for `rows` rows."""
         from pymilvus import DataType, Function, FunctionType, MilvusClient
 
         name = f"{self.prefix}_{kind}_{dimension}d"
         if self.has(name):
-            self._ensure_vector_index(name)
+            self._ensure_vector_index(name, rows)
             return name
         schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
         schema.add_field("id", DataType.VARCHAR, is_primary=True, max_length=256)
@@ -254,21 +256,22 @@ class MilvusStore:
             Function(name="bm25", function_type=FunctionType.BM25, input_field_names=["terms"], output_field_names=["sparse"])
         )
         index = self.client.prepare_index_params()
-        index.add_index("vector", **self._vector_index())
+        index.add_index("vector", **self._vector_index(rows))
         index.add_index("sparse", index_type="SPARSE_INVERTED_INDEX", metric_type="BM25", params=BM25_PARAMS)
         self.client.create_collection(name, schema=schema, index_params=index, consistency_level="Strong")
         return name
 
-    def _vector_index(self) -> dict[str, Any]:
+    def _vector_index(self, rows: int) -> dict[str, Any]:
+        """As store.vector_search picks: exact search while small ("auto" up to exact_up_to), HNSW beyond."""
         search = self.config.search
-        if not self.hnsw:
+        if search.kind == "flat" or (search.kind == "auto" and rows <= search.exact_up_to):
             return {"index_type": "FLAT", "metric_type": "IP", "params": {}}
         params = {"M": search.hnsw_m, "efConstruction": search.hnsw_ef_construction}
         return {"index_type": "HNSW", "metric_type": "IP", "params": params}
 
-    def _ensure_vector_index(self, name: str) -> None:
+    def _ensure_vector_index(self, name: str, rows: int) -> None:
         """Rebuild the vector index when [search] changed it (the vectors stay; nothing is embedded again)."""
-        wanted = self._vector_index()
+        wanted = self._vector_index(rows)
         described = self.client.describe_index(name, "vector")
         if described.get("index_type") == wanted["index_type"] and all(
             str(described.get(key)) == str(value) for key, value in wanted["params"].items()
@@ -394,18 +397,19 @@ class MilvusSink:
 
     @contextlib.contextmanager
     def open(self, kind: str, table: np.ndarray, texts: list[str], dimension: int, old: np.ndarray | None):
-        name = self.names[kind] = self.store.rows_collection(kind, dimension)
+        name = self.names[kind] = self.store.rows_collection(kind, dimension, len(table))
         writer = _RowWriter(self, kind, name, table, texts)
         if kind == "sentences":
             self.sentence_starts = writer.starts
         yield writer
         if kind == "passages":
+            self._tokens.clear()
             for entry, count in zip(self.entries, np.bincount(table[:, 0], minlength=len(self.entries)).tolist()):
                 entry["milvus"]["passages"] = count
         writer.result = (MilvusVectors(self.store.client, name, RowKeys(self.entries, table), dimension), None)
 
     def attach(self, data: IndexData) -> None:
-        data.searcher = MilvusSearch(data, self.store.hnsw)
+        data.searcher = MilvusSearch(data)
 
 
 class _RowWriter:
@@ -424,7 +428,7 @@ class _RowWriter:
                 tokens = self.sink._tokens[row] = tokenize(text)
             else:
                 lo, hi = (int(value) for value in self.table[row, 3:5])
-                tokens = [token for sentence in range(lo, hi) for token in self.sink._tokens.pop(sentence, [])]
+                tokens = [token for sentence in range(lo, hi) for token in self.sink._tokens.get(sentence, ())]
             record = {
                 "id": _row_id(entry["milvus"], row - first),
                 "build": entry["milvus"]["build"],
@@ -516,8 +520,8 @@ class MilvusVectors:
 class MilvusSearch:
     """The four rankings of retrieve.py from Milvus: passages and sentences by vector, and by Milvus's BM25."""
 
-    def __init__(self, data: IndexData, hnsw: bool) -> None:
-        self.data, self.hnsw = data, hnsw
+    def __init__(self, data: IndexData) -> None:
+        self.data = data
 
     def rankings(self, data, queries, vectors, k, ef_search):
         k_dense, k_sentences, k_lexical = k
@@ -541,7 +545,7 @@ class MilvusSearch:
         if field == "sparse":
             params = {"metric_type": "BM25"}
         else:
-            params = {"metric_type": "IP", "params": {"ef": max(ef or 0, limit)} if self.hnsw else {}}
+            params = {"metric_type": "IP", "params": {"ef": max(ef or 0, limit)}}  # ef: for HNSW only
         try:
             found = vectors.client.search(
                 vectors.collection, data=data, anns_field=field, limit=limit, filter=self.filter,
