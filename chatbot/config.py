@@ -59,6 +59,7 @@ class StoreConfig:
     uri: str = ""
     token_env: str = ""
     collection: str = ""
+    read_only: bool = False
 
     @property
     def server(self) -> bool:
@@ -228,6 +229,8 @@ class Config:
             raise ChatbotError(f"config: search.kind must be \"auto\", \"flat\" or \"hnsw\", got {self.search.kind!r}")
         if self.store.backend not in ("faiss", "milvus"):
             raise ChatbotError(f"config: store.backend must be \"faiss\" or \"milvus\", got {self.store.backend!r}")
+        if self.store.read_only and self.store.backend != "milvus":
+            raise ChatbotError("config: store.read_only is for backend = \"milvus\" (several processes sharing one index)")
         if self.store.uri and not self.store.server and not self.store.uri.endswith(".db"):
             raise ChatbotError(
                 "config: store.uri must be a Milvus Lite file ending in .db, or http://HOST:PORT for a Milvus "

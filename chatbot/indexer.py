@@ -95,7 +95,10 @@ def scan_documents(config: Config) -> Scan:
 
 
 def is_current(manifest: dict[str, Any], config: Config) -> bool:
-    """Whether an index with this manifest still matches the documents and settings (cheap: stats files)."""
+    """Whether an index with this manifest still matches the documents and settings (cheap: stats files). With
+    [store] read_only, whether it is still the one published (the indexing process keeps it in step)."""
+    if config.store.read_only:
+        return manifest.get("build") == open_store(config).current_name()
     if manifest.get("settings") != settings_of(config):
         return False
     scan = scan_documents(config)
@@ -111,6 +114,10 @@ def refresh_index(
     folder = config.paths.index
     if folder.exists() and not folder.is_dir():
         raise ChatbotError(f"index path is not a folder: {folder}")
+    if config.store.read_only:
+        if force:
+            raise ChatbotError("store.read_only is set: this process answers from the index but never writes it")
+        return _published(config)
     scan = scan_documents(config)
     if not scan.files:
         for skipped in scan.skipped:
@@ -128,6 +135,20 @@ def refresh_index(
             if data is not None:
                 return data, report
         return _build(store, config, embedder, scan, force, on_progress)
+
+
+def _published(config: Config) -> tuple[IndexData, IndexReport]:
+    """The index as the indexing process last published it ([store] read_only: this process never writes)."""
+    store = open_store(config)
+    try:
+        data = store.load()
+    except IndexDamaged as exc:
+        raise ChatbotError(f"the index is damaged ({exc}); run `chatbot index` where the index is written") from None
+    if data is None:
+        raise ChatbotError("there is no index yet; run `chatbot index` where the index is written")
+    if data.manifest.get("settings") != settings_of(config):
+        log.warning("the published index was built with other settings than this process's config; answering from it")
+    return data, IndexReport("unchanged", unchanged=len(data.documents), skipped=_skip_list(data.manifest))
 
 
 def _load_if_current(

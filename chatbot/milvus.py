@@ -214,6 +214,7 @@ class MilvusStore:
         manifest = {
             **data.manifest,
             "format": FORMAT,
+            "build": sink.build,
             "store": {"backend": "milvus", "sentences": sink.names["sentences"], "passages": sink.names["passages"]},
         }
         manifest["checksum"] = manifest_checksum(manifest)

@@ -141,6 +141,16 @@ def test_a_second_chatbot_reads_the_index_from_milvus_alone(built, make_bot):
     assert other.ask("What is bronze made of?").quotes == built.ask("What is bronze made of?").quotes
 
 
+def test_a_read_only_process_answers_from_what_the_writer_publishes(built, make_bot):
+    reader = make_bot(docs=built.config.paths.docs, store={**MILVUS, "read_only": True}, verifier=NO_VERIFIER)
+    assert "Bronze is made by mixing copper with tin." in reader.ask("What is bronze made of?").text
+    (built.config.paths.docs / "glass.txt").write_text("Glass is made from sand.\n", encoding="utf-8")
+    reader.ask("What is glass made from?")
+    assert "glass.txt" not in {entry["path"] for entry in reader.data.documents}  # a reader never builds
+    built.index()  # the writer publishes a new build; the reader picks it up at its next question
+    assert reader.ask("What is glass made from?").quotes[0].source == "glass.txt"
+
+
 def test_changing_the_vector_search_keeps_the_rows(built, make_bot):
     flat = make_bot(docs=built.config.paths.docs, store=MILVUS, search={"kind": "flat"}, verifier=NO_VERIFIER)
     report = flat.index()
