@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import statistics
 import subprocess
@@ -35,16 +34,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
+from bench_store import current_rss_mb  # noqa: E402
 from results_md import load_average, peak_rss_mb, percentile, table, write_section  # noqa: E402
 
 SEED_SETS = ["", "_reader", "_blind", "_heldout", "_fresh", "_fresh2", "_fresh3"]
 VOCABULARY = 50_000
 SENTENCES_PER_DOCUMENT = 120
-
-
-def current_rss_mb() -> float:
-    with open("/proc/self/statm") as handle:
-        return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
 class HashedWords:
@@ -211,6 +206,45 @@ def quality() -> str:
     return table(header, rows)
 
 
+def embedding(texts: int) -> tuple[str, list[dict]]:
+    """Passages embedded per second by the default model (all-MiniLM-L6-v2, float32, batches of 64), with
+    PyTorch on 1 and on 2 threads, and what that makes of 10 million passages (and their 30 million sentences)."""
+    rows, results = [], []
+    for threads in (1, 2):
+        result = run_child("embed", str(threads), "-", "-", str(texts))
+        results.append(result)
+        per_second = result["passages_per_s"]
+        days = (10_000_000 / per_second + 30_000_000 / result["sentences_per_s"]) / 86_400
+        rows.append([threads, round(per_second, 1), round(result["sentences_per_s"], 1),
+                     round(per_second / threads, 1), round(days, 1), round(days * threads / 64, 1)])
+    header = ["threads", "passages/s", "sentences/s", "passages/s per core",
+              "10M passages + 30M sentences: days here", "days on 64 such cores (linear)"]
+    return table(header, rows), results
+
+
+def child_embed(threads: int, texts: int) -> dict:
+    """Embedding throughput on the seed article's real passages and sentences (repeated to `texts` each)."""
+    import torch
+
+    from chatbot import Chatbot
+
+    torch.set_num_threads(threads)
+    with tempfile.TemporaryDirectory() as folder:
+        bot = Chatbot.from_config(docs=ROOT / "seeds", index=Path(folder), verifier={"enabled": False})
+        data = bot.data
+        spans = {"passages": data.passages[:, :3], "sentences": data.sentences}
+        result = {"threads": threads}
+        for kind, table in spans.items():
+            sample = [data.texts[d][s:e] for d, s, e in table.tolist()]
+            sample = (sample * (texts // len(sample) + 1))[:texts]
+            bot.embedder.encode(sample[:64])  # warm up
+            started = time.perf_counter()
+            bot.embedder.encode(sample)
+            result[f"{kind}_per_s"] = texts / (time.perf_counter() - started)
+            result[f"{kind}_chars"] = statistics.mean(len(text) for text in sample)
+    return result
+
+
 def hybrid(bot):
     """A chatbot like `bot` whose retrieval is Milvus's hybrid_search: passages by dense + BM25 fused by
     RRFRanker in Milvus, and the best sentences the same way (the project fuses four rankings itself)."""
@@ -259,20 +293,27 @@ def main() -> int:
     parser.add_argument("--sizes", default="10000,100000", help="comma-separated passage counts")
     parser.add_argument("--queries", type=int, default=100)
     parser.add_argument("--quality", action="store_true", help="also answer the seed question sets with each backend")
+    parser.add_argument("--embedding", type=int, default=0, metavar="TEXTS",
+                        help="also measure embedding throughput on this many passages and sentences")
     parser.add_argument("--work", type=Path, help="scratch folder (default: a temporary one)")
     parser.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "RESULTS.md")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         step, backend, docs, index, *rest = args.child
-        result = child_build(backend, Path(docs), Path(index)) if step == "build" else child_query(
-            backend, Path(docs), Path(index), int(rest[0]))
+        if step == "embed":
+            result = child_embed(int(backend), int(rest[0]))
+        elif step == "build":
+            result = child_build(backend, Path(docs), Path(index))
+        else:
+            result = child_query(backend, Path(docs), Path(index), int(rest[0]))
         print(json.dumps(result))
         return 0
 
     load_before = load_average()
+    sizes = [int(value) for value in args.sizes.split(",") if value]
     with tempfile.TemporaryDirectory(dir=args.work) as folder:
-        text, _ = scale([int(value) for value in args.sizes.split(",")], args.queries, Path(folder))
+        text, _ = scale(sizes, args.queries, Path(folder)) if sizes else ("(no sizes measured)", [])
     print(text)
     body = (
         f"{text}\n\nBoth backends index the same synthetic files (the project's segmenting and chunking; default "
@@ -288,6 +329,15 @@ def main() -> int:
         body += (
             f"\nAnswer quality on the seed sets (answerable hits of 24, 40, 24, 30, 24, 24, 24; default config, "
             f"the verifier on, the same for every row):\n\n{quality_table}\n"
+        )
+    if args.embedding:
+        embedding_table, measured = embedding(args.embedding)
+        print(embedding_table)
+        body += (
+            f"\nEmbedding throughput (`--embedding {args.embedding}`: the seed article's passages, mean "
+            f"{measured[0]['passages_chars']:.0f} characters, and sentences, mean {measured[0]['sentences_chars']:.0f}, "
+            f"each repeated to {args.embedding} texts; all-MiniLM-L6-v2, float32, batches of 64, on this shared "
+            f"machine):\n\n{embedding_table}\n"
         )
     write_section("backends", "FAISS files against Milvus Lite (`bench_backends.py`)", body, load_before, args.results)
     return 0

@@ -580,10 +580,14 @@ def connect(uri: str, token_env: str = ""):
 
     _quiet()  # after the import, which sets its loggers' levels
 
+    options = {}
     if uri.endswith(".db"):
         Path(uri).parent.mkdir(parents=True, exist_ok=True)
+        # Milvus Lite's gRPC server takes the library's defaults, which refuse pings more often than every 5
+        # minutes: pymilvus's 10-second keepalive gets the connection dropped during a long embedding.
+        options = {"grpc_options": {"grpc.keepalive_time_ms": 600_000, "grpc.keepalive_permit_without_calls": False}}
     try:
-        client = MilvusClient(uri=uri, token=token, timeout=30)
+        client = MilvusClient(uri=uri, token=token, timeout=30, **options)
     except Exception as exc:
         if uri.endswith(".db"):
             raise ChatbotError(

@@ -18,14 +18,8 @@ from chatbot import Chatbot
 from chatbot.evaluate import evaluate, read_questions
 from chatbot.milvus import MilvusStore, release
 
-ROOT = Path(__file__).resolve().parent.parent
-DOCS = {
-    "metals.txt": "Copper conducts electricity well. It is used in most electrical wiring.\n\n"
-    "Bronze is made by mixing copper with tin.\n",
-    "rivers.md": "# Rivers\n\nThe Danube flows through ten countries. It ends in the Black Sea.\n",
-    "space/moon.txt": "The Moon orbits the Earth every 27 days. Its surface is covered in craters.\n",
-}
-ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+from tests.test_lifecycle import DOCS, ENV, ROOT
+
 MILVUS = {"backend": "milvus"}
 # The verifier's quality is not under test here: quotes are asserted from the ranking model alone.
 NO_VERIFIER = {"enabled": False}
