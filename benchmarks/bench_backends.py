@@ -178,31 +178,40 @@ def scale(sizes: list[int], queries: int, work: Path) -> tuple[str, list[dict]]:
     return table(header, rows), results
 
 
-def quality() -> str:
-    """Answerable hits on the seven seed sets: FAISS, Milvus with the project's fusion, Milvus hybrid_search."""
+def quality(dev: Path | None) -> str:
+    """Answers with FAISS, with Milvus and the project's fusion, and with Milvus's hybrid_search, on the seven
+    seed question sets (and on a SQuAD development set, with `dev`); verifier off, so the ranking alone."""
     from chatbot import Chatbot
-    from chatbot.evaluate import evaluate, read_questions
+    from chatbot.evaluate import build_corpus, evaluate, read_questions
     from chatbot.milvus import release
 
+    sets = [("seed sets", ROOT / "seeds", [ROOT / "benchmarks" / f"seed_questions{suffix}.jsonl" for suffix in SEED_SETS])]
     rows = []
     with tempfile.TemporaryDirectory() as folder:
-        bots = {
-            "FAISS + bm25s files": Chatbot.from_config(docs=ROOT / "seeds", index=Path(folder) / "faiss"),
-            "Milvus Lite, the project's fusion (shipped)": Chatbot.from_config(
-                docs=ROOT / "seeds", index=Path(folder) / "milvus", store={"backend": "milvus"}
-            ),
-        }
-        bots["Milvus Lite, Milvus's hybrid_search + RRFRanker"] = hybrid(bots["Milvus Lite, the project's fusion (shipped)"])
-        for name, bot in bots.items():
-            hits, abstained, unanswerable = [], 0, 0
-            for suffix in SEED_SETS:
-                report = evaluate(bot, read_questions(ROOT / "benchmarks" / f"seed_questions{suffix}.jsonl"))
-                hits.append(round(report.hit_rate * report.answerable))
-                abstained += round(report.unanswerable_abstention_rate * report.unanswerable)
-                unanswerable += report.unanswerable
-            rows.append([name, ", ".join(map(str, hits)), sum(hits), f"{abstained} of {unanswerable}"])
-        release(str(Path(folder) / "milvus" / "milvus.db"))
-    header = ["backend", "hits: seed, reader, blind, held-out, fresh, fresh2, fresh3", "total", "off-topic abstained"]
+        if dev is not None:
+            build_corpus(dev, Path(folder) / "dev-docs")
+            sets.append((dev.name, Path(folder) / "dev-docs", [dev]))
+        for name, docs, files in sets:
+            index = Path(folder) / f"index-{docs.name}"
+            plain = Chatbot.from_config(docs=docs, index=index / "milvus", store={"backend": "milvus"},
+                                        verifier={"enabled": False})
+            bots = {
+                "FAISS + bm25s files": Chatbot.from_config(docs=docs, index=index / "faiss", verifier={"enabled": False}),
+                "Milvus Lite, the project's fusion (shipped)": plain,
+                "Milvus Lite, Milvus's hybrid_search + RRFRanker": hybrid(plain),
+            }
+            for backend, bot in bots.items():
+                reports = [evaluate(bot, read_questions(path)) for path in files]
+                hits = [round(report.hit_rate * report.answerable) for report in reports]
+                answerable = sum(report.answerable for report in reports)
+                abstained = sum(round(report.unanswerable_abstention_rate * report.unanswerable) for report in reports)
+                unanswerable = sum(report.unanswerable for report in reports)
+                rows.append([name, backend, ", ".join(map(str, hits)), f"{sum(hits) / answerable:.4f}",
+                             f"{abstained / max(unanswerable, 1):.4f}", f"{reports[-1].answers_per_second:.1f}"])
+                print(rows[-1], file=sys.stderr)
+            release(str(index / "milvus" / "milvus.db"))
+    header = ["questions", "backend", "answerable hits (per set)", "hit rate", "unanswerable abstained",
+              "answers/s (last set)"]
     return table(header, rows)
 
 
@@ -216,9 +225,9 @@ def embedding(texts: int) -> tuple[str, list[dict]]:
         per_second = result["passages_per_s"]
         days = (10_000_000 / per_second + 30_000_000 / result["sentences_per_s"]) / 86_400
         rows.append([threads, round(per_second, 1), round(result["sentences_per_s"], 1),
-                     round(per_second / threads, 1), round(days, 1), round(days * threads / 64, 1)])
+                     round(per_second / threads, 1), round(days, 1), round(days * 24 * threads / 64, 1)])
     header = ["threads", "passages/s", "sentences/s", "passages/s per core",
-              "10M passages + 30M sentences: days here", "days on 64 such cores (linear)"]
+              "10M passages + 30M sentences: days here", "hours on 64 such cores (linear)"]
     return table(header, rows), results
 
 
@@ -293,6 +302,7 @@ def main() -> int:
     parser.add_argument("--sizes", default="10000,100000", help="comma-separated passage counts")
     parser.add_argument("--queries", type=int, default=100)
     parser.add_argument("--quality", action="store_true", help="also answer the seed question sets with each backend")
+    parser.add_argument("--dev", type=Path, help="with --quality: also a SQuAD-format development set")
     parser.add_argument("--embedding", type=int, default=0, metavar="TEXTS",
                         help="also measure embedding throughput on this many passages and sentences")
     parser.add_argument("--work", type=Path, help="scratch folder (default: a temporary one)")
@@ -312,34 +322,43 @@ def main() -> int:
 
     load_before = load_average()
     sizes = [int(value) for value in args.sizes.split(",") if value]
-    with tempfile.TemporaryDirectory(dir=args.work) as folder:
-        text, _ = scale(sizes, args.queries, Path(folder)) if sizes else ("(no sizes measured)", [])
-    print(text)
-    body = (
-        f"{text}\n\nBoth backends index the same synthetic files (the project's segmenting and chunking; default "
-        "config, verifier off; a stand-in embedder, so index time is the store's own, not the model's) and "
-        f"answer {args.queries} single questions of six words drawn from a random sentence. Retrieval is `retrieve` "
-        "(two vector and two BM25 rankings, fused) plus reading the candidate sentences' and passages' vectors. "
-        "RSS after load is the growth of resident memory while loading the index into an answering process; Milvus "
-        "Lite runs inside that process, so its memory counts there too.\n"
-    )
+    if sizes or args.embedding:
+        body = ""
+        if sizes:
+            with tempfile.TemporaryDirectory(dir=args.work) as folder:
+                text, _ = scale(sizes, args.queries, Path(folder))
+            print(text)
+            body += (
+                f"{text}\n\nBoth backends index the same synthetic files (the project's segmenting and chunking; "
+                "default config, verifier off; a stand-in embedder, so index time is the store's own, not the "
+                f"model's) and answer {args.queries} single questions of six words drawn from a random sentence. "
+                "Retrieval is `retrieve` (two vector and two BM25 rankings, fused) plus reading the candidate "
+                "sentences' and passages' vectors. RSS after load is the growth of resident memory while loading "
+                "the index into an answering process; Milvus Lite runs inside that process, so its memory counts "
+                "there too.\n"
+            )
+        if args.embedding:
+            embedding_table, measured = embedding(args.embedding)
+            print(embedding_table)
+            body += (
+                f"\nEmbedding throughput (`--embedding {args.embedding}`: the seed article's passages, mean "
+                f"{measured[0]['passages_chars']:.0f} characters, and sentences, mean "
+                f"{measured[0]['sentences_chars']:.0f}, each repeated to {args.embedding} texts; all-MiniLM-L6-v2, "
+                f"float32, batches of 64, on this shared machine):\n\n{embedding_table}\n"
+            )
+        write_section("backends", "FAISS files against Milvus Lite (`bench_backends.py`)", body, load_before,
+                      args.results)
     if args.quality:
-        quality_table = quality()
+        quality_table = quality(args.dev)
         print(quality_table)
-        body += (
-            f"\nAnswer quality on the seed sets (answerable hits of 24, 40, 24, 30, 24, 24, 24; default config, "
-            f"the verifier on, the same for every row):\n\n{quality_table}\n"
+        body = (
+            f"{quality_table}\n\nThe same questions, documents and config (verifier off: the ranking model "
+            "alone) for every row; \"hybrid_search\" replaces the project's fusion of four rankings (passages and "
+            "sentences, by vector and by BM25, each sentence ranking credited to its passage) with Milvus's "
+            "hybrid_search over passages and over sentences (dense + BM25, RRFRanker(k = 60)).\n"
         )
-    if args.embedding:
-        embedding_table, measured = embedding(args.embedding)
-        print(embedding_table)
-        body += (
-            f"\nEmbedding throughput (`--embedding {args.embedding}`: the seed article's passages, mean "
-            f"{measured[0]['passages_chars']:.0f} characters, and sentences, mean {measured[0]['sentences_chars']:.0f}, "
-            f"each repeated to {args.embedding} texts; all-MiniLM-L6-v2, float32, batches of 64, on this shared "
-            f"machine):\n\n{embedding_table}\n"
-        )
-    write_section("backends", "FAISS files against Milvus Lite (`bench_backends.py`)", body, load_before, args.results)
+        write_section("backends-quality", "Answer quality: FAISS against Milvus (`bench_backends.py --quality`)",
+                      body, load_before, args.results)
     return 0
 
 

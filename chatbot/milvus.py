@@ -139,7 +139,8 @@ class MilvusStore:
         entries = manifest["documents"]
         blobs: dict[str, list[tuple[int, str]]] = {}
         builds = sorted({entry["milvus"]["build"] for entry in entries})
-        for row in self._iterate(self.meta, f'kind == "doc" and build in {json.dumps(builds)}', ["blob", "part", "data"]):
+        pieces_of = f'kind == "doc" and build in {json.dumps(builds)}'
+        for row in self._iterate(self.meta, pieces_of, ["blob", "part", "data"]):
             blobs.setdefault(row["blob"], []).append((row["part"], row["data"]))
         texts, sentence_parts, passage_parts, first = [], [], [], 0
         for number, entry in enumerate(entries):
@@ -218,7 +219,8 @@ class MilvusStore:
             "store": {"backend": "milvus", "sentences": sink.names["sentences"], "passages": sink.names["passages"]},
         }
         manifest["checksum"] = manifest_checksum(manifest)
-        parts = self._write_blob("manifest", f"manifest/{sink.build}", sink.build, json.dumps(manifest, ensure_ascii=False))
+        text = json.dumps(manifest, ensure_ascii=False)
+        parts = self._write_blob("manifest", f"manifest/{sink.build}", sink.build, text)
         pointer = json.dumps({"build": sink.build, "parts": parts})
         self.client.upsert(self.meta, [_meta_row("current", 0, "current", "", pointer)])  # the switch
         data.manifest = manifest
@@ -254,7 +256,9 @@ class MilvusStore:
         schema.add_field("vector", DataType.FLOAT_VECTOR, dim=dimension)
         schema.add_field("sparse", DataType.SPARSE_FLOAT_VECTOR)
         schema.add_function(
-            Function(name="bm25", function_type=FunctionType.BM25, input_field_names=["terms"], output_field_names=["sparse"])
+            Function(
+                name="bm25", function_type=FunctionType.BM25, input_field_names=["terms"], output_field_names=["sparse"]
+            )
         )
         index = self.client.prepare_index_params()
         index.add_index("vector", **self._vector_index(rows))
@@ -310,7 +314,8 @@ class MilvusStore:
         return len(pieces)
 
     def _read_blob(self, blob: str, parts: Any) -> str:
-        rows = sorted((row["part"], row["data"]) for row in self._iterate(self.meta, f"blob == {json.dumps(blob)}", ["part", "data"]))
+        found = self._iterate(self.meta, f"blob == {json.dumps(blob)}", ["part", "data"])
+        rows = sorted((row["part"], row["data"]) for row in found)
         if not isinstance(parts, int) or [part for part, _ in rows] != list(range(parts)):
             raise IndexDamaged(f"{blob} in Milvus collection {self.meta} is missing or incomplete")
         return "".join(data for _, data in rows)
@@ -340,24 +345,25 @@ class MilvusStore:
         for entry in manifest["documents"] if manifest else []:
             keys.setdefault(entry["milvus"]["build"], set()).add(entry["milvus"]["key"])
         names = manifest["store"] if manifest else {}
-        for collection in self.client.list_collections():
-            if collection.startswith(f"{self.prefix}_") and collection not in (self.meta, names.get("sentences"), names.get("passages")):
-                if re.fullmatch(rf"{re.escape(self.prefix)}_(sentences|passages)_\d+d", collection):
-                    self.client.drop_collection(collection)
-                    _loaded.get(self.uri, set()).discard(collection)
+        rows_collection = re.compile(rf"{re.escape(self.prefix)}_(sentences|passages)_\d+d")
+        for collection in self.client.list_collections():  # of another dimension (an earlier model)
+            used = collection in (names.get("sentences"), names.get("passages"))
+            if not used and rows_collection.fullmatch(collection):
+                self.client.drop_collection(collection)
+                _loaded.get(self.uri, set()).discard(collection)
         for collection in (names.get("sentences"), names.get("passages")):
             if collection and self.has(collection):
                 self.client.delete(collection, filter=f"build not in {json.dumps(sorted(keys))}")
                 for written, used in keys.items():
-                    self.client.delete(collection, filter=f"build == {json.dumps(written)} and doc not in {sorted(used)}")
+                    unused = f"build == {json.dumps(written)} and doc not in {sorted(used)}"
+                    self.client.delete(collection, filter=unused)
         if not self.has(self.meta):
             return
         self.client.delete(self.meta, filter=f'kind == "doc" and build not in {json.dumps(sorted(keys))}')
         for written, used in keys.items():
             blobs = sorted(_doc_blob({"build": written, "key": key}) for key in used)
-            self.client.delete(
-                self.meta, filter=f'kind == "doc" and build == {json.dumps(written)} and blob not in {json.dumps(blobs)}'
-            )
+            unused = f'kind == "doc" and build == {json.dumps(written)} and blob not in {json.dumps(blobs)}'
+            self.client.delete(self.meta, filter=unused)
         self.client.delete(self.meta, filter=f'kind == "manifest" and blob != {json.dumps(f"manifest/{build}")}')
 
     def _query(self, collection: str, filter: str, fields: list[str]) -> list[dict[str, Any]]:
@@ -536,11 +542,18 @@ class MilvusSearch:
         lexical_sentences = dict(zip(asked, self._search(sentences, words, "sparse", k_lexical)))
         none = np.zeros(0, dtype=np.int64)
         return [
-            (dense_passages[row], dense_sentences[row], lexical_passages.get(row, none), lexical_sentences.get(row, none))
+            (
+                dense_passages[row],
+                dense_sentences[row],
+                lexical_passages.get(row, none),
+                lexical_sentences.get(row, none),
+            )
             for row in range(len(queries))
         ]
 
-    def _search(self, vectors: MilvusVectors, data: list, field: str, limit: int, ef: int | None = None) -> list[np.ndarray]:
+    def _search(
+        self, vectors: MilvusVectors, data: list, field: str, limit: int, ef: int | None = None
+    ) -> list[np.ndarray]:
         if not data or limit < 1:
             return [np.zeros(0, dtype=np.int64) for _ in data]
         if field == "sparse":

@@ -129,7 +129,8 @@ def test_incremental_updates_write_only_what_changed(built):
 
 
 def test_a_second_chatbot_reads_the_index_from_milvus_alone(built, make_bot):
-    other = make_bot(docs=built.config.paths.docs, store=MILVUS, verifier=NO_VERIFIER)  # nothing in memory: as another process
+    # Nothing in memory: as another process would.
+    other = make_bot(docs=built.config.paths.docs, store=MILVUS, verifier=NO_VERIFIER)
     report = other.index()
     assert report.action == "unchanged"
     assert other.ask("What is bronze made of?").quotes == built.ask("What is bronze made of?").quotes
@@ -148,7 +149,8 @@ def test_a_read_only_process_answers_from_what_the_writer_publishes(built, make_
 def test_changing_the_vector_search_keeps_the_rows(built, make_bot):
     flat = make_bot(docs=built.config.paths.docs, store=MILVUS, search={"kind": "flat"}, verifier=NO_VERIFIER)
     report = flat.index()
-    assert (report.action, report.reason, report.sentences_embedded) == ("rewritten", "vector search settings changed", 0)
+    assert (report.action, report.reason) == ("rewritten", "vector search settings changed")
+    assert report.sentences_embedded == 0
     assert flat.ask("What is bronze made of?").quotes == built.ask("What is bronze made of?").quotes
 
 
