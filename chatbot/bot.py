@@ -157,14 +157,17 @@ class Chatbot:
 
     @property
     def data(self) -> IndexData:
-        """The index in use: loaded on first use, and refreshed first when the documents or settings changed."""
+        """The index in use: loaded on first use, and refreshed first when the documents or settings changed,
+        or when its build on disk was replaced or changed under this process (then loaded again, checked)."""
         data = self._data
-        if data is not None and (self._pinned or is_current(data.manifest, self.config)):
+        if data is not None and (
+            self._pinned or (is_current(data.manifest, self.config) and not data.changed_on_disk())
+        ):
             return data
         with self._refresh_lock:
             if self._data is data:  # nobody refreshed it while this thread waited
                 if data is not None:
-                    log.info("documents changed since the index was loaded; updating the index")
+                    log.info("the documents or the index changed since the index was loaded; updating the index")
                 new, report = refresh_index(self.config, self.embedder)
                 if report.action != "unchanged":
                     log.info("%s", report.summary())

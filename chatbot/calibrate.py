@@ -93,15 +93,17 @@ def calibrate(
     max_false_abstention: float = 0.10,
     off_topic: Chatbot | None = None,
     max_answer_chars: float = 300,
+    explained: list[Evidence] | None = None,
 ) -> Calibration:
     """Fit both models on `items`, pick the quote settings and the threshold; `bot` itself is left unchanged.
 
     With `off_topic` (a chatbot over documents that answer none of the questions), the questions are
     asked there too, as unanswerable ones, so the confidence also learns what an unrelated question
-    looks like; the threshold is still chosen on `items` alone.
+    looks like; the threshold is still chosen on `items` alone. With the verifier on, `explained` may give
+    the evidence of `items` already gathered (say, each by a verifier that was not trained on it).
     """
     if bot.config.verifier.enabled:
-        return _calibrate_verified(bot, items, max_false_abstention, off_topic, max_answer_chars)
+        return _calibrate_verified(bot, items, max_false_abstention, off_topic, max_answer_chars, explained)
     features, labels = candidate_samples(bot, items)
     ranking = fit_logistic(features, labels, RANKING_FEATURES, bot.config.ranking)
     ranked_bot = bot.replace(ranking=ranking)
@@ -137,10 +139,16 @@ def calibrate(
 
 
 def _calibrate_verified(
-    bot: Chatbot, items: list[Item], max_false_abstention: float, off_topic: Chatbot | None, max_answer_chars: float
+    bot: Chatbot,
+    items: list[Item],
+    max_false_abstention: float,
+    off_topic: Chatbot | None,
+    max_answer_chars: float,
+    explained: list[Evidence] | None = None,
 ) -> Calibration:
     """`calibrate` with the answer verifier on: the ranking model picks what it reads and is left as it is."""
-    explained = [evidence for _, (_, evidence) in _explained(bot, items, 256)]
+    if explained is None:
+        explained = [evidence for _, (_, evidence) in _explained(bot, items, 256)]
     data = bot.data
     features, labels = [], []
     for item, evidence in zip(items, explained):

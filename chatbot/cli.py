@@ -89,6 +89,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--auth", metavar="USER:PASSWORD", help="ask for these credentials (default: the CHATBOT_AUTH variable, if set)"
     )
+    serve.add_argument(
+        "--allow-uploads",
+        action="store_true",
+        help="let visitors add and remove uploaded documents even when shared without a password",
+    )
 
     batch = sub.add_parser(
         "batch", parents=[common], help="answer a file of questions (.txt, .jsonl, .csv or - for stdin)"
@@ -224,6 +229,11 @@ def cmd_source(args: argparse.Namespace) -> int:
         text = bot.data.text_of(args.path)
     except ChatbotError:  # perhaps a path to the file itself, such as a shell completes
         inside = _path_inside(args.path, bot.config.paths.docs)
+        if inside is None:  # or a file in the uploads folder, which citations name .uploads/NAME
+            from .load import UPLOADS
+
+            uploaded = _path_inside(args.path, bot.config.paths.uploads_folder)
+            inside = UPLOADS + uploaded if uploaded else None
         if inside in (None, args.path):
             raise
         text = bot.data.text_of(inside)
@@ -231,11 +241,11 @@ def cmd_source(args: argparse.Namespace) -> int:
     return 0
 
 
-def _path_inside(path: str, docs: Path) -> str | None:
+def _path_inside(path: str, folder: Path) -> str | None:
     """A path given from the working directory (`seeds/article.txt`, `./article.txt`, an absolute path) as
-    citations give it, relative to the documents folder; None when it is not inside that folder."""
+    citations give it, relative to `folder`; None when it is not inside that folder."""
     try:
-        return (Path.cwd() / path).resolve().relative_to(docs.resolve()).as_posix()
+        return (Path.cwd() / path).resolve().relative_to(folder.resolve()).as_posix()
     except ValueError:
         return None
 
@@ -309,7 +319,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise ChatbotError(f"port must be between 1 and 65535, got {port}")
     from .ui import serve
 
-    serve(bot, host=args.host or settings.host, port=port, auth=credentials)
+    serve(bot, host=args.host or settings.host, port=port, auth=credentials, allow_uploads=args.allow_uploads)
     return 0
 
 

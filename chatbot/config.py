@@ -25,6 +25,12 @@ DEFAULT_CONFIG = PROJECT_ROOT / "config" / "default.toml"
 class PathsConfig:
     docs: Path = Path("seeds")
     index: Path = Path("index")
+    uploads: Path | None = None  # None: "uploads" inside the index folder (see `uploads_folder`)
+
+    @property
+    def uploads_folder(self) -> Path:
+        """Where the web page keeps the documents uploaded to it, apart from the documents folder."""
+        return self.uploads if self.uploads is not None else self.index / "uploads"
 
 
 @dataclass(frozen=True)
@@ -158,6 +164,7 @@ class UiConfig:
     port: int = 7860
     max_upload_mb: float = 10.0
     auth_env: str = "CHATBOT_AUTH"
+    allow_uploads: bool = False  # even when shared on the network without a password
     examples: tuple[str, ...] = (
         "Which chip did Guangdong highlight?",
         "Why is Guangdong promoting its own technology?",
@@ -240,6 +247,11 @@ class Config:
             raise ChatbotError("config: search.exact_up_to must not be negative")
         if not 0 < self.ui.port < 65536:
             raise ChatbotError(f"config: ui.port must be between 1 and 65535, got {self.ui.port}")
+        if self.paths.uploads is not None and self.paths.uploads.is_relative_to(self.paths.docs):
+            raise ChatbotError(
+                f"config: paths.uploads ({self.paths.uploads}) must not be inside the documents folder "
+                f"({self.paths.docs}): uploads are kept apart from the documents"
+            )
         if self.ui.max_upload_mb <= 0:
             raise ChatbotError("config: ui.max_upload_mb must be positive")
         if self.answer.max_sources < 0:
@@ -256,8 +268,8 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> Config:
     """Read a TOML file over the built-in defaults, then apply overrides.
 
     Without a path, the project's config/default.toml is read when it exists. Relative paths inside a
-    file are relative to that file. Overrides are `docs=`, `index=` (relative to the working directory)
-    or a section name with a dict, e.g. `answer={"max_quotes": 3}`. A `docs` folder other than the
+    file are relative to that file. Overrides are `docs=`, `index=`, `uploads=` (relative to the working
+    directory) or a section name with a dict, e.g. `answer={"max_quotes": 3}`. A `docs` folder other than the
     configured one, given without `index`, gets an index of its own (see `index_for`).
     """
     data: dict[str, Any] = {}
@@ -278,7 +290,11 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> Config:
     config = _build(Config, data, "")
     config = dataclasses.replace(
         config,
-        paths=PathsConfig(docs=(base / config.paths.docs).resolve(), index=(base / config.paths.index).resolve()),
+        paths=PathsConfig(
+            docs=(base / config.paths.docs).resolve(),
+            index=(base / config.paths.index).resolve(),
+            uploads=(base / config.paths.uploads).resolve() if config.paths.uploads is not None else None,
+        ),
     )
     if config.store.uri and not config.store.server:  # a Milvus Lite file, relative to the file that names it
         store = dataclasses.replace(config.store, uri=str((base / Path(config.store.uri).expanduser()).resolve()))
@@ -292,16 +308,20 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> Config:
 def apply_overrides(config: Config, /, **overrides: Any) -> Config:
     """A copy of `config` with overrides applied (same forms as `load_config`)."""
     changes: dict[str, Any] = {}
-    paths = {key: Path(overrides.pop(key)).resolve() for key in ("docs", "index") if overrides.get(key) is not None}
+    keys = ("docs", "index", "uploads")
+    paths = {key: Path(overrides.pop(key)).resolve() for key in keys if overrides.get(key) is not None}
     overrides = {key: value for key, value in overrides.items() if value is not None}
-    if "docs" in paths and "index" not in paths and paths["docs"] != config.paths.docs:
-        paths["index"] = index_for(config.paths.index, paths["docs"])
+    if "docs" in paths and paths["docs"] != config.paths.docs:  # another folder: an index and uploads of its own
+        if "index" not in paths:
+            paths["index"] = index_for(config.paths.index, paths["docs"])
+        if "uploads" not in paths and config.paths.uploads is not None:
+            paths["uploads"] = index_for(config.paths.uploads, paths["docs"])
     if paths:
         changes["paths"] = dataclasses.replace(config.paths, **paths)
     for section, values in overrides.items():
         current = getattr(config, section, None) if section in _fields(Config) else None
         if current is None or not isinstance(values, dict):
-            known = ", ".join(["docs", "index", *_fields(Config)])
+            known = ", ".join(["docs", "index", "uploads", *_fields(Config)])
             raise ChatbotError(f"unknown setting: {section} (settings are {known}; a section takes a dict)")
         merged = {**dataclasses.asdict(current), **values}
         changes[section] = _build(type(current), merged, f"{section}.")
@@ -344,7 +364,7 @@ def _coerce(kind: Any, value: Any, key: str) -> Any:
         if not isinstance(value, (list, tuple)) or not all(isinstance(item, str) for item in value):
             raise ChatbotError(f"config: {key} must be a list of strings, got {value!r}")
         return tuple(value)
-    if kind is Path:
+    if kind in (Path, Path | None):  # None only as a default: TOML has no null
         if not isinstance(value, (str, Path)) or not str(value):
             raise ChatbotError(f"config: {key} must be a path, got {value!r}")
         return Path(value)

@@ -22,7 +22,7 @@ from .build import Progress, build_data, settings_of
 from .config import Config
 from .embed import Embedder
 from .errors import ChatbotError
-from .load import Document, FileInfo, Scan, Unreadable, file_sha256, read_document, scan_folder
+from .load import Document, FileInfo, Scan, Unreadable, file_sha256, read_document, scan_with_uploads
 from .store import FileStore, IndexDamaged, IndexData, open_store
 
 log = logging.getLogger("chatbot")
@@ -90,8 +90,10 @@ def document_changes(
 
 
 def scan_documents(config: Config) -> Scan:
-    """The configured documents folder's files (the index folder left out, should it be inside it)."""
-    return scan_folder(config.paths.docs, config.documents.extensions, config.paths.index)
+    """The configured documents folder's files (the index folder left out, should it be inside it) and the
+    documents uploaded through the web page (see load.scan_with_uploads)."""
+    extensions = config.documents.extensions
+    return scan_with_uploads(config.paths.docs, extensions, (config.paths.index,), config.paths.uploads_folder)
 
 
 def is_current(manifest: dict[str, Any], config: Config) -> bool:

@@ -59,7 +59,7 @@ class LexicalIndex:
 
     @classmethod
     def load(cls, folder: Path) -> LexicalIndex:
-        return cls(bm25s.BM25.load(str(folder), mmap=True, allow_pickle=False))
+        return cls(bm25s.BM25.load(str(folder), mmap=False, allow_pickle=False))  # in memory: see store.py
 
     def scores(self, query: list[str]) -> np.ndarray:
         """BM25 score of every document for the query tokens (unknown tokens score nothing)."""

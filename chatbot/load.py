@@ -12,7 +12,7 @@ import bisect
 import hashlib
 import os
 import stat
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,6 +22,7 @@ from .errors import ChatbotError
 from .formats import Unreadable, decode_text, extract
 
 __all__ = [
+    "UPLOADS",
     "Document",
     "FileInfo",
     "Scan",
@@ -34,7 +35,14 @@ __all__ = [
     "page_of",
     "read_document",
     "scan_folder",
+    "scan_with_uploads",
 ]
+
+
+# How the path of a document uploaded through the web page begins (in citations, the index and `chatbot source`):
+# it is kept in the uploads folder, apart from the documents folder, and a hidden name like this one is never
+# the path of a document in the documents folder, where hidden files are passed over.
+UPLOADS = ".uploads/"
 
 
 @dataclass(frozen=True)
@@ -78,13 +86,39 @@ class Scan:
     links: dict[str, str] = field(default_factory=dict)  # a file link's path -> its target's, both relative
 
 
-def scan_folder(folder: Path, extensions: tuple[str, ...], ignore: Path | None = None) -> Scan:
-    """Every file under `folder` with one of `extensions`, recursively, sorted by relative path.
+def scan_with_uploads(
+    folder: Path, extensions: tuple[str, ...], ignore: Iterable[Path] = (), uploads: Path | None = None
+) -> Scan:
+    """`scan_folder(folder, extensions, ignore)` and the documents uploaded through the web page, kept in the
+    folder `uploads`, whose paths start with UPLOADS (".uploads/"): a hidden name, which no document of `folder`
+    can have, since hidden files are passed over there. An uploads folder that cannot be read is listed as
+    skipped; one that does not exist holds nothing."""
+    ignore = tuple(ignore) + ((uploads,) if uploads is not None else ())
+    scan = scan_folder(folder, extensions, ignore)
+    if uploads is None or not os.path.lexists(uploads):  # the usual case: nothing uploaded yet
+        return scan
+    try:
+        uploaded = scan_folder(uploads, extensions, prefix=UPLOADS)
+    except ChatbotError as exc:
+        scan.skipped.append(Skipped(UPLOADS.rstrip("/"), f"the uploads folder cannot be read: {exc}"))
+        return scan
+    scan.files = sorted(scan.files + uploaded.files, key=lambda info: info.path)
+    scan.skipped = sorted(scan.skipped + uploaded.skipped, key=lambda skipped: skipped.path)
+    return scan
 
-    Hidden files and folders are passed over, and so is the folder `ignore` (the index, when it is kept
-    inside the documents folder). Files of other types, links that lead outside the folder
-    (they are not followed) and files that cannot be examined are listed as skipped, with the reason.
+
+def scan_folder(
+    folder: Path, extensions: tuple[str, ...], ignore: Path | Iterable[Path] | None = (), prefix: str = ""
+) -> Scan:
+    """Every file under `folder` with one of `extensions`, recursively, sorted by relative path (each path
+    starting with `prefix`).
+
+    Hidden files and folders are passed over, and so are the folders in `ignore` (one or several: the index
+    and the uploads, when they are kept inside the documents folder). Files of other types, links that lead
+    outside the folder (they are not followed), links that lead back to themselves and files that cannot be
+    examined are listed as skipped, with the reason.
     """
+    ignore = () if ignore is None else (ignore,) if isinstance(ignore, (str, os.PathLike)) else tuple(ignore)
     folder = Path(folder)
     if not folder.exists():
         raise ChatbotError(f"documents folder not found: {folder}")
@@ -94,9 +128,11 @@ def scan_folder(folder: Path, extensions: tuple[str, ...], ignore: Path | None =
     wanted = {ext.lower() for ext in extensions}
     scan = Scan()
     try:
-        _scan_into(scan, folder, "", root, wanted, Path(ignore).resolve() if ignore is not None else None)
+        _scan_into(scan, folder, prefix, root, wanted, tuple(Path(path).resolve() for path in ignore))
     except OSError as exc:
         raise ChatbotError(f"cannot read documents folder {folder}: {exc.strerror or exc}") from None
+    if prefix:
+        scan.links = {link: prefix + target for link, target in scan.links.items()}
     _skip_links_to_listed_files(scan)
     scan.files.sort(key=lambda info: info.path)
     scan.skipped.sort(key=lambda skipped: skipped.path)
@@ -114,7 +150,9 @@ def _skip_links_to_listed_files(scan: Scan) -> None:
         scan.skipped.extend(Skipped(link, f"it links to {target}, which is indexed") for link, target in doubles.items())
 
 
-def _scan_into(scan: Scan, directory: Path, prefix: str, root: Path, wanted: set[str], ignore: Path | None) -> None:
+def _scan_into(
+    scan: Scan, directory: Path, prefix: str, root: Path, wanted: set[str], ignore: tuple[Path, ...]
+) -> None:
     """Add the files below `directory` (relative paths starting with `prefix`) to `scan`. Costs one stat
     per file: only a link is resolved, as nothing else under a folder not entered through a link can lead
     outside it (this runs before every question, so a large folder must stay cheap to check)."""
@@ -129,30 +167,27 @@ def _scan_into(scan: Scan, directory: Path, prefix: str, root: Path, wanted: set
             continue
         try:
             if entry.is_dir(follow_symlinks=False):
-                if ignore is None or entry.name != ignore.name or path.resolve() != ignore:
+                if not any(entry.name == folder.name and path.resolve() == folder for folder in ignore):
                     _scan_into(scan, path, relative + "/", root, wanted, ignore)
                 continue
-            if entry.is_symlink() and path.is_dir():  # a linked folder is not entered
-                if not path.resolve().is_relative_to(root):
-                    scan.skipped.append(Skipped(relative, "it links outside the documents folder"))
-                continue
-        except OSError as exc:
-            scan.skipped.append(Skipped(relative, exc.strerror or str(exc)))
-            continue
-        suffix = os.path.splitext(entry.name)[1]
-        if suffix.lower() not in wanted:
-            scan.skipped.append(Skipped(relative, f"unsupported file type ({suffix or 'no extension'})"))
-            continue
-        if entry.is_symlink():
-            target = path.resolve()
-            if not target.is_relative_to(root):
+            target = path.resolve() if entry.is_symlink() else None  # RuntimeError for a loop (Python < 3.13)
+            if target is not None and not target.is_relative_to(root):
                 scan.skipped.append(Skipped(relative, "it links outside the documents folder"))
                 continue
-            scan.links[relative] = target.relative_to(root).as_posix()
-        try:
+            if target is not None and target.is_dir():  # a linked folder is not entered
+                continue
+            suffix = os.path.splitext(entry.name)[1]
+            if suffix.lower() not in wanted:
+                scan.skipped.append(Skipped(relative, f"unsupported file type ({suffix or 'no extension'})"))
+                continue
+            if target is not None:
+                scan.links[relative] = target.relative_to(root).as_posix()
             info = entry.stat()
         except OSError as exc:
             scan.skipped.append(Skipped(relative, exc.strerror or str(exc)))
+            continue
+        except RuntimeError:
+            scan.skipped.append(Skipped(relative, "it is a link that leads back to itself (a loop)"))
             continue
         if not stat.S_ISREG(info.st_mode):
             scan.skipped.append(Skipped(relative, "it is not a regular file"))

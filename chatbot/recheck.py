@@ -29,7 +29,7 @@ from .batch import read_question_file
 from .config import Config, DocumentsConfig
 from .errors import ChatbotError
 from .formats import Unreadable, unseen_spans
-from .load import Document, line_breaks, line_on_page, page_of, read_document, scan_folder
+from .load import Document, line_breaks, line_on_page, page_of, read_document, scan_with_uploads
 
 OK, MOVED, CHANGED, MISSING = "ok", "moved", "changed", "missing"
 STATUSES = (OK, MOVED, CHANGED, MISSING)
@@ -81,8 +81,8 @@ class _Found:
 
 
 class Rechecker:
-    """Checks quotes against the documents under one folder, reading each document (once) when a quote
-    needs it. Only files the index would read count: a file of another type, a hidden one or one outside the
+    """Checks quotes against the documents under one folder (and those uploaded through the web page, cited as
+    ".uploads/NAME"), reading each document (once) when a quote needs it. Only files the index would read count: a file of another type, a hidden one or one outside the
     folder is missing. A documents folder that does not exist is a ChatbotError here."""
 
     def __init__(
@@ -90,9 +90,11 @@ class Rechecker:
         docs: str | Path,
         extensions: Sequence[str] = DocumentsConfig().extensions,
         ignore: str | Path | None = None,
+        uploads: str | Path | None = None,
     ) -> None:
         self.docs = Path(docs)
-        scan = scan_folder(self.docs, tuple(extensions), Path(ignore) if ignore is not None else None)
+        ignored = (Path(ignore),) if ignore is not None else ()
+        scan = scan_with_uploads(self.docs, tuple(extensions), ignored, Path(uploads) if uploads is not None else None)
         self._files = {info.path: info for info in scan.files}
         self._skipped = {skipped.path: skipped.reason for skipped in scan.skipped}
         self._documents: dict[str, Document | str] = {}  # path -> the document, or why it cannot be read
@@ -100,8 +102,9 @@ class Rechecker:
 
     @classmethod
     def from_config(cls, config: Config) -> Rechecker:
-        """For the configured documents folder and file types (the index folder left out, as the index does)."""
-        return cls(config.paths.docs, config.documents.extensions, config.paths.index)
+        """For the configured documents folder, its uploads and file types (the index folder left out, as the
+        index does)."""
+        return cls(config.paths.docs, config.documents.extensions, config.paths.index, config.paths.uploads_folder)
 
     def check(self, answer: Answer | dict[str, Any]) -> list[QuoteCheck]:
         """One result per quote of `answer`, in its order."""

@@ -8,7 +8,9 @@ Layout of an index folder:
     .lock                    held while a build is written
 
 The manifest holds the SHA-256 of every other file and a checksum of itself, so a truncated, damaged or
-hand-edited file is found on load (IndexDamaged) and the index rebuilt rather than used.
+hand-edited file is found on load (IndexDamaged) and the index rebuilt rather than used. A loaded index is
+read into memory, never memory-mapped, so that a file changed or truncated under a running process cannot
+change its answers or kill it (SIGBUS); `IndexData.changed_on_disk` tells such a process to load it again.
 
 Usage example:
     with new_build(Path("index")) as staging:   # vectors may be written into it while embedding (VectorWriter)
@@ -29,7 +31,7 @@ import re
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -64,7 +66,7 @@ class IndexDamaged(Exception):
 
 @dataclass
 class IndexData:
-    """Everything answering needs, in memory (vectors memory-mapped once loaded from disk)."""
+    """Everything answering needs, in memory."""
 
     manifest: dict[str, Any]
     texts: list[str]  # document texts, in manifest["documents"] order
@@ -80,6 +82,19 @@ class IndexData:
 
     _newlines: dict[int, np.ndarray] = field(default_factory=dict, repr=False)
     _centroids: dict[int, np.ndarray] = field(default_factory=dict, repr=False)
+    # Where it was loaded from or published to, and what its files looked like then (see changed_on_disk)
+    origin: tuple[Path, tuple] | None = field(default=None, repr=False)
+
+    def changed_on_disk(self) -> bool:
+        """Whether the index folder no longer holds this very build as it was loaded (another build made
+        current, or one of its files replaced or written to): cheap, a stat of each file."""
+        if self.origin is None:
+            return False
+        build, stamp = self.origin
+        try:
+            return current_build(build.parent.parent) != build or _stamp(build, self.manifest["files"]) != stamp
+        except (IndexDamaged, OSError):
+            return True
 
     @property
     def documents(self) -> list[dict[str, Any]]:
@@ -232,21 +247,35 @@ def publish(data: IndexData, staging: Path, folder: Path) -> Path:
     name = time.strftime("%Y%m%d-%H%M%S-") + staging.name.removeprefix(_STAGING_PREFIX)
     final = folder / "builds" / name
     os.replace(staging, final)
+    _make_way(folder / "CURRENT")
     _write_atomic(folder / "CURRENT", name + "\n")
     data.manifest = manifest
+    # Vectors streamed into the build's files are memory maps of them: hold them in memory, as a load does.
+    vectors = data.sentence_vectors
+    data.sentence_vectors = _resident(data.sentence_search, vectors.shape, lambda: np.array(vectors))
+    more = data.passage_vectors
+    data.passage_vectors = _resident(data.passage_search, more.shape, lambda: np.array(more))
+    data.origin = (final, _stamp(final, files))
     _remove_old_builds(folder / "builds", keep=name)
     return final
 
 
 def current_build(folder: Path) -> Path | None:
+    """The build that `CURRENT` names; None when there is none; IndexDamaged when `CURRENT` cannot be read
+    (a folder, a link that leads nowhere readable, bytes that are not text) or names no build."""
+    path = folder / "CURRENT"
     try:
-        name = (folder / "CURRENT").read_text(encoding="utf-8").strip()
+        with open(path, "rb") as handle:
+            raw = handle.read(256)  # a build's name is short; a huge file there is damage, not a name
+        name = raw.decode("utf-8").strip()
     except FileNotFoundError:
         return None
     except OSError as exc:
-        raise IndexDamaged(f"cannot read {folder / 'CURRENT'}: {exc}") from None
-    if not name or "/" in name or name.startswith("."):
-        raise IndexDamaged(f"{folder / 'CURRENT'} names no build")
+        raise IndexDamaged(f"cannot read {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise IndexDamaged(f"{path} is damaged (not text)") from None
+    if not _BUILD_NAME.fullmatch(name):
+        raise IndexDamaged(f"{path} names no build")
     return folder / "builds" / name
 
 
@@ -272,35 +301,79 @@ def load_index(folder: Path, manifest: dict[str, Any] | None = None, verify: boo
     if manifest is None:
         return None
     build = current_build(folder)
-    if verify:
-        for name, expected in manifest["files"].items():
-            path = build / name
-            if not path.is_file() or _sha256(path) != expected:
-                raise IndexDamaged(f"index file {name} is missing or damaged")
     try:
+        stamp = _stamp(build, manifest["files"])  # before reading: a change made meanwhile shows as a change
+        if verify:
+            for name, expected in manifest["files"].items():
+                path = build / name
+                if not path.is_file() or _sha256(path) != expected:
+                    raise IndexDamaged(f"index file {name} is missing or damaged")
         texts = json.loads((build / "texts.json").read_text(encoding="utf-8"))
+        sentence_search = faiss.read_index(str(build / "sentences.faiss"))
+        passage_search = faiss.read_index(str(build / "passages.faiss"))
         return IndexData(
             manifest=manifest,
             texts=texts,
             sentences=np.load(build / "sentences.npy", allow_pickle=False),
             passages=np.load(build / "passages.npy", allow_pickle=False),
-            sentence_vectors=np.load(build / "sentence_vectors.npy", mmap_mode="r", allow_pickle=False),
-            passage_vectors=np.load(build / "passage_vectors.npy", mmap_mode="r", allow_pickle=False),
-            sentence_search=_read_search(build / "sentences.faiss"),
-            passage_search=_read_search(build / "passages.faiss"),
+            sentence_vectors=_vectors(build / "sentence_vectors.npy", sentence_search),
+            passage_vectors=_vectors(build / "passage_vectors.npy", passage_search),
+            sentence_search=sentence_search,
+            passage_search=passage_search,
             sentence_lexical=LexicalIndex.load(build / "lexical_sentences"),
             passage_lexical=LexicalIndex.load(build / "lexical_passages"),
+            origin=(build, stamp),
         )
-    except (OSError, ValueError, RuntimeError, KeyError) as exc:
+    except (OSError, ValueError, RuntimeError, KeyError, TypeError) as exc:
         raise IndexDamaged(f"index in {build} cannot be read: {exc}") from None
 
 
-def _read_search(path: Path) -> faiss.Index:
-    """A FAISS index file, memory-mapped where FAISS can (builds are never changed once written)."""
-    try:
-        return faiss.read_index(str(path), faiss.IO_FLAG_MMAP)
-    except RuntimeError:
-        return faiss.read_index(str(path))
+def _vectors(path: Path, search: faiss.Index) -> np.ndarray:
+    """A build's vectors from `path`, in memory (see `_resident`)."""
+    with open(path, "rb") as handle:  # the .npy header says what the file holds
+        version = np.lib.format.read_magic(handle)
+        read_header = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+        shape, fortran, dtype = read_header[version](handle) if version in read_header else ((), True, None)
+    if fortran or dtype != np.float32:
+        return np.load(path, allow_pickle=False)
+    return _resident(search, shape, lambda: np.load(path, allow_pickle=False))
+
+
+def _resident(search: faiss.Index, shape: tuple[int, ...], read: Callable[[], np.ndarray]) -> np.ndarray:
+    """Vectors in memory: the very ones `search` holds when it keeps them as they are (a flat index, or HNSW's
+    flat storage), shared rather than held twice; else `read()` (a copy)."""
+    stored = _flat_storage(search)
+    return stored if stored is not None and stored.shape == tuple(shape) else read()
+
+
+def _flat_storage(search: faiss.Index) -> np.ndarray | None:
+    """A read-only array over the float32 vectors a FAISS index stores uncompressed (IndexFlat, HNSWFlat),
+    which keeps the index alive as long as the array (or any view of it) is; None for other kinds."""
+    flat = faiss.downcast_index(search.storage) if isinstance(search, faiss.IndexHNSW) else search
+    if not isinstance(flat, faiss.IndexFlat) or flat.ntotal == 0:
+        return None
+    shape = (flat.ntotal, flat.d)
+    address = faiss.rev_swig_ptr(flat.get_xb(), shape[0] * shape[1]).__array_interface__["data"][0]
+    owner = _Owner(search, {"shape": shape, "typestr": "<f4", "data": (address, True), "version": 3})
+    return np.asarray(owner)
+
+
+class _Owner:
+    """Lends FAISS's memory to numpy: an array made from it has this as its base, which holds the index."""
+
+    def __init__(self, index: faiss.Index, interface: dict[str, Any]) -> None:
+        self.index = index
+        self.__array_interface__ = interface
+
+
+def _stamp(build: Path, names: Any) -> tuple:
+    """What a build's files look like on disk (inode, size, modification and change times): any write or
+    replacement changes it, even one that restores the modification time."""
+    stamp = []
+    for name in names:
+        info = os.stat(build / name)
+        stamp.append((name, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns))
+    return tuple(stamp)
 
 
 def vector_search(vectors: np.ndarray, settings: SearchConfig | None = None, expected: int = 0) -> faiss.Index:
@@ -396,6 +469,19 @@ def _remove_old_builds(builds: Path, keep: str) -> None:
         )
         if ours and path.name != keep and path.is_dir() and not path.is_symlink():
             shutil.rmtree(path, ignore_errors=True)
+
+
+def _make_way(path: Path) -> None:
+    """Clear the place of a file this module writes when a folder stands there (nothing can replace a folder
+    in one step): an empty one is removed, any other moved aside, with a warning; its content is kept."""
+    if not path.is_dir() or path.is_symlink():
+        return
+    try:
+        path.rmdir()
+    except OSError:
+        aside = path.with_name(f"{path.name}.moved-aside-{time.strftime('%Y%m%d-%H%M%S')}")
+        os.rename(path, aside)
+        log.warning("%s was a folder; moved it to %s", path, aside)
 
 
 def _write_json(path: Path, value: Any) -> None:

@@ -16,13 +16,12 @@ Usage example:
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import json
 import os
 import re
-import shutil
 import tempfile
 import threading
-import unicodedata
 from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -33,7 +32,8 @@ from .answer import Answer, Quote, Source, confidence_label
 from .bot import Chatbot
 from .errors import ChatbotError
 from .indexer import IndexReport
-from .store import FILE_MODE
+from .load import UPLOADS
+from .uploads import Uploads, clean_name, size_text
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
@@ -226,19 +226,30 @@ def passage_html(source: Source, answer: Answer) -> str:
     return "".join(out)
 
 
-def documents_html(documents: list[dict[str, Any]]) -> str:
-    """The indexed documents with their sizes, as an escaped table."""
+def documents_html(documents: list[dict[str, Any]], docs: Path | None = None, uploads: Path | None = None) -> str:
+    """The indexed documents with where each is kept (the documents folder, or the uploads folder for those
+    cited as .uploads/NAME), their sizes and sentences, as an escaped table under a line naming both folders."""
+    folders = ""
+    if docs is not None and uploads is not None:
+        folders = (
+            f'<p class="qa-meta">Documents folder: {escape(str(docs))} (never changed from this page). '
+            f"Uploads: {escape(str(uploads))} (cited as {escape(UPLOADS)}NAME).</p>"
+        )
     if not documents:
-        return '<p class="qa-meta">No documents are indexed.</p>'
+        return folders + '<p class="qa-meta">No documents are indexed.</p>'
     rows = "".join(
-        f'<tr><td>{escape(doc["path"])}</td><td class="qa-num">{_size(doc["size"])}</td>'
-        f'<td class="qa-num">{doc.get("sentences", 0):,}</td></tr>'
+        f'<tr><td>{escape(doc["path"])}</td><td>{_kept_in(doc["path"])}</td>'
+        f'<td class="qa-num">{size_text(doc["size"])}</td><td class="qa-num">{doc.get("sentences", 0):,}</td></tr>'
         for doc in documents
     )
     return (
-        '<table class="qa-docs"><thead><tr><th>Document</th><th class="qa-num">Size</th>'
+        f'{folders}<table class="qa-docs"><thead><tr><th>Document</th><th>Kept in</th><th class="qa-num">Size</th>'
         f'<th class="qa-num">Sentences</th></tr></thead><tbody>{rows}</tbody></table>'
     )
+
+
+def _kept_in(path: str) -> str:
+    return "uploads" if path.startswith(UPLOADS) else "documents folder"
 
 
 def status_html(lines: list[str], error: bool = False) -> str:
@@ -273,12 +284,6 @@ def _shorten(question: str) -> str:
 
 def _cite_link(turn: int, citation: int) -> str:
     return f'<a class="qa-cite" href="#qa-src-{turn}-{citation}" title="Show source {citation}">[{citation}]</a>'
-
-
-def _size(size: int) -> str:
-    if size < 1024:
-        return f"{size} B"
-    return f"{size / 1024:.1f} KB" if size < 1024 * 1024 else f"{size / 1024 / 1024:.1f} MB"
 
 
 # ----- export ----------------------------------------------------------------------------------------------
@@ -521,69 +526,250 @@ class IndexingRun:
         self._done, self._total = done, total
 
 
-# ----- uploads ---------------------------------------------------------------------------------------------
+# ----- the Documents panel -------------------------------------------------------------------------------
 
 
-def clean_name(name: str) -> str:
-    """A safe file name from an uploaded one: no folders, no `..`, no hidden or odd characters."""
-    name = unicodedata.normalize("NFC", name).replace("\\", "/").rsplit("/", 1)[-1]
-    name = re.sub(r"[^\w.\- ]+", "_", name)
-    name = re.sub(r"\.{2,}", ".", name).strip(" ._-")
-    stem, dot, extension = name.rpartition(".")
-    if not dot:
-        stem, extension = name, ""
-    stem = stem.strip(" ._-")[:100] or "document"
-    return f"{stem}.{extension.lower()}" if extension else stem
+class DocumentsPanel:
+    """The page's list of documents (each with where it is kept) and, unless uploads are off, uploading,
+    removing and restoring uploads. Uploads go to the uploads folder (see uploads.py), never to the documents
+    folder; only they can be removed, after a confirmation, and a removed one can be restored until the server
+    stops. Every file Gradio received is deleted from its temporary folder as soon as it has been handled."""
+
+    def __init__(self, bot: Chatbot, update: DocumentUpdate, uploads: Uploads | None, off: str = "") -> None:
+        self.bot, self.update, self.uploads, self.off = bot, update, uploads, off
+
+    def render(self, app: gr.Blocks) -> None:
+        """Make the panel's components and events (inside `app`'s Blocks context)."""
+        config = self.bot.config
+        with gr.Accordion("Documents", open=False) as accordion:
+            self.listing = gr.HTML(js_on_load=None, elem_id="qa-documents")
+            if self.uploads is None:
+                gr.HTML(status_html([self.off]), js_on_load=None, elem_id="qa-uploads-off")
+            else:
+                extensions = self.uploads.extensions
+                self.upload = gr.File(
+                    label=f"Add documents ({', '.join(extensions)}; up to {config.ui.max_upload_mb:g} MB each; "
+                    "kept in the uploads folder)",
+                    file_count="multiple",
+                    file_types=list(extensions),
+                    elem_id="qa-upload",
+                )
+                with gr.Row():
+                    self.chosen = gr.Dropdown(
+                        label="Uploaded document to remove", choices=[], scale=3, elem_id="qa-remove-choice"
+                    )
+                    remove = gr.Button("Remove…", variant="stop", scale=1, min_width=80, elem_id="qa-remove")
+                with gr.Group(visible=False, elem_id="qa-confirm") as self.confirm_box:
+                    self.question = gr.HTML(js_on_load=None, elem_id="qa-confirm-text")
+                    self.pending = gr.Textbox(visible=False)  # the upload the question is about
+                    with gr.Row():
+                        confirm = gr.Button("Yes, remove it", variant="stop", elem_id="qa-confirm-remove")
+                        cancel = gr.Button("Cancel", elem_id="qa-cancel-remove")
+                with gr.Row(visible=False, elem_id="qa-restore-row") as self.restore_row:
+                    self.removed = gr.Dropdown(
+                        label="Removed uploads (they can be restored until the server stops)",
+                        choices=[],
+                        scale=3,
+                        elem_id="qa-restore-choice",
+                    )
+                    restore = gr.Button("Restore", scale=1, min_width=80, elem_id="qa-restore")
+            self.status = gr.HTML(js_on_load=None, elem_id="qa-status")
+
+        shown = [self.listing, self.status]
+        if self.uploads is not None:
+            shown += [self.chosen, self.confirm_box, self.pending, self.restore_row, self.removed]
+        private = {"api_visibility": "private"}
+        changing = {**private, "concurrency_limit": 1, "concurrency_id": "documents"}
+        app.load(self.show, None, shown, **private)
+        accordion.expand(self.refresh, None, shown, **private)
+        if self.uploads is None:
+            return  # no handler that could change a document exists at all
+        # preprocess=False: the handler gets Gradio's own record of each file (its path in Gradio's temporary
+        # folder, which Gradio has checked, and its original name) even for a file of the wrong type, which
+        # Gradio would otherwise refuse itself and leave in its temporary folder for a day.
+        self.upload.upload(self.add, self.upload, [*shown, self.upload], preprocess=False, **changing)
+        asking = [self.confirm_box, self.question, self.pending, self.status]
+        remove.click(self.ask_to_remove, self.chosen, asking, **private)  # queued: it may wait for the index
+        cancel.click(self.cancel, None, [self.confirm_box, self.pending, self.status], queue=False, **private)
+        confirm.click(self.remove, self.pending, shown, **changing)
+        restore.click(self.restore, self.removed, shown, **changing)
+
+    def show(self, message: str = "") -> dict:
+        """The list (during an update, as it was, rather than wait for the new one), the choices to remove
+        and to restore, and `message` (or a note that the index is being updated)."""
+        asker, note = self.update.answerer()
+        try:
+            documents = asker.data.documents
+        except ChatbotError as exc:
+            documents, message = [], message or status_html([str(exc)], error=True)
+        config = self.bot.config
+        out = {
+            self.listing: documents_html(documents, config.paths.docs, config.paths.uploads_folder),
+            self.status: message or (status_html([INDEXING]) if note else ""),
+        }
+        if self.uploads is not None:
+            uploaded = [doc["path"] for doc in documents if doc["path"].startswith(UPLOADS)]
+            removed = list(self.uploads.removed)
+            out[self.chosen] = gr.Dropdown(choices=_named(uploaded), value=None)
+            out[self.confirm_box] = gr.update(visible=False)
+            out[self.pending] = ""
+            out[self.restore_row] = gr.update(visible=bool(removed))
+            out[self.removed] = gr.Dropdown(choices=_named(removed), value=None)
+        return out
+
+    def refresh(self) -> dict:
+        """The list as it is now, each time the panel is opened: another visitor may have changed it."""
+        out = self.show()
+        del out[self.status]
+        return out
+
+    def add(self, files: list[dict[str, Any]] | None):
+        """Save the uploads and index them; says at once that indexing has started, and then how it went,
+        file by file, each line coloured by its own outcome."""
+        shown, saved = [], []  # status lines as HTML; (name given, cited path) of the files saved
+        asker, _ = self.update.answerer()
+        try:
+            indexed = {doc["sha256"]: doc["path"] for doc in asker.data.documents}
+        except ChatbotError:
+            indexed = {}
+        with self.update.running():
+            for item in files or []:
+                path, name = _received(item)
+                try:
+                    saved.append((clean_name(name), self.uploads.add(path, name, indexed)))
+                except ChatbotError as exc:
+                    shown.append(status_html([str(exc)], error=True))
+                finally:
+                    _discard_received(path)
+            if not saved:
+                yield {**self.show("".join(shown)), self.upload: None}
+                return
+            adding = f"Adding {', '.join(cited for _, cited in saved)}. {INDEXING}"
+            yield {self.status: "".join([*shown, status_html([adding])])}
+            indexing = IndexingRun(self.bot)
+            for done, total in indexing.progress():
+                line = f"{adding} Embedded {done:,} of {total:,} sentences and passages ({100 * done // total}%)."
+                yield {self.status: "".join([*shown, status_html([line])])}
+            if indexing.error is not None:
+                for _, cited in saved:
+                    self.uploads.discard(cited)
+                failed = status_html([f"indexing failed, so nothing was added: {indexing.error}"], error=True)
+                yield {**self.show("".join([*shown, failed])), self.upload: None}
+                return
+        documents = {doc["path"] for doc in self.bot.data.documents}
+        for name, cited in saved:
+            if cited in documents:
+                shown.append(status_html([_added(name, cited, documents)]))
+            else:
+                self.uploads.discard(cited)  # unreadable (binary or empty): not kept
+                shown.append(status_html([f"{name}: no text could be read from it, so it was not added"], error=True))
+        yield {**self.show("".join(shown)), self.upload: None}
+
+    def ask_to_remove(self, cited: str | None) -> dict:
+        """The first step of removing: what would happen, and a button to confirm it (or cancel)."""
+        try:
+            self._check_removable(cited)
+        except ChatbotError as exc:
+            return {self.confirm_box: gr.update(visible=False), self.status: status_html([str(exc)], error=True)}
+        question = (
+            f"Remove {cited}? It is taken out of the uploads folder and the index; it can be restored here until "
+            "the server stops."
+        )
+        return {
+            self.confirm_box: gr.update(visible=True),
+            self.question: status_html([question]),
+            self.pending: cited,
+            self.status: "",
+        }
+
+    def cancel(self) -> dict:
+        nothing = status_html(["Nothing was removed."])
+        return {self.confirm_box: gr.update(visible=False), self.pending: "", self.status: nothing}
+
+    def remove(self, cited: str | None) -> dict:
+        try:
+            self._check_removable(cited)
+            with self.update.running():
+                self.uploads.remove(cited)
+                self.bot.index()
+        except ChatbotError as exc:
+            return self.show(status_html([str(exc)], error=True))
+        return self.show(status_html([f"{cited} was removed; it can be restored below until the server stops."]))
+
+    def restore(self, cited: str | None) -> dict:
+        if not cited or cited not in self.uploads.removed:
+            return self.show(status_html(["Choose a removed upload to restore."], error=True))
+        try:
+            with self.update.running():
+                now = self.uploads.restore(cited)
+                self.bot.index()
+        except ChatbotError as exc:
+            return self.show(status_html([f"{cited} could not be restored: {exc}"], error=True))
+        where = "" if now == cited else f" as {now} (an upload of its name was added meanwhile)"
+        return self.show(status_html([f"{cited} was restored{where}."]))
+
+    def _check_removable(self, cited: str | None) -> None:
+        if not cited:
+            raise ChatbotError("Choose an uploaded document to remove.")
+        self.uploads.path_of(cited)  # an upload, in the uploads folder: nothing else can be removed
+        if len(self.bot.data.documents) == 1:
+            raise ChatbotError("The last document cannot be removed.")
 
 
-def save_upload(upload: Path, docs: Path, extensions: tuple[str, ...], max_bytes: int) -> str:
-    """Copy an uploaded file into the documents folder under a clean name; returns that name.
+def _named(cited: list[str]) -> list[tuple[str, str]]:
+    """Dropdown choices for uploads: shown by their names in the uploads folder, valued by their cited paths."""
+    return [(path.removeprefix(UPLOADS), path) for path in cited]
 
-    Written to a hidden temporary file first (the scanner skips hidden files) and then renamed, so the
-    indexer never reads half a file. Raises ChatbotError, with the reason, for a file it will not take.
-    """
-    name = clean_name(upload.name)
-    extension = Path(name).suffix.lower()
-    if extension not in extensions:
-        raise ChatbotError(f"{name}: only {', '.join(extensions)} files can be added")
-    size = upload.stat().st_size
-    if size > max_bytes:
-        raise ChatbotError(f"{name}: {_size(size)} is larger than the limit of {_size(max_bytes)}")
-    if size == 0:
-        raise ChatbotError(f"{name}: the file is empty")
-    folder = docs.resolve()
-    target = folder / name
-    if target.parent != folder:  # cannot happen after clean_name; a last guard all the same
-        raise ChatbotError(f"{name}: not a plain file name")
+
+def _added(name: str, cited: str, documents: set[str]) -> str:
+    kept = []
+    if cited != UPLOADS + name:
+        kept.append(f"the upload {UPLOADS}{name} that was already there is kept as it was")
+    if name in documents:
+        kept.append(f"the document {name} of the documents folder is kept as it was")
+    why = "; ".join([f"added as {cited}", *kept])
+    return f"{name} is indexed ({why}); you can ask about it now."
+
+
+def _received(item: dict[str, Any] | str) -> tuple[Path, str]:
+    """The path in Gradio's temporary folder of a file received, and the name it was uploaded under."""
+    if isinstance(item, dict):
+        path = Path(item.get("path") or "")
+        return path, item.get("orig_name") or path.name
+    return Path(item), Path(item).name
+
+
+def _discard_received(path: Path) -> None:
+    """Delete a file Gradio received (kept in a folder of its own under Gradio's temporary folder), and that
+    folder when it is left empty: a refused upload is not left there for a day, nor is an accepted one, which
+    the uploads folder now holds. Nothing outside Gradio's temporary folder is touched."""
+    from gradio.utils import get_upload_folder
+
     try:
-        handle, temporary = tempfile.mkstemp(prefix=".upload-", dir=folder)
-    except OSError as exc:
-        raise ChatbotError(f"{name}: cannot write to the documents folder: {exc.strerror or exc}") from None
-    try:
-        with os.fdopen(handle, "wb") as out, open(upload, "rb") as source:
-            os.fchmod(out.fileno(), FILE_MODE)  # as any file saved there would be, not private as mkstemp makes it
-            shutil.copyfileobj(source, out, 1 << 20)
-        os.replace(temporary, target)
-    except BaseException as exc:
-        Path(temporary).unlink(missing_ok=True)
-        if isinstance(exc, OSError):
-            raise ChatbotError(f"{name}: cannot be saved: {exc.strerror or exc}") from None
-        raise
-    return name
+        folder = Path(get_upload_folder()).resolve()
+        if not path.resolve().is_relative_to(folder):
+            return
+        path.unlink(missing_ok=True)
+        if path.parent.resolve() != folder:
+            with contextlib.suppress(OSError):
+                path.parent.rmdir()
+    except OSError:
+        pass
 
 
 # ----- the app ---------------------------------------------------------------------------------------------
 
 
-def build_app(bot: Chatbot) -> gr.Blocks:
-    """The page and its API for `bot`. Cheap: nothing is loaded until the first request (see `start`)."""
+def build_app(bot: Chatbot, examples: list[str] | None = None, uploads_off: str = "") -> gr.Blocks:
+    """The page and its API for `bot`. Cheap: nothing is loaded until the first request (see `start`, which
+    passes the example questions the documents answer). With `uploads_off`, the reason shown in their place,
+    the page has no way to upload or remove documents: no such handler exists, so no request can reach one.
+    """
     config = bot.config
-    docs = Path(config.paths.docs)
-    extensions = tuple(ext.lower() for ext in config.documents.extensions)
-    max_bytes = int(config.ui.max_upload_mb * 1024 * 1024)
     exports = tempfile.TemporaryDirectory(prefix="chatbot-exports-")  # lives as long as the app's handlers
     update = DocumentUpdate(bot)
     conversations = Conversations()
+    panel = DocumentsPanel(bot, update, None if uploads_off else Uploads.of(config), uploads_off)
 
     def accept(question: str, order: float | None, max_quotes: float, min_confidence: float, request: gr.Request):
         """The fast first step (not queued): the question joins the conversation at once, so that the box
@@ -646,72 +832,7 @@ def build_app(bot: Chatbot) -> gr.Blocks:
             raise _user_error(str(exc)) from None
         return answer.to_dict()
 
-    def show_documents(message: str = ""):
-        asker, note = update.answerer()  # during an update, the list as it was, rather than wait for it
-        try:
-            documents = asker.data.documents
-        except ChatbotError as exc:
-            return status_html([str(exc)], error=True), gr.Dropdown(choices=[], value=None), message
-        names = [doc["path"] for doc in documents]
-        message = message or (status_html([INDEXING]) if note else "")
-        return documents_html(documents), gr.Dropdown(choices=names, value=None), message
-
-    def refresh_documents():
-        """The list as it is now, each time the panel is opened: another visitor may have changed it."""
-        listing, choices, _ = show_documents()
-        return listing, choices
-
-    def add_documents(files: list[str] | None):
-        """Save the uploads and index them; says at once that indexing has started, and then how it went,
-        file by file, each line coloured by its own outcome."""
-        shown, saved = [], []  # status lines as HTML
-        with update.running():
-            for path in files or []:
-                try:
-                    saved.append(save_upload(Path(path), docs, extensions, max_bytes))
-                except ChatbotError as exc:
-                    shown.append(status_html([str(exc)], error=True))
-            if not saved:
-                yield *show_documents("".join(shown)), None
-                return
-            adding = f"Adding {', '.join(saved)}. {INDEXING}"
-            yield gr.skip(), gr.skip(), "".join([*shown, status_html([adding])]), gr.skip()
-            indexing = IndexingRun(bot)
-            for done, total in indexing.progress():
-                line = f"{adding} Embedded {done:,} of {total:,} sentences and passages ({100 * done // total}%)."
-                yield gr.skip(), gr.skip(), "".join([*shown, status_html([line])]), gr.skip()
-            if indexing.error is not None:
-                failed = status_html([f"indexing failed: {indexing.error}"], error=True)
-                yield *show_documents("".join([*shown, failed])), None
-                return
-            report = indexing.report
-        indexed = {doc["path"] for doc in bot.data.documents}
-        for name in saved:
-            if name in indexed:
-                shown.append(status_html([f"{name} is indexed ({_verb(report, name)}); you can ask about it now."]))
-            else:
-                (docs / name).unlink(missing_ok=True)  # unreadable (binary or empty): do not keep it
-                shown.append(status_html([f"{name}: no text could be read from it, so it was not added"], error=True))
-        yield *show_documents("".join(shown)), None
-
-    def remove_document(name: str | None):
-        names = [doc["path"] for doc in bot.data.documents]
-        if not name or name not in names:
-            return show_documents(status_html(["Choose a document to remove."], error=True))
-        if len(names) == 1:
-            return show_documents(status_html(["The last document cannot be removed."], error=True))
-        path = (docs / name).resolve()
-        if not path.is_relative_to(docs.resolve()):
-            return show_documents(status_html([f"{name} is not in the documents folder."], error=True))
-        try:
-            with update.running():
-                path.unlink(missing_ok=True)
-                bot.index()
-        except ChatbotError as exc:
-            return show_documents(status_html([f"indexing failed: {exc}"], error=True))
-        return show_documents(status_html([f"{name} was removed."]))
-
-    examples = [{"text": question} for question in config.ui.examples]
+    examples = [{"text": question} for question in (config.ui.examples if examples is None else examples)]
     with gr.Blocks(title="Document Q&A", analytics_enabled=False, delete_cache=(3600, 86400)) as app:
         gr.Markdown(
             "## Ask the documents\nEvery answer is quoted word for word from the documents, with its source. "
@@ -766,18 +887,7 @@ def build_app(bot: Chatbot) -> gr.Blocks:
                     )
             with gr.Column(scale=2, min_width=300):
                 sources = gr.HTML(sources_html([]), js_on_load=None, elem_id="qa-sources")
-        with gr.Accordion("Documents", open=False) as documents_panel:
-            document_list = gr.HTML(js_on_load=None, elem_id="qa-documents")
-            upload = gr.File(
-                label=f"Add documents ({', '.join(extensions)}; up to {config.ui.max_upload_mb:g} MB each)",
-                file_count="multiple",
-                file_types=list(extensions),
-                elem_id="qa-upload",
-            )
-            with gr.Row():
-                chosen = gr.Dropdown(label="Document to remove", choices=[], scale=3, elem_id="qa-remove-choice")
-                remove = gr.Button("Remove", variant="stop", scale=1, min_width=80, elem_id="qa-remove")
-            status = gr.HTML(js_on_load=None, elem_id="qa-status")
+        panel.render(app)
 
         # Enter (or Ask) first moves the question out of the box in the browser itself, then hands it to
         # `accept`, then to `answer_waiting`; each step may run again while an earlier question is pending.
@@ -798,41 +908,32 @@ def build_app(bot: Chatbot) -> gr.Blocks:
         chat.clear(forget, None, [sources, download_md, download_jsonl, hint], **quick)
         gr.api(ask_api, api_name="ask", concurrency_limit=ASK_CONCURRENCY, concurrency_id="ask")
 
-        documents_out = [document_list, chosen, status]
-        app.load(show_documents, None, documents_out, api_visibility="private")
-        documents_panel.expand(refresh_documents, None, [document_list, chosen], api_visibility="private")
-        upload.upload(
-            add_documents,
-            upload,
-            [*documents_out, upload],
-            api_visibility="private",
-            concurrency_limit=1,
-            concurrency_id="documents",
-        )
-        remove.click(
-            remove_document,
-            chosen,
-            documents_out,
-            api_visibility="private",
-            concurrency_limit=1,
-            concurrency_id="documents",
-        )
     return app
 
 
 def start(
-    bot: Chatbot, host: str = "127.0.0.1", port: int = 7860, auth: tuple[str, str] | None = None
+    bot: Chatbot,
+    host: str = "127.0.0.1",
+    port: int = 7860,
+    auth: tuple[str, str] | None = None,
+    allow_uploads: bool = False,
 ) -> tuple[gr.Blocks, str]:
-    """Load the model and index, then start the server without blocking; returns the app and its URL."""
+    """Load the model and index, then start the server without blocking; returns the app and its URL.
+
+    Uploading and removing documents are off when the page listens beyond this machine without a password,
+    unless `allow_uploads` (or config [ui] allow_uploads) says otherwise; see `uploads_refusal`.
+    """
     bot.warm_up()  # the index and the model now, not on the first question
-    app = build_app(bot)
+    off = uploads_refusal(host, auth, allow_uploads or bot.config.ui.allow_uploads, bot.config.ui.auth_env)
+    app = build_app(bot, examples=answered_examples(bot, bot.config.ui.examples), uploads_off=off)
     app.queue(max_size=256)
     app.launch(
         server_name=host,
         server_port=port,
         auth=auth,
         prevent_thread_lock=True,
-        max_file_size=int(bot.config.ui.max_upload_mb * 1024 * 1024),
+        # With uploads off, Gradio's own upload route (which every Gradio app has) takes no file either.
+        max_file_size=0 if off else int(bot.config.ui.max_upload_mb * 1024 * 1024),
         footer_links=["api"],
         css=CSS,
         head=HEAD,
@@ -842,14 +943,55 @@ def start(
     return app, app.local_url
 
 
-def serve(bot: Chatbot, host: str = "127.0.0.1", port: int = 7860, auth: tuple[str, str] | None = None) -> None:
+def serve(
+    bot: Chatbot,
+    host: str = "127.0.0.1",
+    port: int = 7860,
+    auth: tuple[str, str] | None = None,
+    allow_uploads: bool = False,
+) -> None:
     """Run the web chat until interrupted."""
-    app, url = start(bot, host=host, port=port, auth=auth)
+    app, url = start(bot, host=host, port=port, auth=auth, allow_uploads=allow_uploads)
     print(f"The chat is at {url} (Ctrl-C stops it)", flush=True)
     try:
         app.block_thread()
     finally:
         app.close()
+
+
+def uploads_refusal(host: str, auth: tuple[str, str] | None, allow: bool, auth_env: str = "CHATBOT_AUTH") -> str:
+    """Why the page may not upload or remove documents, or "" when it may: shared beyond this machine without a
+    password, anyone who can reach it could change what it answers from, unless that is allowed explicitly."""
+    if allow or auth or _is_loopback(host):
+        return ""
+    return (
+        f"Adding and removing documents is turned off: this page listens on {host or 'every address'}, beyond this "
+        f"machine, without a password, so anyone who can reach it could change its documents. Start it with "
+        f"--auth USER:PASSWORD (or ${auth_env}) to turn them on, or with --allow-uploads to let every visitor "
+        "add and remove uploads."
+    )
+
+
+def _is_loopback(host: str) -> bool:
+    host = host.strip().strip("[]").lower()
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def answered_examples(bot: Chatbot, questions: tuple[str, ...] | list[str]) -> list[str]:
+    """The example questions that the documents answer (asked together once, as the page starts: a few
+    milliseconds), so that a folder of one's own is not offered questions about another's documents."""
+    if not questions:
+        return []
+    try:
+        answers = bot.ask_batch(list(questions))
+    except ChatbotError:
+        return []
+    return [question for question, answer in zip(questions, answers) if not answer.abstained]
 
 
 def _user_error(message: str) -> gr.Error:
@@ -870,7 +1012,3 @@ def _write_exports(answers: list[Answer], folder: Path) -> tuple[str, str]:
 def _session_folder(request: gr.Request | None) -> str:
     session = getattr(request, "session_hash", None) or "anonymous"
     return re.sub(r"[^A-Za-z0-9_-]", "_", session)[:64]
-
-
-def _verb(report: IndexReport, name: str) -> str:
-    return "replaced" if name in report.changed else "added" if name in report.added else "unchanged"

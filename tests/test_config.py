@@ -60,5 +60,5 @@ def test_overrides_from_python():
         apply_overrides(Config(), colour={"red": 1})
     with pytest.raises(ChatbotError, match="unknown key answer.quotes"):
         apply_overrides(Config(), answer={"quotes": 1})
-    with pytest.raises(ChatbotError, match=r"unknown setting: config \(settings are docs, index, paths,"):
+    with pytest.raises(ChatbotError, match=r"unknown setting: config \(settings are docs, index, uploads, paths,"):
         apply_overrides(Config(), config="my.toml")  # the file is from_config's first argument, not a setting

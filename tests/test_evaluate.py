@@ -1,7 +1,6 @@
 """Evaluation and calibration on a small SQuAD-format set made here, with exact expected numbers."""
 
 import json
-import shutil
 
 import numpy as np
 import pytest
@@ -162,9 +161,11 @@ def test_eval_gives_the_expected_numbers(squad_file, tmp_path, capsys):
     assert "hit rate (answerable)" in capsys.readouterr().out
 
 
-def test_calibrate_writes_a_config_that_loads(squad_file, tmp_path, capsys):
+@pytest.mark.parametrize("verifier", [True, False])
+def test_calibrate_writes_a_config_that_loads(squad_file, tmp_path, capsys, verifier):
     config = tmp_path / "config.toml"
-    shutil.copy(DEFAULT_CONFIG, config)
+    text = DEFAULT_CONFIG.read_text(encoding="utf-8")
+    config.write_text(text if verifier else text.replace("\nenabled = true\n", "\nenabled = false\n", 1))
     plot = tmp_path / "trade-off.png"
     argv = [
         "calibrate",
@@ -177,13 +178,22 @@ def test_calibrate_writes_a_config_that_loads(squad_file, tmp_path, capsys):
     assert main([*argv, "--config", str(config), "--write", str(config), "--plot", str(plot)]) == 0
     loaded = load_config(config)
     default = load_config(DEFAULT_CONFIG)
-    assert loaded.ranking != default.ranking and loaded.confidence != default.confidence
+    out = capsys.readouterr().out
+    assert loaded.verifier.enabled is verifier
+    if verifier:  # the ranking model only picks what the verifier reads; the verifier's own models are fitted
+        assert loaded.ranking == default.ranking and loaded.confidence == default.confidence
+        assert (loaded.verifier.rank_verifier, loaded.verifier.confidence_verifier) != (
+            default.verifier.rank_verifier,
+            default.verifier.confidence_verifier,
+        )
+        assert "verifier weights:" in out
+    else:
+        assert loaded.ranking != default.ranking and loaded.confidence != default.confidence
     assert 0.0 <= loaded.answer.min_confidence <= 1.0
     answer = loaded.answer
     assert (answer.max_quotes, answer.second_quote_ratio, answer.following_quote_ratio) in QUOTE_GRID
     assert loaded.chunk == default.chunk and "# Logistic model" in config.read_text(encoding="utf-8")
     assert plot.read_bytes().startswith(b"\x89PNG")
-    out = capsys.readouterr().out
     assert "<- chosen" in out and f"* chosen: max_quotes = {answer.max_quotes}," in out
 
 

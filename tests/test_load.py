@@ -177,3 +177,15 @@ def test_an_index_kept_inside_the_documents_folder_is_not_scanned(tmp_path, make
     (docs / "more.txt").write_text("Zinc protects steel from rust.\n", encoding="utf-8")
     report = bot.index()
     assert report.added == ["more.txt"] and report.skipped == [] and warnings_seen == []
+
+
+def test_folders_to_pass_over_may_be_one_several_or_none(tmp_path):
+    docs = tmp_path / "docs"
+    (docs / "index").mkdir(parents=True)
+    (docs / "up").mkdir()
+    for name in ("good.txt", "index/built.txt", "up/uploaded.txt"):
+        (docs / name).write_text(GOOD, encoding="utf-8")
+    paths = lambda ignore: [info.path for info in scan_folder(docs, (".txt",), ignore).files]  # noqa: E731
+    assert paths(None) == paths(()) == ["good.txt", "index/built.txt", "up/uploaded.txt"]
+    assert paths(docs / "index") == paths((docs / "index",)) == ["good.txt", "up/uploaded.txt"]
+    assert paths([docs / "index", docs / "up"]) == ["good.txt"]

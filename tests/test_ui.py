@@ -1,5 +1,7 @@
-"""The web chat: escaping and highlighting, uploads, the Gradio API through gradio_client on a live loopback
-server, 8 clients at once while the index is rebuilt, and the page itself in a real headless Chromium."""
+"""The web chat: escaping and highlighting, the Gradio API through gradio_client on a live loopback server, 8
+clients at once while the index is rebuilt, uploads kept apart from the documents (off when shared without a
+password, even over plain HTTP), example questions that fit the documents, and the page itself in a real
+headless Chromium."""
 
 from __future__ import annotations
 
@@ -19,26 +21,26 @@ from hypothesis import strategies as st
 
 from chatbot import Answer, ChatbotError, Quote, Source
 from chatbot.answer import ABSTENTION
-from chatbot.store import FILE_MODE
+from chatbot.uploads import Uploads
 from chatbot.ui import (
     Conversation,
     Conversations,
     IndexingRun,
     answer_html,
+    answered_examples,
     chat_messages,
-    clean_name,
     conversation_jsonl,
     conversation_markdown,
     documents_html,
     escape,
     passage_html,
-    save_upload,
     sources_html,
     start,
+    uploads_refusal,
 )
 
 from .browser import CHROMIUM_ARGS, chromium_executable, free_port
-from .conftest import SEEDS, document_text
+from .conftest import SEED_FILE, SEEDS, document_text
 
 HOSTILE = (
     "Hostile note. The trapdoor payload is <script>window.__pwned = 1; alert('script')</script> here. "
@@ -221,66 +223,6 @@ def test_questions_that_reach_the_server_out_of_order_are_put_back_in_the_order_
     assert [turn.question for turn in conversation.turns][:2] == ["First?", "Zeroth?"]
 
 
-# ----- uploads ---------------------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    "name, cleaned",
-    [
-        ("notes.txt", "notes.txt"),
-        ("../../etc/passwd.txt", "passwd.txt"),
-        ("..\\..\\windows\\evil.MD", "evil.md"),
-        (".hidden.txt", "hidden.txt"),
-        ("a..b.txt", "a.b.txt"),
-        ("<img src=x onerror=alert(1)>.md", "img src_x onerror_alert_1.md"),
-        ("...", "document"),
-        ("Ünïcode résumé.txt", "Ünïcode résumé.txt"),
-    ],
-)
-def test_clean_name(name, cleaned):
-    assert clean_name(name) == cleaned
-
-
-@given(st.text(max_size=300))
-def test_clean_name_never_leaves_the_folder(name):
-    cleaned = clean_name(name)
-    assert cleaned and Path(cleaned).name == cleaned
-    assert "/" not in cleaned and "\\" not in cleaned and ".." not in cleaned and "\x00" not in cleaned
-    assert not cleaned.startswith((".", "-", " "))
-    assert len(cleaned) <= 260
-
-
-def test_save_upload_writes_only_a_clean_name_inside_the_folder(tmp_path):
-    docs, outside = tmp_path / "docs", tmp_path / "incoming"
-    docs.mkdir()
-    outside.mkdir()
-    upload = outside / "..Notes (draft).TXT"
-    upload.write_text("Hello there.", encoding="utf-8")
-    name = save_upload(upload, docs, (".txt", ".md"), 1000)
-    assert name == "Notes _draft.txt"
-    assert [p.name for p in docs.iterdir()] == [name]  # no temporary file left behind
-    assert (docs / name).read_text(encoding="utf-8") == "Hello there."
-    assert (docs / name).stat().st_mode & 0o777 == FILE_MODE  # readable as the umask allows, not private
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["docs", "incoming"]
-
-
-@pytest.mark.parametrize(
-    "filename, content, problem",
-    [
-        ("tool.exe", b"MZ", "only .txt, .md files"),
-        ("big.txt", b"x" * 2000, "larger than the limit"),
-        ("empty.md", b"", "empty"),
-    ],
-)
-def test_save_upload_refuses_with_a_reason(tmp_path, filename, content, problem):
-    docs = tmp_path / "docs"
-    docs.mkdir()
-    (tmp_path / filename).write_bytes(content)
-    with pytest.raises(ChatbotError, match=problem):
-        save_upload(tmp_path / filename, docs, (".txt", ".md"), 1000)
-    assert list(docs.iterdir()) == []
-
-
 # ----- a live server, driven by gradio_client --------------------------------------------------------------
 
 
@@ -402,7 +344,7 @@ def test_eight_clients_get_their_own_answers_while_the_index_is_rebuilt(server, 
         futures = {question: pool.submit(ask, client, question) for client, question in zip(clients, QUESTIONS)}
         first_round.wait()
         (tmp_path / "orchard.txt").write_text("The Pellworth orchard grows 300 quince trees.\n", encoding="utf-8")
-        save_upload(tmp_path / "orchard.txt", docs, (".txt", ".md"), 10_000)
+        Uploads.of(bot.config).add(tmp_path / "orchard.txt")  # as the page saves an upload
         bot.index()
         results = {question: future.result(timeout=900) for question, future in futures.items()}
     for question, expected in QUESTIONS.items():
@@ -411,7 +353,186 @@ def test_eight_clients_get_their_own_answers_while_the_index_is_rebuilt(server, 
             assert answer["question"] == question
             assert expected in answer["answer"], (question, answer["answer"])
     pellworth = _client(url).predict("How many quince trees does the Pellworth orchard grow?", 1, 0.0, api_name="/ask")
-    assert pellworth["quotes"][0]["source"] == "orchard.txt"
+    assert pellworth["quotes"][0]["source"] == ".uploads/orchard.txt"
+
+
+# ----- shared on the network: uploads off unless allowed ---------------------------------------------------
+
+LIGHTHOUSE = {"lighthouse.txt": "The Quenby lighthouse is painted green. Its keeper is Ann Rowe.\n"}
+
+
+@pytest.fixture(scope="module")
+def start_own(tmp_path_factory):
+    """Start the web chat over a folder of one's own (no Guangdong article), on any host; stopped at the end."""
+    from chatbot import Chatbot
+
+    apps = []
+
+    def start_own_(host: str, **kwargs):
+        folder = tmp_path_factory.mktemp("own")
+        docs = folder / "docs"
+        docs.mkdir()
+        for name, text in LIGHTHOUSE.items():
+            (docs / name).write_text(text, encoding="utf-8")
+        bot = Chatbot.from_config(docs=docs, index=folder / "index")
+        app, url = start(bot, host=host, port=free_port(), **kwargs)
+        apps.append(app)
+        return bot, url.replace("0.0.0.0", "127.0.0.1"), docs
+
+    yield start_own_
+    for app in apps:
+        app.close()
+
+
+@pytest.fixture(scope="module")
+def shared(start_own):
+    """Listening on every address, without a password, uploads not allowed."""
+    return start_own("0.0.0.0")
+
+
+@pytest.mark.parametrize(
+    "host, auth, allow, off",
+    [
+        ("127.0.0.1", None, False, False),
+        ("localhost", None, False, False),
+        ("::1", None, False, False),
+        ("0.0.0.0", None, False, True),
+        ("192.168.1.20", None, False, True),
+        ("", None, False, True),
+        ("0.0.0.0", ("ann", "secret"), False, False),
+        ("0.0.0.0", None, True, False),
+    ],
+)
+def test_uploads_are_off_when_shared_without_a_password_unless_allowed(host, auth, allow, off):
+    reason = uploads_refusal(host, auth, allow)
+    assert bool(reason) == off
+    if off:
+        assert "without a password" in reason and "--auth" in reason and "--allow-uploads" in reason
+
+
+@pytest.mark.parametrize("flag, config, allowed", [([], "", False), (["--allow-uploads"], "", True), ([], "true", True)])
+def test_serve_takes_allow_uploads_from_the_flag_or_the_config(monkeypatch, tmp_path, seed_docs, flag, config, allowed):
+    import chatbot.ui
+    from chatbot.cli import main
+
+    seen = {}
+    monkeypatch.setattr(chatbot.ui, "serve", lambda bot, **kwargs: seen.update(kwargs, bot=bot))
+    (tmp_path / "c.toml").write_text(f"[ui]\nallow_uploads = {config or 'false'}\n", encoding="utf-8")
+    args = ["serve", "--host", "0.0.0.0", "--config", str(tmp_path / "c.toml"), "--docs", str(seed_docs), *flag]
+    assert main(args) == 0
+    assert seen["host"] == "0.0.0.0" and (seen["allow_uploads"] or seen["bot"].config.ui.allow_uploads) == allowed
+
+
+def test_examples_are_only_those_the_documents_answer(seed_bot, make_bot):
+    from chatbot.config import UiConfig
+
+    seed_examples = UiConfig().examples
+    assert answered_examples(seed_bot, seed_examples) == list(seed_examples)
+    own = make_bot(LIGHTHOUSE)
+    assert answered_examples(own, seed_examples) == []
+    assert answered_examples(own, ["Who keeps the Quenby lighthouse?", *seed_examples]) == [
+        "Who keeps the Quenby lighthouse?"
+    ]
+
+
+def _get(url: str) -> tuple[int, bytes]:
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=60) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
+
+
+def _post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, body, headers), timeout=60) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
+
+
+def _upload_over_http(url: str, name: str, content: bytes) -> tuple[int, bytes]:
+    """POST a file to Gradio's own upload route, as the page's file picker does."""
+    boundary = "chatbot-test-boundary"
+    body = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="files"; filename="{name}"\r\n'
+        "Content-Type: text/plain\r\n\r\n"
+    ).encode() + content + f"\r\n--{boundary}--\r\n".encode()
+    return _post(f"{url}gradio_api/upload", body, {"Content-Type": f"multipart/form-data; boundary={boundary}"})
+
+
+def _join(url: str, fn_index: int, data: list, session: str) -> dict:
+    """Run event `fn_index` through the queue over plain HTTP, as the page itself does; the final message, or
+    {"refused": status} when the queue does not take it."""
+    status, reply = _post(
+        f"{url}gradio_api/queue/join",
+        json.dumps({"data": data, "fn_index": fn_index, "session_hash": session, "event_data": None}).encode(),
+        {"Content-Type": "application/json"},
+    )
+    if status != 200:
+        return {"refused": status}
+    event_id = json.loads(reply)["event_id"]
+    import urllib.request
+
+    with urllib.request.urlopen(f"{url}gradio_api/queue/data?session_hash={session}", timeout=120) as stream:
+        for line in stream:
+            if line.startswith(b"data: "):
+                message = json.loads(line[6:])
+                if message.get("event_id") == event_id and message.get("msg") == "process_completed":
+                    return message
+    return {}
+
+
+def _handlers(url: str) -> dict[str, int]:
+    """The app's event handlers, by name, with their numbers (fn_index), from its config as the page reads it."""
+    status, body = _get(f"{url}config")
+    assert status == 200
+    return {dependency["api_name"]: number for number, dependency in enumerate(json.loads(body)["dependencies"])}
+
+
+def test_over_http_the_upload_handler_is_reachable_only_when_uploads_are_on(server, shared, tmp_path):
+    """What a visitor's script can do with plain HTTP requests. On the loopback page the upload handler saves a
+    file it is sent (the page's own way of calling it); shared without a password, there is no such handler to
+    call, Gradio's own upload route takes no file, and no handler of the page writes anything when called."""
+    from gradio.utils import get_upload_folder
+
+    bot, url, docs = server
+    handlers = _handlers(url)
+    assert {"add", "remove", "restore"} <= set(handlers)
+    status, paths = _upload_over_http(url, "via-http.txt", b"The Hollin bridge has nine arches.\n")
+    assert status == 200
+    message = _join(url, handlers["add"], [[{"path": json.loads(paths)[0], "orig_name": "via-http.txt",
+                                             "meta": {"_type": "gradio.FileData"}}]], "probe-on")
+    assert message.get("success"), message
+    assert (bot.config.paths.uploads_folder / "via-http.txt").exists()
+    assert not _in_gradio_temp("via-http.txt")
+    Uploads.of(bot.config).path_of(".uploads/via-http.txt").unlink()
+    bot.index()
+
+    own, shared_url, own_docs = shared
+    before = _tree(own_docs)
+    handlers = _handlers(shared_url)
+    assert not {"add", "ask_to_remove", "remove", "restore", "cancel"} & set(handlers), handlers
+    status, _ = _upload_over_http(shared_url, "refused.txt", b"The Hollin bridge has nine arches.\n")
+    assert status == 413 and not _in_gradio_temp("refused.txt")
+    planted = Path(get_upload_folder()) / "planted-by-test" / "planted.txt"  # as if a file had got there
+    planted.parent.mkdir(parents=True, exist_ok=True)
+    planted.write_text("The Hollin bridge has nine arches.\n", encoding="utf-8")
+    file = {"path": str(planted), "orig_name": "planted.txt", "meta": {"_type": "gradio.FileData"}}
+    try:
+        for number in handlers.values():
+            _join(shared_url, number, [[file]], f"probe-{number}")
+    finally:
+        shutil.rmtree(planted.parent)
+    assert not own.config.paths.uploads_folder.exists()
+    assert _tree(own_docs) == before
+    assert [doc["path"] for doc in own.data.documents] == ["lighthouse.txt"]
 
 
 # ----- the page in a real browser --------------------------------------------------------------------------
@@ -488,18 +609,26 @@ class Page:
         self.open("Documents")
         self.page.locator("#qa-documents table").wait_for()
 
-    def upload(self, path: Path) -> str:
-        """Upload a file through the page; returns the status line once indexing has finished."""
-        self.page.locator("#qa-upload input[type=file]").set_input_files(str(path))
-        return self.upload_status()
+    STATUS = "() => [...document.querySelectorAll('#qa-status p')].map(line => line.innerText).join('\\n')"
 
-    def upload_status(self) -> str:
-        """The status line once indexing an upload has finished (or the upload was refused)."""
+    def upload(self, path: Path) -> str:
+        """Upload a file through the page; returns the status lines once indexing has finished."""
+        before = self.page.evaluate(self.STATUS)
+        self.page.locator("#qa-upload input[type=file]").set_input_files(str(path))
+        return self.upload_status(before)
+
+    def upload_status(self, before: str = "") -> str:
+        """The status lines (the page's own, without Gradio's timer), once they are no longer `before` and
+        indexing an upload has finished (or the upload was refused)."""
         self.page.wait_for_function(
-            "() => /indexed|could not|only|larger|empty/.test(document.querySelector('#qa-status').innerText)",
+            f"""before => {{
+                const text = ({self.STATUS})();
+                return text !== before && /indexed|could not|only|larger|empty/.test(text) && !text.includes("Adding ");
+            }}""",
+            arg=before,
             timeout=INDEX_TIMEOUT,
         )
-        return self.page.locator("#qa-status").inner_text()
+        return self.page.evaluate(self.STATUS)
 
     def close(self) -> None:
         self.context.close()
@@ -510,6 +639,28 @@ def page(browser, server):
     tab = Page(browser, server[1])
     yield tab
     tab.close()
+
+
+def page_answer(page: Page, question: str) -> str:
+    """Ask on the page and return the text of the answer (or abstention) it shows."""
+    page.ask(question)
+    return page.page.locator("#qa-chat .qa-answer, #qa-chat .qa-abstain").last.inner_text()
+
+
+def _tree(folder: Path) -> dict[str, tuple[bytes, int]]:
+    """Every file under `folder` with its bytes and inode: what "untouched" means."""
+    return {
+        p.relative_to(folder).as_posix(): (p.read_bytes(), p.stat().st_ino)
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+def _in_gradio_temp(name: str) -> list[Path]:
+    """Files of that name in Gradio's temporary folder (where it keeps what it received)."""
+    from gradio.utils import get_upload_folder
+
+    return list(Path(get_upload_folder()).rglob(name))
 
 
 def test_browser_ask_with_enter_then_follow_a_citation(page):
@@ -683,18 +834,55 @@ def test_browser_settings_apply_and_conversation_downloads(page):
     assert "## Which chip did Guangdong highlight?" in Path(download.value.path()).read_text(encoding="utf-8")
 
 
-def test_browser_upload_then_ask_about_it(page, tmp_path):
+def test_browser_upload_then_ask_about_it(page, server, tmp_path):
+    """An upload goes to the uploads folder, never the documents folder, and leaves nothing in Gradio's
+    temporary folder; it is listed and cited as .uploads/NAME."""
     from playwright.sync_api import expect
 
+    bot, _, docs = server
+    before = _tree(docs)
     upload = tmp_path / "River notes.md"
     upload.write_text("# Rivers\n\nThe Zorblat river is 42 kilometres long.\n", encoding="utf-8")
     page.open_documents()
-    assert "River notes.md is indexed (added)" in page.upload(upload)
-    expect(page.page.locator("#qa-documents")).to_contain_text("River notes.md")
-    expect(page.page.locator("#qa-documents")).to_contain_text(" B")
+    assert "River notes.md is indexed (added as .uploads/River notes.md)" in page.upload(upload)
+    listing = page.page.locator("#qa-documents")
+    expect(listing.locator("tr", has_text=".uploads/River notes.md")).to_contain_text("uploads")
+    expect(listing.locator("tr", has_text=SEED_FILE)).to_contain_text("documents folder")
+    expect(listing).to_contain_text(str(bot.config.paths.uploads_folder))
     page.ask("How long is the Zorblat river?")
     expect(page.page.locator("#qa-chat .qa-quote").last).to_contain_text("The Zorblat river is 42 kilometres long.")
-    expect(page.page.locator("#qa-sources")).to_contain_text("River notes.md")
+    expect(page.page.locator("#qa-sources")).to_contain_text(".uploads/River notes.md")
+    assert _tree(docs) == before
+    assert (bot.config.paths.uploads_folder / "River notes.md").read_text(encoding="utf-8").startswith("# Rivers")
+    assert not _in_gradio_temp("River notes.md")
+
+
+def test_browser_a_same_named_upload_keeps_the_original(page, server, tmp_path):
+    from playwright.sync_api import expect
+
+    bot, _, docs = server
+    original = (docs / SEED_FILE).read_bytes()
+    upload = tmp_path / SEED_FILE
+    upload.write_text("The Wexcombe ferry leaves at dawn.\n", encoding="utf-8")
+    page.open_documents()
+    status = page.upload(upload)
+    assert f"{SEED_FILE} is indexed (added as .uploads/{SEED_FILE}; the document {SEED_FILE} of the documents " \
+        "folder is kept as it was)" in status
+    upload.write_text("The Wexcombe ferry returns at dusk.\n", encoding="utf-8")
+    status = page.upload(upload)
+    stem = SEED_FILE.removesuffix(".txt")
+    assert f"added as .uploads/{stem} (2).txt; the upload .uploads/{SEED_FILE} that was already there is kept" in status
+    assert (docs / SEED_FILE).read_bytes() == original
+    uploads = bot.config.paths.uploads_folder
+    assert (uploads / SEED_FILE).read_text(encoding="utf-8") == "The Wexcombe ferry leaves at dawn.\n"
+    assert (uploads / f"{stem} (2).txt").read_text(encoding="utf-8") == "The Wexcombe ferry returns at dusk.\n"
+    listing = page.page.locator("#qa-documents")
+    for name in (SEED_FILE, f".uploads/{SEED_FILE}", f".uploads/{stem} (2).txt"):
+        expect(listing.locator("td", has_text=re.compile(f"^{re.escape(name)}$"))).to_have_count(1)
+    assert "Guangdong" in page_answer(page, "Which chip did Guangdong highlight?")  # the article answers as before
+    for name in (SEED_FILE, f"{stem} (2).txt"):
+        Uploads.of(bot.config).path_of(f".uploads/{name}").unlink()
+    bot.index()
 
 
 def test_browser_while_an_upload_is_indexed_others_are_answered_from_the_index_as_it_was(
@@ -719,13 +907,13 @@ def test_browser_while_an_upload_is_indexed_others_are_answered_from_the_index_a
     try:
         uploader.open_documents()
         uploader.page.locator("#qa-upload input[type=file]").set_input_files(str(upload))
-        expect(uploader.page.locator("#qa-status")).to_contain_text("Adding ferries.txt", timeout=30_000)
+        expect(uploader.page.locator("#qa-status")).to_contain_text("Adding .uploads/ferries.txt", timeout=30_000)
         assert indexing.wait(30)
         other.ask("Where is DeepSeek based?")
         expect(other.page.locator("#qa-chat .qa-quote").last).to_contain_text("Zhejiang")
         expect(other.page.locator("#qa-chat .qa-note")).to_contain_text("as they were before")
         finish.set()
-        assert "ferries.txt is indexed (added)" in uploader.upload_status()
+        assert "ferries.txt is indexed (added as .uploads/ferries.txt)" in uploader.upload_status()
         other.ask("When does the Ostervik ferry sail?")
         expect(other.page.locator("#qa-chat .qa-quote").last).to_contain_text("The Ostervik ferry sails at noon.")
         expect(other.page.locator("#qa-chat .qa-note")).to_have_count(1)  # the first answer's only
@@ -744,7 +932,8 @@ def test_browser_refuses_a_wrong_upload(page, server, tmp_path):
     page.page.locator("#qa-upload input[type=file]").set_input_files(str(upload))
     message = page.page.get_by_text(re.compile(r"Invalid file type|only \.txt, \.md files can be added"))
     expect(message.first).to_be_visible()
-    assert not list(server[2].glob("*.exe"))
+    assert not list(server[2].rglob("*.exe")) and not list(server[0].config.paths.uploads_folder.rglob("*.exe"))
+    assert not _in_gradio_temp("program.exe")  # removed from Gradio's temporary folder at once
 
 
 def test_browser_upload_status_colours_each_file_by_its_outcome(page, server, tmp_path):
@@ -759,7 +948,8 @@ def test_browser_upload_status_colours_each_file_by_its_outcome(page, server, tm
     expect(status).to_contain_text("blob.txt: no text could be read", timeout=INDEX_TIMEOUT)
     expect(status.locator("p", has_text="kites.md is indexed")).not_to_have_class("qa-status-error")
     expect(status.locator("p", has_text="blob.txt")).to_have_class("qa-status-error")
-    assert not (server[2] / "blob.txt").exists()
+    assert not (server[2] / "blob.txt").exists() and not (server[0].config.paths.uploads_folder / "blob.txt").exists()
+    assert not _in_gradio_temp("blob.txt") and not _in_gradio_temp("kites.md")
 
 
 def test_browser_number_of_quotes_is_whole(page):
@@ -797,21 +987,87 @@ def test_browser_hostile_document_shows_as_text_and_runs_nothing(page, server, t
     assert page.dialogs == []
 
 
-def test_browser_remove_a_document(page, server):
+def test_browser_remove_asks_removes_only_uploads_and_can_be_undone(page, server, tmp_path):
     from playwright.sync_api import expect
 
     bot, _, docs = server
-    (docs / "to-remove.txt").write_text("The Quenby lighthouse is painted green.\n", encoding="utf-8")
+    before = _tree(docs)
+    (tmp_path / "to-remove.txt").write_text("The Quenby lighthouse is painted green.\n", encoding="utf-8")
+    Uploads.of(bot.config).add(tmp_path / "to-remove.txt")
     bot.index()
     page.page.reload()
     page.open_documents()
-    page.page.locator("#qa-remove-choice input").click()
+    choice = page.page.locator("#qa-remove-choice input")
+    choice.click()
+    expect(page.page.get_by_role("option", name="to-remove.txt")).to_be_visible()
+    expect(page.page.get_by_role("option", name=SEED_FILE)).to_have_count(0)  # only uploads can be removed
+    page.page.get_by_role("option", name="to-remove.txt").click()
+
+    page.page.locator("#qa-remove").click()  # asks first
+    question = page.page.locator("#qa-confirm-text")
+    expect(question).to_contain_text("Remove .uploads/to-remove.txt? It is taken out of the uploads folder")
+    assert (bot.config.paths.uploads_folder / "to-remove.txt").exists()
+    page.page.locator("#qa-cancel-remove").click()
+    expect(page.page.locator("#qa-status")).to_have_text("Nothing was removed.")
+    expect(page.page.locator("#qa-confirm-remove")).to_be_hidden()
+    assert (bot.config.paths.uploads_folder / "to-remove.txt").exists()
+
+    choice.click()
     page.page.get_by_role("option", name="to-remove.txt").click()
     page.page.locator("#qa-remove").click()
-    expect(page.page.locator("#qa-status")).to_contain_text("to-remove.txt was removed.", timeout=INDEX_TIMEOUT)
+    page.page.locator("#qa-confirm-remove").click()
+    status = page.page.locator("#qa-status")
+    expect(status).to_contain_text(".uploads/to-remove.txt was removed", timeout=INDEX_TIMEOUT)
     expect(page.page.locator("#qa-documents")).not_to_contain_text("to-remove.txt")
-    assert not (docs / "to-remove.txt").exists()
-    assert "to-remove.txt" not in [doc["path"] for doc in bot.data.documents]
+    assert not (bot.config.paths.uploads_folder / "to-remove.txt").exists()
+    assert ".uploads/to-remove.txt" not in [doc["path"] for doc in bot.data.documents]
+    assert page_answer(page, "What colour is the Quenby lighthouse?").startswith("The documents do not answer")
+
+    page.page.locator("#qa-restore-choice input").click()  # undo
+    page.page.get_by_role("option", name="to-remove.txt").click()
+    page.page.locator("#qa-restore").click()
+    expect(status).to_contain_text(".uploads/to-remove.txt was restored.", timeout=INDEX_TIMEOUT)
+    expect(page.page.locator("#qa-documents")).to_contain_text(".uploads/to-remove.txt")
+    expect(page.page.locator("#qa-restore-row")).to_be_hidden()
+    assert "painted green" in page_answer(page, "What colour is the Quenby lighthouse?")
+    assert _tree(docs) == before  # nothing in the documents folder was written, renamed or deleted
+    Uploads.of(bot.config).path_of(".uploads/to-remove.txt").unlink()
+    bot.index()
+
+
+def test_browser_shared_without_a_password_says_why_uploads_are_off(browser, shared):
+    """No way to upload or remove on the page, and a line saying why; and a folder of one's own is not offered
+    the seed article's example questions."""
+    from playwright.sync_api import expect
+
+    tab = Page(browser, shared[1])
+    try:
+        tab.open_documents()
+        off = tab.page.locator("#qa-uploads-off")
+        expect(off).to_contain_text("Adding and removing documents is turned off")
+        expect(off).to_contain_text("without a password")
+        for element in ("#qa-upload", "#qa-remove", "#qa-restore", "#qa-confirm-remove"):
+            expect(tab.page.locator(element)).to_have_count(0)
+        expect(tab.page.locator("#qa-documents")).to_contain_text("lighthouse.txt")
+        chat = tab.page.locator("#qa-chat")
+        expect(chat).not_to_contain_text("Guangdong")
+        expect(chat.get_by_role("button")).to_have_count(0)  # no example questions at all
+        assert "Ann Rowe" in page_answer(tab, "Who is the keeper of the Quenby lighthouse?")
+    finally:
+        tab.close()
+
+
+def test_browser_shared_with_uploads_allowed_offers_them(browser, start_own):
+    from playwright.sync_api import expect
+
+    _, url, _ = start_own("0.0.0.0", allow_uploads=True)
+    tab = Page(browser, url)
+    try:
+        tab.open_documents()
+        expect(tab.page.locator("#qa-upload")).to_be_visible()
+        expect(tab.page.locator("#qa-uploads-off")).to_have_count(0)
+    finally:
+        tab.close()
 
 
 def test_browser_the_document_list_is_current_each_time_it_is_opened(page, server):
