@@ -66,7 +66,7 @@ class IndexDamaged(Exception):
 
 @dataclass
 class IndexData:
-    """Everything answering needs, in memory."""
+    """Everything answering needs, in memory (for an index kept in Milvus, the vectors stay there: milvus.py)."""
 
     manifest: dict[str, Any]
     texts: list[str]  # document texts, in manifest["documents"] order
