@@ -44,6 +44,7 @@ class ModelConfig:
     batch_size: int = 64
     device: str = "cpu"
     dtype: str = "float32"
+    answer_threads: int = 1
 
 
 @dataclass(frozen=True)
@@ -154,6 +155,9 @@ class VerifierConfig:
     confidence_bias: float = 0.0
     confidence_verifier: float = 1.0
     confidence_relevance: float = 0.0
+    confidence_prior_confidence: float = 0.0
+    confidence_prior: float = 0.0
+    confidence_margin: float = 0.0
     min_further: float = 0.5
     answer_spans: bool = True
 
@@ -220,6 +224,8 @@ class Config:
             value = getattr(self.answer, key)
             if not 0.0 <= value <= 1.0:
                 raise ChatbotError(f"config: answer.{key} must be between 0 and 1, got {value}")
+        if self.model.answer_threads < 0:
+            raise ChatbotError(f"config: model.answer_threads must not be negative, got {self.model.answer_threads}")
         if not self.model.name.strip():
             raise ChatbotError("config: model.name must name a model or a model folder, got an empty string")
         if self.model.dtype not in ("auto", "float32", "bfloat16"):
