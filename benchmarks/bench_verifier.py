@@ -1,16 +1,21 @@
-"""The answer verifier on the development set, cross-validated over its articles: before and after, the
-trade-off between false abstention and abstention on unanswerable questions, and a reliability diagram.
+"""The answer verifier on the development set, cross-validated over its articles, and on the seed question
+sets: before and after, the trade-off between false abstention and abstention on unanswerable questions,
+and a reliability diagram; with --write, the calibrated settings the project ships.
 
-    python benchmarks/bench_verifier.py ../shared/eval/squad2-dev-half.json --fold 1/2=/tmp/vf1 [--fold 2/2=/tmp/vf2]
+    python benchmarks/bench_verifier.py ../shared/eval/squad2-dev-half.json --fold 1/2=/tmp/vf1 \
+        --model chatbot/models/verifier --also benchmarks/seed_questions.jsonl ... --write config/default.toml
 
 Each --fold K/N=MODEL names a verifier trained by `chatbot train-verifier --cross-validate QA_FILE --fold K/N`:
 it never saw the articles of fold K, and only their questions are answered with it. Retrieval is open over
-all the articles, as the protocol asks. The answers of all folds together are then calibrated as
-`chatbot calibrate` does (the [verifier] weights, how many quotes, the abstention threshold; off-topic
-questions from --off-topic, default seeds/) and scored, beside the same questions answered by the
-ranking and confidence models alone ([verifier] enabled = false) at their shipped settings.
+all the articles, as the protocol asks. Each --also SET (JSONL about seeds/, or SET@DOCS) is answered with
+--model (default: the shipped verifier, never trained on them) and joins the calibration, each question
+counting --also-weight times (the development set is large and of one kind: Wikipedia questions written
+against one paragraph; the seed sets are small and of the kind users ask of their own documents). The pool
+is then calibrated as `chatbot calibrate` does ([verifier] weights, quotes, abstention threshold; the
+development questions are also asked of --off-topic, default seeds/, as off-topic ones), and scored beside
+the ranking and confidence models alone ([verifier] enabled = false, shipped settings). Every seed set in
+benchmarks/ is scored too, those not named by --also being held out of the calibration.
 
-With --write CONFIG the fitted [verifier] weights, quote settings and threshold go into CONFIG.
 Writes benchmarks/results/verifier.md, verifier-tradeoff.png and verifier-reliability.png.
 """
 
@@ -37,35 +42,68 @@ from chatbot.train_verifier import in_fold  # noqa: E402
 from chatbot.verifier import apply  # noqa: E402
 
 
+SEED_SETS = sorted((ROOT / "benchmarks").glob("seed_questions*.jsonl"))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("qa_file", type=Path)
     parser.add_argument("--fold", action="append", required=True, metavar="K/N=MODEL")
+    parser.add_argument("--model", type=Path, help="verifier for the --also and held-out seed sets (default: shipped)")
+    parser.add_argument("--also", action="append", default=[], metavar="SET[@DOCS]")
+    parser.add_argument("--also-weight", type=float, default=8.0)
     parser.add_argument("--off-topic", type=Path, default=ROOT / "seeds")
-    parser.add_argument("--max-false-abstention", type=float, default=0.02)
+    parser.add_argument("--max-false-abstention", type=float, default=0.05)
+    parser.add_argument("--config", type=Path, help="config to start from (default: config/default.toml)")
     parser.add_argument("--write", type=Path, help="config file to write the fitted settings into")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
+    parser.add_argument("--work", type=Path, help="folder for the corpus and its index (default: a temporary one)")
     args = parser.parse_args()
+    model = {"model": str(args.model.resolve())} if args.model else {}
 
     items = read_questions(args.qa_file)
     scratch = tempfile.TemporaryDirectory(prefix="bench-verifier-")
-    docs, index = Path(scratch.name) / "docs", Path(scratch.name) / "index"
+    work = args.work or Path(scratch.name)
+    docs, index = work / "docs", work / "index"
     build_corpus(args.qa_file, docs)
-    folds, explained, chosen_items = [], [], []
+    folds, pool = [], []  # pool: (item, evidence, weight, set name)
     started = time.perf_counter()
     for spec in args.fold:
-        part, model = spec.split("=", 1)
+        part, path = spec.split("=", 1)
         fold, count = (int(value) for value in part.split("/"))
-        bot = Chatbot.from_config(docs=docs, index=index, verifier={"model": str(Path(model).resolve())})
+        bot = Chatbot.from_config(args.config, docs=docs, index=index, verifier={"model": str(Path(path).resolve())})
         bot.index()
         held = [item for item in items if in_fold(f"{args.qa_file.name}:{item.article}", count, fold - 1)]
-        print(f"fold {part}: {len(held)} questions, verifier {model}", file=sys.stderr)
-        folds.append((part, model, len(held)))
-        explained += [evidence for _, (_, evidence) in _explained(bot, held, 256)]
-        chosen_items += held
+        print(f"fold {part}: {len(held)} questions, verifier {path}", file=sys.stderr)
+        folds.append((part, path, len(held)))
+        pool += [(i, e, 1.0, args.qa_file.stem) for i, (_, e) in zip(held, _explained(bot, held, 256))]
     seconds = time.perf_counter() - started
-    off_topic = Chatbot.from_config(docs=args.off_topic, verifier={"model": str(Path(folds[0][1]).resolve())})
-    result = calibrate(bot, chosen_items, args.max_false_abstention, off_topic, explained=explained)
+    sets = {}
+    for spec in args.also + [str(path) for path in SEED_SETS]:
+        path, _, folder = spec.partition("@")
+        if Path(path).stem in sets:
+            continue
+        seed_bot = Chatbot.from_config(
+            args.config, docs=Path(folder or ROOT / "seeds"), index=work / f"index-{Path(folder or 'seeds').name}",
+            verifier=model,
+        )
+        asked = read_questions(Path(path))
+        sets[Path(path).stem] = (seed_bot, asked, spec in args.also)
+        weight = args.also_weight if spec in args.also else 0.0
+        pool += [(i, e, weight, Path(path).stem) for i, (_, e) in zip(asked, _explained(seed_bot, asked, 256))]
+    calibrated = [(i, e, w) for i, e, w, _ in pool if w > 0]
+    dev_items = [i for i, _, _, name in pool if name == args.qa_file.stem]
+    off_topic = Chatbot.from_config(args.config, docs=args.off_topic, index=work / "index-off-topic",
+                                    verifier={"model": str(Path(folds[0][1]).resolve())})
+    result = calibrate(
+        bot,
+        [i for i, _, _ in calibrated],
+        args.max_false_abstention,
+        off_topic,
+        explained=[e for _, e, _ in calibrated],
+        weights=np.array([w for _, _, w in calibrated]),
+        off_topic_items=dev_items,
+    )
     settings = replace(bot.config.verifier, **result.verifier)
     answer = replace(
         bot.config.answer,
@@ -74,23 +112,26 @@ def main() -> int:
         second_quote_ratio=result.quotes.second_quote_ratio,
         following_quote_ratio=result.quotes.following_quote_ratio,
     )
-    data = bot.data
-    answers = [
-        compose(item.question, apply(e.prior, e.verification, settings), e.hits, data, answer)
-        for item, e in zip(chosen_items, explained)
-    ]
-    after = score(chosen_items, answers)
-    baseline = Chatbot.from_config(docs=docs, index=index, verifier={"enabled": False})
-    before = score(chosen_items, baseline.ask_batch([item.question for item in chosen_items]))
+    answers = {}
+    for item, e, _, name in pool:
+        answers.setdefault(name, []).append(
+            (item, compose(item.question, apply(e.prior, e.verification, settings), e.hits, e.data, answer))
+        )
+    after = {name: score(*zip(*pairs)) for name, pairs in answers.items()}
+    baseline = Chatbot.from_config(args.config, docs=docs, index=index, verifier={"enabled": False})
+    before = {args.qa_file.stem: score(dev_items, baseline.ask_batch([i.question for i in dev_items]))}
+    for name, (seed_bot, asked, _) in sets.items():
+        plain = seed_bot.replace(verifier={"enabled": False})
+        before[name] = score(asked, plain.ask_batch([i.question for i in asked]))
 
     args.out.mkdir(parents=True, exist_ok=True)
-    confidence = np.array([a.confidence for a in answers])
-    hits = np.array([not item.impossible and is_hit(a, item.answers) for item, a in zip(chosen_items, answers)])
-    points = result.points
-    tradeoff_plot(points, result.chosen, args.out / "verifier-tradeoff.png")
-    reliability = reliability_table(confidence, hits, [a.abstained for a in answers])
+    dev_answers = [a for _, a in answers[args.qa_file.stem]]
+    confidence = np.array([a.confidence for a in dev_answers])
+    hits = np.array([not i.impossible and is_hit(a, i.answers) for i, a in answers[args.qa_file.stem]])
+    tradeoff_plot(result.points, result.chosen, args.out / "verifier-tradeoff.png")
+    reliability = reliability_table(confidence, hits, [a.abstained for a in dev_answers])
     reliability_plot(reliability, args.out / "verifier-reliability.png")
-    report = render(args, folds, before, after, result, reliability, points, seconds)
+    report = render(args, folds, before, after, result, reliability, seconds, sets)
     (args.out / "verifier.md").write_text(report, encoding="utf-8")
     print(report)
     if args.write:
@@ -187,56 +228,75 @@ def tradeoff_plot(points, chosen, path: Path) -> None:
     plt.close(figure)
 
 
-def render(args, folds, before, after, result, reliability, points, seconds) -> str:
-    rows = [
-        ("ranking and confidence models alone (verifier off, shipped settings)", before),
-        ("with the verifier (cross-validated, calibrated on the same folds)", after),
+def render(args, folds, before, after, result, reliability, seconds, sets) -> str:
+    dev = args.qa_file.stem
+    table = [
+        "| system | hit rate | false abstention | abstains on unanswerable | overall accuracy | median chars | answer phrase = gold (of hits) |",
+        "|---|---|---|---|---|---|---|",
     ]
-    table = ["| system | hit rate | false abstention | abstains on unanswerable | overall accuracy | median chars | answer phrase = gold (of hits) |",
-             "|---|---|---|---|---|---|---|"]
-    for name, s in rows:
+    for name, s in (("verifier off (ranking and confidence models, shipped settings)", before[dev]),
+                    ("verifier on (cross-validated; calibrated as below)", after[dev])):
         table.append(
             f"| {name} | {s['hit_rate']:.3f} | {s['false_abstention']:.3f} | {s['unanswerable_abstention']:.3f} | "
             f"{s['overall_accuracy']:.3f} | {s['median_chars']} | {s['span_exact']:.3f} |"
         )
-    labels = ["| confidence label | share of answers right | answers |", "|---|---|---|"]
-    for name, s in rows:
-        for label, (right, count) in s["labelled"].items():
-            labels.append(f"| {label} ({name.split(' (')[0]}) | {right:.3f} | {count} |")
-    curve = ["| threshold | hit rate | false abstention | abstains on unanswerable | overall accuracy |", "|---|---|---|---|---|"]
+    seeds = ["| question set | in calibration | answerable: hits off -> on | unanswerable abstained off -> on |",
+             "|---|---|---|---|"]
+    for name, (_, asked, used) in sets.items():
+        b, a = before[name], after[name]
+        answerable = sum(not i.impossible for i in asked)
+        unanswerable = len(asked) - answerable
+        seeds.append(
+            f"| {name} | {'yes' if used else 'no'} | {round(b['hit_rate'] * answerable)} -> "
+            f"{round(a['hit_rate'] * answerable)} of {answerable} | {round(b['unanswerable_abstention'] * unanswerable)}"
+            f" -> {round(a['unanswerable_abstention'] * unanswerable)} of {unanswerable} |"
+        )
+    labels = ["| confidence label | verifier off: share right (answers) | verifier on: share right (answers) |",
+              "|---|---|---|"]
+    for label in ("high", "medium", "low"):
+        (r0, n0), (r1, n1) = before[dev]["labelled"][label], after[dev]["labelled"][label]
+        labels.append(f"| {label} | {r0:.3f} ({n0}) | {r1:.3f} ({n1}) |")
+    curve = ["| threshold | hit rate | false abstention | abstains on unanswerable | overall accuracy |",
+             "|---|---|---|---|---|"]
     curve += [
-        f"| {p.threshold:.2f} | {p.hit_rate:.3f} | {p.false_abstention:.3f} | {p.unanswerable_abstention:.3f} | {p.overall_accuracy:.3f} |"
-        for p in points
+        f"| {p.threshold:.2f} | {p.hit_rate:.3f} | {p.false_abstention:.3f} | {p.unanswerable_abstention:.3f} | "
+        f"{p.overall_accuracy:.3f} |"
+        for p in result.points
         if round(p.threshold * 100) % 5 == 0 or p is result.chosen
     ]
     diagram = ["| confidence | share right | answers |", "|---|---|---|"]
     diagram += [f"| {low:.1f}-{high:.1f} | {right:.3f} | {count} |" for low, high, right, count in reliability]
     fold_lines = "\n".join(f"- fold {part}: {n} questions, verifier `{model}`" for part, model, n in folds)
     quotes = result.quotes
-    return f"""# The answer verifier on {args.qa_file.name}
+    return f"""# The answer verifier: {args.qa_file.name} (cross-validated) and the seed question sets
 
 {time.strftime('%Y-%m-%d')}. Command: `python benchmarks/bench_verifier.py {' '.join(sys.argv[1:])}`
 
-Each question is answered by a verifier that never saw its article (`chatbot train-verifier
---cross-validate {args.qa_file.name} --fold K/N`); retrieval is open over all articles. Answering with the
-verifier took {seconds:.0f} s.
+Each development question is answered by a verifier that never saw its article (`chatbot train-verifier
+--cross-validate {args.qa_file.name} --fold K/N`); retrieval is open over all articles ({seconds:.0f} s).
 {fold_lines}
 
+## Development set (the folds above)
 {chr(10).join(table)}
 
-Chosen by calibration (max false abstention {args.max_false_abstention}): threshold {result.chosen.threshold:.2f},
-max_quotes {quotes.max_quotes}, second_quote_ratio {quotes.second_quote_ratio}, following_quote_ratio
-{quotes.following_quote_ratio}; [verifier] weights {result.verifier}.
+## Seed question sets (verifier: {args.model or 'shipped'})
+{chr(10).join(seeds)}
 
-## Confidence labels
+Calibration pool: the development folds (weight 1) and the sets marked "in calibration" (weight
+{args.also_weight}); off-topic: the development questions asked of {args.off_topic.name}/. Chosen (weighted false
+abstention at most {args.max_false_abstention}): threshold {result.chosen.threshold:.2f}, max_quotes {quotes.max_quotes},
+second_quote_ratio {quotes.second_quote_ratio}, following_quote_ratio {quotes.following_quote_ratio};
+[verifier] weights {result.verifier}.
+
+## Confidence labels on the development set
 {chr(10).join(labels)}
 
-## Reliability (answers given, with the verifier)
+## Reliability on the development set (answers given, verifier on)
 {chr(10).join(diagram)}
 
 ![reliability diagram](verifier-reliability.png)
 
-## Trade-off: false abstention against abstention on unanswerable questions
+## Trade-off over the calibration pool (weighted): false abstention against abstention on unanswerable questions
 {chr(10).join(curve)}
 
 ![trade-off](verifier-tradeoff.png)

@@ -21,7 +21,7 @@ from .answer import Answer
 from .build import Progress
 from .compose import compose
 from .config import Config, apply_overrides, load_config
-from .embed import Embedder
+from .embed import Embedder, torch_threads
 from .errors import ChatbotError
 from .indexer import IndexReport, is_current, refresh_index
 from .lexical import tokenize
@@ -43,6 +43,7 @@ class Evidence:
     ranked: Ranked  # as the answer was composed from: after the verifier, when it is on
     prior: Ranked | None = None  # the ranking model's order before the verifier read it
     verification: Verification | None = None  # what the verifier read, in `prior`'s order
+    data: IndexData | None = None  # the index it was read from
 
 
 class Chatbot:
@@ -128,6 +129,10 @@ class Chatbot:
                     "start, its words from all of it",
                     len(question),
                 )
+        with torch_threads(self.config.model.answer_threads):
+            return self._answer(data, questions, settings)
+
+    def _answer(self, data: IndexData, questions: list[str], settings) -> list[tuple[Answer, Evidence]]:
         tokens = [tokenize(question) for question in questions]
         vectors = self.embedder.encode(questions)
         results = []
@@ -151,7 +156,7 @@ class Chatbot:
             if self.config.verifier.enabled:
                 verification = self.verifier.read(data, question, prior, self.config.verifier.candidates)
                 ranked = apply(prior, verification, self.config.verifier)
-            evidence = Evidence(hits, ranked, prior, verification)
+            evidence = Evidence(hits, ranked, prior, verification, data)
             results.append((compose(question, ranked, hits, data, settings), evidence))
         return results
 

@@ -2,19 +2,21 @@
 
 Only sentences are embedded: a passage's vector is derived from its sentences' vectors (their sum weighted
 by length in word-pieces, made unit length), which answers as well as embedding the passage did, at half the cost
-(benchmarks/RESULTS.md, "Index build"). Vectors are embedded in chunks and streamed into the new build's
-files and its FAISS index as they come, so a large document never has all its texts to embed, or a second
-copy of its vectors, in memory at once. A long build shows a progress bar on a terminal (texts embedded,
-rate, time left).
+(benchmarks/RESULTS.md, "Index build"). Vectors are embedded in chunks and streamed to the backend's sink
+(the new build's files and FAISS indexes, or rows in Milvus) as they come, so a large document never has all
+its texts to embed, or a second copy of its vectors, in memory at once. A long build shows a progress bar on
+a terminal (texts embedded, rate, time left).
 
 Usage example:
-    with new_build(config.paths.index) as staging:
+    store = open_store(config)
+    with store.new_build() as staging:        # a folder (FAISS), or a sink of rows (Milvus)
         data, embedded = build_data(documents, config, embedder, previous, staging)
-        publish(data, staging, config.paths.index)
+        store.publish(data, staging)
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 import time
@@ -22,13 +24,13 @@ from collections.abc import Callable
 from dataclasses import asdict
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
 from . import formats, segment
 from .chunk import group_sentences
-from .config import Config
+from .config import Config, SearchConfig
 from .embed import Embedder, effective_dtype
 from .lexical import LexicalIndex, token_table
 from .load import Document
@@ -65,15 +67,18 @@ def build_data(
     config: Config,
     embedder: Embedder,
     previous: IndexData | None,
-    staging: Path,
+    staging: Path | VectorSink,
     on_progress: Progress | None = None,
 ) -> tuple[IndexData, int]:
     """Segment, chunk, embed (reusing `previous` vectors of unchanged documents) and index `documents`.
 
-    The vectors are written into files in `staging` (a folder from `store.new_build`). `on_progress(done,
-    total)` is called as texts are embedded, for a progress display of the caller's own.
+    The vectors go to `staging`: a folder from `store.new_build` (files and FAISS indexes), or another
+    backend's sink (milvus.MilvusSink). `on_progress(done, total)` is called as texts are embedded, for a
+    progress display of the caller's own.
     """
-    reusable = {doc["sha256"]: number for number, doc in enumerate(previous.documents)} if previous else {}
+    sink = FileVectors(staging, config.search) if isinstance(staging, Path) else staging
+    key = (lambda entry: (entry["path"], entry["sha256"])) if sink.reuse_by_path else (lambda entry: entry["sha256"])
+    reusable = {key(doc): number for number, doc in enumerate(previous.documents)} if previous else {}
     sentence_parts, passage_parts, entries, reuse = [], [], [], []
     sentence_count = 0
     for number, doc in enumerate(documents):
@@ -100,13 +105,14 @@ def build_data(
         if doc.pages:
             entry["pages"] = list(doc.pages)
         entries.append(entry)
-        reuse.append(reusable.get(doc.sha256))
+        reuse.append(reusable.get(key(entry)))
 
     sentences = np.concatenate(sentence_parts).reshape(-1, 3) if sentence_parts else np.zeros((0, 3), np.int64)
     passages = np.concatenate(passage_parts).reshape(-1, 5) if passage_parts else np.zeros((0, 5), np.int64)
     del sentence_parts, passage_parts
     texts = [doc.text for doc in documents]
     dimension = previous.sentence_vectors.shape[1] if previous is not None else embedder.document_dimension
+    sink.place(entries, reuse, previous)
     fresh = np.array([number is None for number in reuse], dtype=bool)
     embedded = int(fresh[sentences[:, 0]].sum())
     if embedded >= PROGRESS_FROM:
@@ -124,26 +130,34 @@ def build_data(
         if on_progress is not None and embedded:
             embedder.document_model  # loaded before the clock of the rate starts
             on_progress(0, embedded)
-        old = (previous.sentences, previous.sentence_vectors) if previous is not None else None
-        sentence_vectors, sentence_search = _stream_vectors(
-            staging / "sentence_vectors.npy", sentences, texts, reuse, old, embedder, dimension, advance, config.search
-        )
-    held = stored_vectors(sentence_search)  # FAISS's copy, rather than paging in the file's
-    passage_vectors, passage_search = _passage_vectors(
-        staging / "passage_vectors.npy",
-        passages,
-        sentences,
-        sentence_vectors if held is None else held,
-        texts,
-        embedder,
-        config.search,
-    )
+        old = None if previous is None else previous.sentences
+        with sink.open("sentences", sentences, texts, dimension, old) as writer:
 
-    ids, offsets, vocab = token_table(texts[d][s:e] for d, s, e in sentences.tolist())
-    sentence_lexical = LexicalIndex.build_from_table(ids, offsets[:-1], offsets[1:], vocab)
-    # A passage's sentences are consecutive: its tokens are one slice of the same table.
-    passage_lexical = LexicalIndex.build_from_table(ids, offsets[passages[:, 3]], offsets[passages[:, 4]], vocab)
-    del ids, offsets, vocab
+            def embed(rows: list[int]) -> np.ndarray:
+                chunk = sentences[rows, :3].tolist()
+                return embedder.encode_documents([texts[d][s:e] for d, s, e in chunk], on_batch=advance)
+
+            _stream_vectors(sentences, reuse, old, embed, writer)
+        sentence_vectors, sentence_search = writer.result
+
+    # The sentence vectors the passages' are made from, in sentence order: FAISS's copy rather than paging in
+    # the file's; read back from Milvus for that backend (only new documents' passages are made).
+    held = None if sentence_search is None else stored_vectors(sentence_search)
+    source = sentence_vectors if held is None else held
+    old = None if previous is None else previous.passages
+    made_alike = (
+        previous is not None and previous.manifest.get("settings", {}).get("passage_vectors") == PASSAGE_VECTORS
+    )
+    with sink.open("passages", passages, texts, dimension, old) as writer:
+
+        def derive(rows: list[int]) -> np.ndarray:
+            return _passage_vectors(passages[rows], sentences, source, texts, embedder)
+
+        # An unchanged document keeps its passage vectors unless they were made another way.
+        _stream_vectors(passages, reuse if made_alike else [None] * len(reuse), old, derive, writer)
+    passage_vectors, passage_search = writer.result
+
+    sentence_lexical, passage_lexical = lexical_indexes(texts, sentences, passages)
     manifest = {
         "version": _package_version(),
         "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -165,64 +179,114 @@ def build_data(
         sentence_lexical=sentence_lexical,
         passage_lexical=passage_lexical,
     )
+    sink.attach(data)
     return data, embedded
 
 
-def _stream_vectors(path, table, texts, reuse, old, embedder, dimension, advance, search_settings):
-    """Vectors for the rows of `table` (sentences or passages), written to `path` in row order and added to a
-    FAISS index as they come: copied from the old build (`old` = its table and vectors) for reused documents,
-    embedded in batches of EMBED_CHUNK texts otherwise. Returns (memory-mapped vectors, FAISS index)."""
-    search = vector_search(np.zeros((0, dimension), dtype=np.float32), search_settings, expected=len(table))
-    pending: list[int] = []  # rows waiting to be embedded
+def lexical_indexes(texts: list[str], sentences: np.ndarray, passages: np.ndarray) -> tuple[LexicalIndex, LexicalIndex]:
+    """BM25 indexes of the sentences and of the passages. A passage's sentences are consecutive: its tokens are
+    one slice of the sentences' token table (compact: lists of tokens for a million sentences take gigabytes)."""
+    ids, offsets, vocab = token_table(texts[d][s:e] for d, s, e in sentences.tolist())
+    sentence_lexical = LexicalIndex.build_from_table(ids, offsets[:-1], offsets[1:], vocab)
+    passage_lexical = LexicalIndex.build_from_table(ids, offsets[passages[:, 3]], offsets[passages[:, 4]], vocab)
+    return sentence_lexical, passage_lexical
 
-    def put(vectors: np.ndarray) -> None:
-        writer.append(vectors)
-        search.add(np.ascontiguousarray(vectors, dtype=np.float32))
 
-    def embed_pending(everything: bool = True) -> None:
-        """Embed whole chunks of the pending rows (and the rest too when `everything`): full chunks let the
+class VectorSink(Protocol):
+    """Where a build's vectors go (FileVectors: files and FAISS; milvus.MilvusSink: rows in Milvus)."""
+
+    reuse_by_path: bool  # whether an unchanged document is known by path and content, or by content alone
+
+    def place(self, entries: list[dict[str, Any]], reuse: list[int | None], previous: IndexData | None) -> None:
+        """Note in each manifest entry where its vectors are kept, before any is written."""
+
+    def open(self, kind: str, table: np.ndarray, texts: list[str], dimension: int, old: np.ndarray | None) -> Any:
+        """A context manager with put(rows, vectors), keep(rows, old_rows) and, after it, `result`:
+        (vectors, FAISS index or None)."""
+
+    def attach(self, data: IndexData) -> None:
+        """Give the finished data what it needs to search this backend."""
+
+
+class FileVectors:
+    """A build's vectors written as .npy files into a staging folder and added to FAISS indexes as they come."""
+
+    reuse_by_path = False
+
+    def __init__(self, staging: Path, settings: SearchConfig) -> None:
+        self.staging, self.settings, self.previous = staging, settings, None
+
+    def place(self, entries, reuse, previous) -> None:
+        self.previous = previous
+
+    @contextlib.contextmanager
+    def open(self, kind, table, texts, dimension, old):
+        search = vector_search(np.zeros((0, dimension), dtype=np.float32), self.settings, expected=len(table))
+        old_vectors = None if self.previous is None else getattr(self.previous, kind[:-1] + "_vectors")
+        writer = _FileTable(search, old_vectors)
+        with VectorWriter(self.staging / f"{kind[:-1]}_vectors.npy", len(table), dimension) as writer.file:
+            yield writer
+        writer.result = (writer.file.result, search)
+
+    def attach(self, data: IndexData) -> None:
+        pass
+
+
+class _FileTable:
+    def __init__(self, search, old_vectors) -> None:
+        self.search, self.old_vectors, self.file, self.result = search, old_vectors, None, None
+
+    def put(self, rows, vectors: np.ndarray) -> None:
+        self.file.append(vectors)
+        self.search.add(np.ascontiguousarray(vectors, dtype=np.float32))
+
+    def keep(self, rows: slice, old_rows: slice) -> None:
+        for lo in range(old_rows.start, old_rows.stop, EMBED_CHUNK):
+            self.put(None, np.asarray(self.old_vectors[lo : min(lo + EMBED_CHUNK, old_rows.stop)]))
+
+
+def _stream_vectors(table, reuse, old, make, writer):
+    """Vectors for the rows of `table` (sentences or passages), handed to `writer` in row order: kept from the
+    old build (`old` = its table) for reused documents, `make(rows)` for the others, EMBED_CHUNK rows at a
+    time."""
+    pending: list[int] = []  # rows waiting for their vectors
+
+    def make_pending(everything: bool = True) -> None:
+        """Make whole chunks of the pending rows (and the rest too when `everything`): full chunks let the
         model sort texts by length over many documents, which saves padding."""
         done = 0
         while len(pending) - done >= EMBED_CHUNK or (everything and done < len(pending)):
-            chunk = table[pending[done : done + EMBED_CHUNK], :3].tolist()
-            put(embedder.encode_documents([texts[d][s:e] for d, s, e in chunk], on_batch=advance))
-            done += len(chunk)
+            rows = pending[done : done + EMBED_CHUNK]
+            writer.put(rows, make(rows))
+            done += len(rows)
         del pending[:done]
 
-    with VectorWriter(path, len(table), dimension) as writer:
-        for number, previous in enumerate(reuse):
-            rows = _rows(table, number)
-            if previous is None:
-                pending.extend(range(rows.start, rows.stop))
-                embed_pending(everything=False)
-                continue
-            embed_pending()
-            kept = _rows(old[0], previous)
-            for lo in range(kept.start, kept.stop, EMBED_CHUNK):
-                put(np.asarray(old[1][lo : min(lo + EMBED_CHUNK, kept.stop)]))
-        embed_pending()
-    return writer.result, search
+    for number, previous in enumerate(reuse):
+        rows = _rows(table, number)
+        if previous is None:
+            pending.extend(range(rows.start, rows.stop))
+            make_pending(everything=False)
+            continue
+        make_pending()
+        writer.keep(rows, _rows(old, previous))
+    make_pending()
 
 
-def _passage_vectors(path, passages, sentences, sentence_vectors, texts, embedder, search_settings):
-    """Each passage's vector from its sentences' (`sentence_vectors`, in sentence order): their sum weighted by
-    the word-pieces the model reads of each, as its mean over a passage's tokens weighs them, made unit
-    length. Written to `path` and added to a FAISS index a chunk at a time; returns both."""
+def _passage_vectors(passages, sentences, sentence_vectors, texts, embedder) -> np.ndarray:
+    """The vectors of `passages` (rows of the passage table) from their sentences' (`sentence_vectors`, in
+    sentence order, indexable by a slice): their sum weighted by the word-pieces the model reads of each, as
+    its mean over a passage's tokens weighs them, made unit length."""
     dimension = sentence_vectors.shape[1]
-    search = vector_search(np.zeros((0, dimension), dtype=np.float32), search_settings, expected=len(passages))
-    with VectorWriter(path, len(passages), dimension) as writer:
-        for lo in range(0, len(passages), EMBED_CHUNK):
-            first, last = passages[lo : lo + EMBED_CHUNK, 3], passages[lo : lo + EMBED_CHUNK, 4]
-            start, end = int(first.min()), int(last.max())
-            weights = embedder.token_counts([texts[d][s:e] for d, s, e in sentences[start:end].tolist()])
-            weighted = np.asarray(sentence_vectors[start:end], dtype=np.float64) * weights[:, None]
-            sums = np.concatenate([np.zeros((1, dimension)), np.cumsum(weighted, axis=0)])
-            vectors = sums[last - start] - sums[first - start]  # each passage's sentences, first to last
-            vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
-            vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-            writer.append(vectors)
-            search.add(vectors)
-    return writer.result, search
+    if not len(passages):
+        return np.zeros((0, dimension), dtype=np.float32)
+    first, last = passages[:, 3], passages[:, 4]
+    start, end = int(first.min()), int(last.max())
+    weights = embedder.token_counts([texts[d][s:e] for d, s, e in sentences[start:end].tolist()])
+    weighted = np.asarray(sentence_vectors[start:end], dtype=np.float64) * weights[:, None]
+    sums = np.concatenate([np.zeros((1, dimension)), np.cumsum(weighted, axis=0)])
+    vectors = sums[last - start] - sums[first - start]  # each passage's sentences, first to last
+    vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+    return np.ascontiguousarray(vectors, dtype=np.float32)
 
 
 def _progress(total: int):

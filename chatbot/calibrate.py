@@ -34,7 +34,7 @@ from .compose import compose
 from .config import ConfidenceConfig
 from .evaluate import Item, is_hit, normalize, quoted_text
 from .rank import CONFIDENCE_FEATURES, RANKING_FEATURES, confidence_of
-from .verifier import apply, logit
+from .verifier import CONFIDENCE_SIGNALS, apply, logit
 
 
 @dataclass(frozen=True)
@@ -56,6 +56,7 @@ class QuotePoint:
     # Whether each answerable question was a hit: comparing two settings on the same questions tells a
     # real difference from noise.
     hits: np.ndarray | None = field(default=None, compare=False, repr=False)
+    weights: np.ndarray | None = field(default=None, compare=False, repr=False)  # of each question in `hits`
 
 
 # The [answer] settings tried: at most this many quoted sentences, a further sentence's least share of the
@@ -73,7 +74,6 @@ QUOTE_GRID = tuple(
 # With the answer verifier on, its two logistic models are fitted instead of [ranking] and [confidence]:
 # the order of the candidates it read, and the answer's confidence ([verifier] rank_* and confidence_*).
 VERIFIER_RANKING = ("verifier", "prior")
-VERIFIER_CONFIDENCE = ("verifier", "relevance")
 
 
 @dataclass
@@ -94,16 +94,22 @@ def calibrate(
     off_topic: Chatbot | None = None,
     max_answer_chars: float = 300,
     explained: list[Evidence] | None = None,
+    weights: np.ndarray | None = None,
+    off_topic_items: list[Item] | None = None,
 ) -> Calibration:
     """Fit both models on `items`, pick the quote settings and the threshold; `bot` itself is left unchanged.
 
     With `off_topic` (a chatbot over documents that answer none of the questions), the questions are
     asked there too, as unanswerable ones, so the confidence also learns what an unrelated question
     looks like; the threshold is still chosen on `items` alone. With the verifier on, `explained` may give
-    the evidence of `items` already gathered (say, each by a verifier that was not trained on it).
+    the evidence of `items` already gathered (say, each by a verifier that was not trained on it), and
+    `weights` how much each item counts (say, more for a small set of the documents' own kind of questions
+    beside a large general one), and `off_topic_items` which of them to ask `off_topic` (default: all).
     """
     if bot.config.verifier.enabled:
-        return _calibrate_verified(bot, items, max_false_abstention, off_topic, max_answer_chars, explained)
+        return _calibrate_verified(
+            bot, items, max_false_abstention, off_topic, max_answer_chars, explained, weights, off_topic_items
+        )
     features, labels = candidate_samples(bot, items)
     ranking = fit_logistic(features, labels, RANKING_FEATURES, bot.config.ranking)
     ranked_bot = bot.replace(ranking=ranking)
@@ -145,29 +151,39 @@ def _calibrate_verified(
     off_topic: Chatbot | None,
     max_answer_chars: float,
     explained: list[Evidence] | None = None,
+    weights: np.ndarray | None = None,
+    off_topic_items: list[Item] | None = None,
 ) -> Calibration:
     """`calibrate` with the answer verifier on: the ranking model picks what it reads and is left as it is."""
     if explained is None:
         explained = [evidence for _, (_, evidence) in _explained(bot, items, 256)]
-    data = bot.data
-    features, labels = [], []
-    for item, evidence in zip(items, explained):
+    weights = np.ones(len(items)) if weights is None else np.asarray(weights, dtype=np.float64)
+    features, labels, sample = [], [], []
+    for item, evidence, weight in zip(items, explained, weights):
         golds = [] if item.impossible else [gold for gold in map(normalize, item.answers) if gold]
+        data = evidence.data or bot.data  # pooled evidence may come from several indexes
         read = evidence.verification
         prior = logit(evidence.prior.scores[: len(read.sentences)])
         for sentence, value, before in zip(read.sentences.tolist(), read.logits, prior):
             doc, start, end = (int(v) for v in data.sentences[sentence])
             features.append((value, before))
             labels.append(any(gold in normalize(data.texts[doc][start:end]) for gold in golds))
+            sample.append(weight)
     current = bot.config.verifier
     ranking = _prefixed(
-        fit_logistic(np.array(features).reshape(-1, 2), np.array(labels, dtype=bool), VERIFIER_RANKING, _Named(current, "rank_")),
+        fit_logistic(
+            np.array(features).reshape(-1, 2),
+            np.array(labels, dtype=bool),
+            VERIFIER_RANKING,
+            _Named(current, "rank_"),
+            sample_weight=np.array(sample),
+        ),
         "rank_",
     )
     settings = replace(current, **ranking)
     explained = [replace(e, ranked=apply(e.prior, e.verification, settings)) for e in explained]
     answer = replace(bot.config.answer, min_confidence=0.0)
-    quote_points = quote_sweep(data, answer, items, explained)
+    quote_points = quote_sweep(bot.data, answer, items, explained, weights)
     quotes = choose_quotes(quote_points, max_answer_chars)
     answer = replace(
         answer,
@@ -177,33 +193,31 @@ def _calibrate_verified(
     )
     hits = np.array(
         [
-            not item.impossible and is_hit(compose(item.question, e.ranked, e.hits, data, answer), item.answers)
+            not item.impossible
+            and is_hit(compose(item.question, e.ranked, e.hits, e.data or bot.data, answer), item.answers)
             for item, e in zip(items, explained)
         ],
         dtype=bool,
     )
     impossible = np.array([item.impossible for item in items], dtype=bool)
-    signals = np.array([_verified_signals(e) for e in explained]).reshape(-1, 2)
-    training, targets = signals, hits
+    width = len(CONFIDENCE_SIGNALS)
+    signals = np.array([e.ranked.verified_signals for e in explained]).reshape(-1, width)
+    training, targets, sample = signals, hits, weights
     if off_topic is not None:
         other = off_topic.replace(verifier=ranking)
-        unrelated = [_verified_signals(e) for _, (_, e) in _explained(other, items, 256)]
-        training = np.vstack([signals, np.array(unrelated).reshape(-1, 2)])
+        asked = items if off_topic_items is None else off_topic_items
+        unrelated = np.array([e.ranked.verified_signals for _, (_, e) in _explained(other, asked, 256)])
+        training = np.vstack([signals, unrelated.reshape(-1, width)])
         targets = np.concatenate([hits, np.zeros(len(unrelated), dtype=bool)])
+        sample = np.concatenate([weights, np.ones(len(unrelated))])
     confidence = _prefixed(
-        fit_logistic(training, targets, VERIFIER_CONFIDENCE, _Named(current, "confidence_")), "confidence_"
+        fit_logistic(training, targets, CONFIDENCE_SIGNALS, _Named(current, "confidence_"), sample_weight=sample),
+        "confidence_",
     )
-    weights = np.array([confidence[f"confidence_{name}"] for name in VERIFIER_CONFIDENCE])
-    scores = 1.0 / (1.0 + np.exp(-(signals @ weights + confidence["confidence_bias"])))
-    points = sweep(scores, hits, impossible)
+    coefficients = np.array([confidence[f"confidence_{name}"] for name in CONFIDENCE_SIGNALS])
+    scores = 1.0 / (1.0 + np.exp(-(signals @ coefficients + confidence["confidence_bias"])))
+    points = sweep(scores, hits, impossible, weights=weights)
     return Calibration({}, {}, points, choose(points, max_false_abstention), quote_points, quotes, ranking | confidence)
-
-
-def _verified_signals(evidence: Evidence) -> tuple[float, float]:
-    """The confidence model's inputs: the lead sentence's verifier logit and the question's relevance."""
-    ranked = evidence.ranked
-    lead = float(logit(ranked.verified[:1])[0]) if ranked.verified is not None and len(ranked.verified) else -10.0
-    return lead, ranked.relevance
 
 
 class _Named:
@@ -220,25 +234,32 @@ def _prefixed(weights: dict[str, float], prefix: str) -> dict[str, float]:
     return {prefix + name: value for name, value in weights.items()}
 
 
-def quote_sweep(data, settings, items: list[Item], explained: list[Evidence]) -> list[QuotePoint]:
-    """Hit rate and median answer length of the answerable items at each QUOTE_GRID setting (no abstention)."""
+def quote_sweep(
+    data, settings, items: list[Item], explained: list[Evidence], weights: np.ndarray | None = None
+) -> list[QuotePoint]:
+    """Hit rate (weighted by `weights`, when given) and median answer length of the answerable items at each
+    QUOTE_GRID setting (no abstention)."""
+    weights = np.ones(len(items)) if weights is None else np.asarray(weights, dtype=np.float64)
     answerable = [(item, evidence) for item, evidence in zip(items, explained) if not item.impossible]
+    counted = np.array([weight for item, weight in zip(items, weights) if not item.impossible])
     points = []
     for max_quotes, ratio, following in QUOTE_GRID:
         tried = replace(settings, max_quotes=max_quotes, second_quote_ratio=ratio, following_quote_ratio=following)
         hits, lengths = [], []
         for item, evidence in answerable:
-            answer = compose(item.question, evidence.ranked, evidence.hits, data, tried)
+            answer = compose(item.question, evidence.ranked, evidence.hits, evidence.data or data, tried)
             hits.append(is_hit(answer, item.answers))
             lengths.append(len(quoted_text(answer)))
+        hit = np.array(hits, dtype=bool)
         points.append(
             QuotePoint(
                 max_quotes,
                 ratio,
                 following,
-                sum(hits) / max(len(answerable), 1),
+                float(counted @ hit / counted.sum()) if len(counted) else 0.0,
                 statistics.median(lengths) if lengths else 0.0,
-                np.array(hits, dtype=bool),
+                hit,
+                counted,
             )
         )
     return points
@@ -261,8 +282,9 @@ def _paired_error(one: QuotePoint, other: QuotePoint) -> float:
     questions that one gets right and the other wrong count (0 when either point has no per-question hits)."""
     if one.hits is None or other.hits is None or not len(one.hits):
         return 0.0
-    differing = int(np.count_nonzero(one.hits != other.hits))
-    return differing**0.5 / len(one.hits)
+    weights = one.weights if one.weights is not None else np.ones(len(one.hits))
+    differing = one.hits != other.hits
+    return float(np.sqrt(np.sum(weights[differing] ** 2)) / weights.sum())
 
 
 def candidate_samples(bot: Chatbot, items: list[Item], batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
@@ -307,7 +329,12 @@ MIN_SUPPORT = 0.01
 
 
 def fit_logistic(
-    features: np.ndarray, labels: np.ndarray, names: tuple[str, ...], current: object, strength: float = 1.0
+    features: np.ndarray,
+    labels: np.ndarray,
+    names: tuple[str, ...],
+    current: object,
+    strength: float = 1.0,
+    sample_weight: np.ndarray | None = None,
 ) -> dict[str, float]:
     """L2-regularised logistic-regression weights by feature name, plus "bias".
 
@@ -317,33 +344,37 @@ def fit_logistic(
 
     fitted = [column for column in range(len(names)) if np.mean(features[:, column] != 0) >= MIN_SUPPORT]
     model = LogisticRegression(C=strength, max_iter=2000)
-    model.fit(features[:, fitted], labels)
+    model.fit(features[:, fitted], labels, sample_weight=sample_weight)
     weights = {"bias": round(float(model.intercept_[0]), 4)}
     weights.update({name: float(getattr(current, name)) for name in names})
     weights.update({names[column]: round(float(value), 4) for column, value in zip(fitted, model.coef_[0])})
     return weights
 
 
-def sweep(confidence: np.ndarray, hit: np.ndarray, impossible: np.ndarray, thresholds=None) -> list[SweepPoint]:
-    """Hit rate, false abstention, abstention on unanswerable and accuracy at each abstention threshold.
+def sweep(
+    confidence: np.ndarray, hit: np.ndarray, impossible: np.ndarray, thresholds=None, weights: np.ndarray | None = None
+) -> list[SweepPoint]:
+    """Hit rate, false abstention, abstention on unanswerable and accuracy at each abstention threshold, each
+    question counting by its weight (1 when no weights are given).
 
     An answer is abstained at threshold t exactly when its confidence is below t, as in the chatbot.
     """
     thresholds = np.round(np.arange(0.0, 1.0001, 0.01), 2) if thresholds is None else thresholds
-    answerable = max(int((~impossible).sum()), 1)
-    unanswerable = max(int(impossible.sum()), 1)
+    weights = np.ones(len(confidence)) if weights is None else np.asarray(weights, dtype=np.float64)
+    answerable = max(float(weights[~impossible].sum()), 1e-12)
+    unanswerable = max(float(weights[impossible].sum()), 1e-12)
     points = []
     for threshold in thresholds:
         abstain = confidence < threshold
-        hits = int((hit & ~abstain).sum())
-        right_abstentions = int((impossible & abstain).sum())
+        hits = float(weights[hit & ~abstain].sum())
+        right_abstentions = float(weights[impossible & abstain].sum())
         points.append(
             SweepPoint(
                 threshold=float(threshold),
                 hit_rate=hits / answerable,
-                false_abstention=int((~impossible & abstain).sum()) / answerable,
-                unanswerable_abstention=right_abstentions / unanswerable,
-                overall_accuracy=(hits + right_abstentions) / max(len(confidence), 1),
+                false_abstention=float(weights[~impossible & abstain].sum()) / answerable,
+                unanswerable_abstention=right_abstentions / unanswerable if impossible.any() else 0.0,
+                overall_accuracy=(hits + right_abstentions) / max(float(weights.sum()), 1e-12),
             )
         )
     return points

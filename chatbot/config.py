@@ -44,6 +44,7 @@ class ModelConfig:
     batch_size: int = 64
     device: str = "cpu"
     dtype: str = "auto"
+    answer_threads: int = 1
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,22 @@ class SearchConfig:
     hnsw_m: int = 32
     hnsw_ef_construction: int = 64
     hnsw_ef_search: int = 128
+
+
+@dataclass(frozen=True)
+class StoreConfig:
+    """Where the index lives: FAISS + bm25s files in the index folder, or Milvus (see milvus.py)."""
+
+    backend: str = "faiss"
+    uri: str = ""
+    token_env: str = ""
+    collection: str = ""
+    read_only: bool = False
+
+    @property
+    def server(self) -> bool:
+        """Whether `uri` names a Milvus server (http://, https://, tcp://) rather than a Milvus Lite file."""
+        return self.uri.split("://", 1)[0].lower() in ("http", "https", "tcp") and "://" in self.uri
 
 
 @dataclass(frozen=True)
@@ -138,6 +155,9 @@ class VerifierConfig:
     confidence_bias: float = 0.0
     confidence_verifier: float = 1.0
     confidence_relevance: float = 0.0
+    confidence_prior_confidence: float = 0.0
+    confidence_prior: float = 0.0
+    confidence_margin: float = 0.0
     min_further: float = 0.5
     answer_spans: bool = True
 
@@ -163,6 +183,7 @@ class Config:
     documents: DocumentsConfig = field(default_factory=DocumentsConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     search: SearchConfig = field(default_factory=SearchConfig)
+    store: StoreConfig = field(default_factory=StoreConfig)
     segment: SegmentConfig = field(default_factory=SegmentConfig)
     chunk: ChunkConfig = field(default_factory=ChunkConfig)
     retrieve: RetrieveConfig = field(default_factory=RetrieveConfig)
@@ -203,6 +224,8 @@ class Config:
             value = getattr(self.answer, key)
             if not 0.0 <= value <= 1.0:
                 raise ChatbotError(f"config: answer.{key} must be between 0 and 1, got {value}")
+        if self.model.answer_threads < 0:
+            raise ChatbotError(f"config: model.answer_threads must not be negative, got {self.model.answer_threads}")
         if not self.model.name.strip():
             raise ChatbotError("config: model.name must name a model or a model folder, got an empty string")
         if self.model.dtype not in ("auto", "float32", "bfloat16"):
@@ -217,6 +240,15 @@ class Config:
             raise ChatbotError(f"config: verifier.min_further must be between 0 and 1, got {self.verifier.min_further}")
         if self.search.kind not in ("auto", "flat", "hnsw"):
             raise ChatbotError(f"config: search.kind must be \"auto\", \"flat\" or \"hnsw\", got {self.search.kind!r}")
+        if self.store.backend not in ("faiss", "milvus"):
+            raise ChatbotError(f"config: store.backend must be \"faiss\" or \"milvus\", got {self.store.backend!r}")
+        if self.store.read_only and self.store.backend != "milvus":
+            raise ChatbotError("config: store.read_only is for backend = \"milvus\" (several processes sharing one index)")
+        if self.store.uri and not self.store.server and not self.store.uri.endswith(".db"):
+            raise ChatbotError(
+                "config: store.uri must be a Milvus Lite file ending in .db, or http://HOST:PORT for a Milvus "
+                f"server, got {self.store.uri!r}"
+            )
         if self.search.exact_up_to < 0:
             raise ChatbotError("config: search.exact_up_to must not be negative")
         if not 0 < self.ui.port < 65536:
@@ -270,6 +302,9 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> Config:
             uploads=(base / config.paths.uploads).resolve() if config.paths.uploads is not None else None,
         ),
     )
+    if config.store.uri and not config.store.server:  # a Milvus Lite file, relative to the file that names it
+        store = dataclasses.replace(config.store, uri=str((base / Path(config.store.uri).expanduser()).resolve()))
+        config = dataclasses.replace(config, store=store)
     if config.verifier.model:  # a verifier folder of one's own, relative to the file that names it
         model = str((base / Path(config.verifier.model).expanduser()).resolve())
         config = dataclasses.replace(config, verifier=dataclasses.replace(config.verifier, model=model))

@@ -23,7 +23,7 @@ from .config import Config
 from .embed import Embedder
 from .errors import ChatbotError
 from .load import Document, FileInfo, Scan, Unreadable, file_sha256, read_document, scan_with_uploads
-from .store import IndexDamaged, IndexData, build_lock, current_build, load_index, new_build, publish, read_manifest
+from .store import FileStore, IndexDamaged, IndexData, open_store
 
 log = logging.getLogger("chatbot")
 # Settings whose change is made good from the stored sentence vectors, embedding nothing again.
@@ -99,7 +99,10 @@ def scan_documents(config: Config) -> Scan:
 
 
 def is_current(manifest: dict[str, Any], config: Config) -> bool:
-    """Whether an index with this manifest still matches the documents and settings (cheap: stats files)."""
+    """Whether an index with this manifest still matches the documents and settings (cheap: stats files). With
+    [store] read_only, whether it is still the one published (the indexing process keeps it in step)."""
+    if config.store.read_only:
+        return manifest.get("build") == open_store(config).current_name()
     if manifest.get("settings") != settings_of(config):
         return False
     scan = scan_documents(config)
@@ -115,41 +118,59 @@ def refresh_index(
     folder = config.paths.index
     if folder.exists() and not folder.is_dir():
         raise ChatbotError(f"index path is not a folder: {folder}")
+    if config.store.read_only:
+        if force:
+            raise ChatbotError("store.read_only is set: this process answers from the index but never writes it")
+        return _published(config)
     scan = scan_documents(config)
     if not scan.files:
         for skipped in scan.skipped:
             log.warning("skipped %s: %s", skipped.path, skipped.reason)
         raise ChatbotError(f"no documents ({', '.join(config.documents.extensions)}) in {config.paths.docs}")
+    store = open_store(config)
     if not force:
-        data, report = _load_if_current(config, scan.files)
+        data, report = _load_if_current(store, config, scan.files)
         if data is not None:
             return data, report
-    with build_lock(folder):
+    with store.lock():
         scan = scan_documents(config)
         if not force:  # another process may have built it while this one waited for the lock
-            data, report = _load_if_current(config, scan.files, warn=False)
+            data, report = _load_if_current(store, config, scan.files, warn=False)
             if data is not None:
                 return data, report
-        return _build(config, embedder, scan, force, on_progress)
+        return _build(store, config, embedder, scan, force, on_progress)
+
+
+def _published(config: Config) -> tuple[IndexData, IndexReport]:
+    """The index as the indexing process last published it ([store] read_only: this process never writes)."""
+    store = open_store(config)
+    try:
+        data = store.load()
+    except IndexDamaged as exc:
+        raise ChatbotError(f"the index is damaged ({exc}); run `chatbot index` where the index is written") from None
+    if data is None:
+        raise ChatbotError("there is no index yet; run `chatbot index` where the index is written")
+    if data.manifest.get("settings") != settings_of(config):
+        log.warning("the published index was built with other settings than this process's config; answering from it")
+    return data, IndexReport("unchanged", unchanged=len(data.documents), skipped=_skip_list(data.manifest))
 
 
 def _load_if_current(
-    config: Config, files: list[FileInfo], warn: bool = True
+    store: FileStore, config: Config, files: list[FileInfo], warn: bool = True
 ) -> tuple[IndexData | None, IndexReport | None]:
-    folder = config.paths.index
     for attempt in range(2):
-        before = _current_name(folder)
+        before = store.current_name()
         try:
-            manifest = read_manifest(folder)
+            manifest = store.read_manifest()
             if manifest is None or manifest.get("settings") != settings_of(config):
                 return None, None
             added, changed, removed, unchanged, touched = document_changes(manifest, files)
             if added or changed or removed or _restat_due(touched, config):
                 return None, None
             report = IndexReport("unchanged", unchanged=unchanged, skipped=_skip_list(manifest))
-            return load_index(folder, manifest), report
+            return store.load(manifest), report
         except IndexDamaged as exc:
-            if attempt == 0 and _current_name(folder) != before:
+            if attempt == 0 and store.current_name() != before:
                 continue  # another process published a new build (and removed this one) meanwhile
             if warn:
                 log.warning("%s; rebuilding the index", exc)
@@ -158,10 +179,10 @@ def _load_if_current(
 
 
 def _build(
-    config: Config, embedder: Embedder, scan: Scan, force: bool, on_progress: Progress | None
+    store: FileStore, config: Config, embedder: Embedder, scan: Scan, force: bool, on_progress: Progress | None
 ) -> tuple[IndexData, IndexReport]:
     started = time.perf_counter()
-    previous, reason = _previous(config, force)
+    previous, reason = _previous(store, config, force)
     folder = previous.manifest.get("documents_folder") if previous else None
     if folder and Path(folder) != config.paths.docs.resolve():
         log.warning("the index in %s was of %s; it now indexes %s instead", config.paths.index, folder, config.paths.docs)
@@ -171,7 +192,7 @@ def _build(
     if not documents:
         raise ChatbotError(f"no readable documents in {config.paths.docs}")
     report = IndexReport("updated" if previous else "built", reason=reason, skipped=_skip_list({"skipped": skipped}))
-    known = _known_documents(config, previous)
+    known = _known_documents(store, previous)
     for doc in documents:
         before = known.pop(doc.path, None)
         if before is None:
@@ -183,10 +204,10 @@ def _build(
     report.removed = sorted(known)
     if previous is not None and not (report.added or report.changed or report.removed):
         report.action = "rewritten"  # same content, new stats (e.g. files touched) or a damaged build
-    with new_build(config.paths.index) as staging:
+    with store.new_build() as staging:
         data, report.sentences_embedded = build_data(documents, config, embedder, previous, staging, on_progress)
         data.manifest["skipped"] = skipped
-        publish(data, staging, config.paths.index)
+        store.publish(data, staging)
     report.seconds = time.perf_counter() - started
     return data, report
 
@@ -229,13 +250,13 @@ def _read_all(
     return documents, skipped
 
 
-def _known_documents(config: Config, previous: IndexData | None) -> dict[str, str]:
+def _known_documents(store: FileStore, previous: IndexData | None) -> dict[str, str]:
     """path -> SHA-256 of the documents the index held before this build, even one not reused (a rebuild,
     a new model), so that the report says what changed in the documents."""
     if previous is not None:
         return {entry["path"]: entry["sha256"] for entry in previous.documents}
     try:
-        manifest = read_manifest(config.paths.index)
+        manifest = store.read_manifest()
     except IndexDamaged:
         return {}
     return {entry["path"]: entry["sha256"] for entry in manifest.get("documents", [])} if manifest else {}
@@ -248,10 +269,10 @@ def _stored_document(previous: IndexData, number: int) -> Document:
     return Document(entry["path"], previous.texts[number], entry["sha256"], *stats, pages)
 
 
-def _previous(config: Config, force: bool) -> tuple[IndexData | None, str]:
+def _previous(store: FileStore, config: Config, force: bool) -> tuple[IndexData | None, str]:
     """The current index if its texts and vectors can be reused, and why a full build is needed if not."""
     try:
-        manifest = read_manifest(config.paths.index)
+        manifest = store.read_manifest()
     except IndexDamaged as exc:
         return None, str(exc)
     if manifest is None:
@@ -265,10 +286,13 @@ def _previous(config: Config, force: bool) -> tuple[IndexData | None, str]:
         return None, "segmentation or chunking settings changed"
     if old.get("readers") != new["readers"]:
         return None, "document readers changed"
+    if old.get("passage_vectors") != new["passage_vectors"] and not isinstance(store, FileStore):
+        # Milvus keeps an unchanged document's rows where they are: they are not written again.
+        return None, "the way passage vectors are made changed"
     changed = [what for key, what in _DERIVED.items() if old.get(key) != new[key]]  # made again from the vectors
     reason = f"{' and '.join(changed)} changed" if changed else ""
     try:
-        return load_index(config.paths.index, manifest), reason
+        return store.load(manifest), reason
     except IndexDamaged as exc:
         return None, str(exc)
 
@@ -286,11 +310,3 @@ def _same_stat(entry: dict[str, Any], info: FileInfo) -> bool:
 
 def _skip_list(manifest: dict[str, Any]) -> list[dict[str, str]]:
     return [{"path": entry["path"], "reason": entry["reason"]} for entry in manifest.get("skipped", [])]
-
-
-def _current_name(folder: Path) -> str | None:
-    try:
-        build = current_build(folder)
-    except IndexDamaged:
-        return None
-    return build.name if build else None

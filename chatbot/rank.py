@@ -99,6 +99,7 @@ class Ranked:
     # Set when the answer verifier read the best candidates (verifier.apply), for those first in the order:
     verified: np.ndarray | None = None  # float64 probability that each answers the question
     spans: tuple[tuple[int, int] | None, ...] = ()  # the answer's characters inside each, or None
+    verified_signals: np.ndarray | None = None  # float64 (len(verifier.CONFIDENCE_SIGNALS),) behind the confidence
 
     @property
     def relevance(self) -> float:

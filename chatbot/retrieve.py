@@ -1,7 +1,8 @@
-"""Find the passages most likely to answer each question: dense (FAISS) and BM25 rankings fused by reciprocal rank.
+"""Find the passages most likely to answer each question: dense and BM25 rankings fused by reciprocal rank.
 
 Four rankings vote: passages by vector, passages by BM25, and the passages holding the best sentences by
-vector and by BM25. Reciprocal-rank fusion needs no score calibration between them.
+vector and by BM25. Reciprocal-rank fusion needs no score calibration between them. The rankings come from
+FAISS and bm25s in memory, or from Milvus (`data.searcher`, see milvus.py); the fusion is the same for both.
 
 Usage example:
     hits = retrieve(data, [tokenize(question)], question_vectors, config.retrieve)
@@ -16,6 +17,10 @@ import numpy as np
 
 from .config import RetrieveConfig
 from .store import IndexData, search_vectors
+
+
+# Per question: passage ids by vector, sentence ids by vector, passage ids by BM25, sentence ids by BM25; best first.
+Rankings = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -38,23 +43,39 @@ def retrieve(
     `ef_search` is the candidates an HNSW search keeps ([search] hnsw_ef_search)."""
     k_dense = min(settings.dense_candidates, len(data.passages))
     k_sentences = min(settings.dense_candidates, len(data.sentences))
-    _, dense_passages = search_vectors(data.passage_search, vectors, k_dense, ef_search)
-    _, dense_sentences = search_vectors(data.sentence_search, vectors, k_sentences, ef_search)
+    search = data.searcher.rankings if data.searcher is not None else _rankings
+    found = search(data, queries, vectors, (k_dense, k_sentences, settings.lexical_candidates), ef_search)
     owner = data.sentence_passage
     results = []
-    for row, tokens in enumerate(queries):
-        dense = dense_sentences[row][dense_sentences[row] >= 0]
-        lexical = _top(data.sentence_lexical.scores(tokens), settings.lexical_candidates) if tokens else dense[:0]
-        rankings = [dense_passages[row][dense_passages[row] >= 0], _unique(owner[dense])]
+    for tokens, (dense_passages, dense, lexical_passages, lexical) in zip(queries, found):
+        rankings = [dense_passages, _unique(owner[dense])]
         if tokens:
-            rankings += [
-                _top(data.passage_lexical.scores(tokens), settings.lexical_candidates),
-                _unique(owner[lexical]),
-            ]
+            rankings += [lexical_passages, _unique(owner[lexical])]
         passages, scores = _fuse(rankings, settings.rrf_k, settings.passages)
         best = settings.sentences
         results.append(Hits(passages, scores, _unique(np.concatenate([dense[:best], lexical[:best]]))))
     return results
+
+
+def _rankings(
+    data: IndexData, queries: list[list[str]], vectors: np.ndarray, k: tuple[int, int, int], ef_search: int | None
+) -> list[Rankings]:
+    """The four rankings of each question from the FAISS and bm25s indexes in memory."""
+    k_dense, k_sentences, k_lexical = k
+    _, dense_passages = search_vectors(data.passage_search, vectors, k_dense, ef_search)
+    _, dense_sentences = search_vectors(data.sentence_search, vectors, k_sentences, ef_search)
+    found = []
+    for row, tokens in enumerate(queries):
+        none = np.zeros(0, dtype=np.int64)
+        found.append(
+            (
+                dense_passages[row][dense_passages[row] >= 0],
+                dense_sentences[row][dense_sentences[row] >= 0],
+                _top(data.passage_lexical.scores(tokens), k_lexical) if tokens else none,
+                _top(data.sentence_lexical.scores(tokens), k_lexical) if tokens else none,
+            )
+        )
+    return found
 
 
 def _top(scores: np.ndarray, k: int) -> np.ndarray:

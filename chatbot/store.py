@@ -39,7 +39,7 @@ from typing import Any
 import faiss
 import numpy as np
 
-from .config import SearchConfig
+from .config import Config, SearchConfig
 from .errors import ChatbotError
 from .lexical import LexicalIndex
 from .load import line_breaks, line_on_page, page_of
@@ -66,7 +66,7 @@ class IndexDamaged(Exception):
 
 @dataclass
 class IndexData:
-    """Everything answering needs, in memory."""
+    """Everything answering needs, in memory (for an index kept in Milvus, the vectors stay there: milvus.py)."""
 
     manifest: dict[str, Any]
     texts: list[str]  # document texts, in manifest["documents"] order
@@ -74,10 +74,11 @@ class IndexData:
     passages: np.ndarray  # int64 (m, 5): document, start, end, first sentence, one past last sentence
     sentence_vectors: np.ndarray  # float32 (n, dim), unit length
     passage_vectors: np.ndarray  # float32 (m, dim), unit length
-    sentence_search: faiss.Index
-    passage_search: faiss.Index
+    sentence_search: faiss.Index | None  # None where the backend searches (Milvus: `searcher`)
+    passage_search: faiss.Index | None
     sentence_lexical: LexicalIndex
     passage_lexical: LexicalIndex
+    searcher: Any = None  # milvus.MilvusSearch for an index kept in Milvus; None for FAISS files
 
     _newlines: dict[int, np.ndarray] = field(default_factory=dict, repr=False)
     _centroids: dict[int, np.ndarray] = field(default_factory=dict, repr=False)
@@ -140,6 +141,46 @@ class IndexData:
         return line_on_page(self._newlines[document], self.documents[document].get("pages") or (), offset)
 
 
+class FileStore:
+    """The default backend: FAISS and bm25s files in the index folder. Another backend (milvus.MilvusStore)
+    has the same methods, which is all that indexer.py uses."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def read_manifest(self) -> dict[str, Any] | None:
+        return read_manifest(self.folder)
+
+    def load(self, manifest: dict[str, Any] | None = None) -> IndexData | None:
+        return load_index(self.folder, manifest)
+
+    def lock(self) -> contextlib.AbstractContextManager:
+        return build_lock(self.folder)
+
+    def new_build(self) -> contextlib.AbstractContextManager[Path]:
+        return new_build(self.folder)
+
+    def publish(self, data: IndexData, staging: Path) -> None:
+        publish(data, staging, self.folder)
+
+    def current_name(self) -> str | None:
+        """The build in use, or None: a change tells that another process published one meanwhile."""
+        try:
+            build = current_build(self.folder)
+        except IndexDamaged:
+            return None
+        return build.name if build else None
+
+
+def open_store(config: Config) -> FileStore:
+    """The configured backend's store ([store] backend) for `config`'s index."""
+    if config.store.backend == "milvus":
+        from .milvus import MilvusStore  # pymilvus is imported only where it is used
+
+        return MilvusStore(config)
+    return FileStore(config.paths.index)
+
+
 def save_index(data: IndexData, folder: Path) -> Path:
     """Write `data` as a new build and make it current in one atomic step; returns the build folder."""
     with new_build(folder) as staging:
@@ -200,7 +241,7 @@ def publish(data: IndexData, staging: Path, folder: Path) -> Path:
     """Write the rest of `data` into `staging`, then make it the current build in one atomic step."""
     files = _write_files(data, staging)
     manifest = {**data.manifest, "format": FORMAT, "files": files}
-    manifest["checksum"] = _manifest_checksum(manifest)
+    manifest["checksum"] = manifest_checksum(manifest)
     _write_json(staging / "manifest.json", manifest)
     _fsync_tree(staging)
     name = time.strftime("%Y%m%d-%H%M%S-") + staging.name.removeprefix(_STAGING_PREFIX)
@@ -249,7 +290,7 @@ def read_manifest(folder: Path) -> dict[str, Any] | None:
         raise IndexDamaged(f"manifest of {build} is unreadable: {exc}") from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise IndexDamaged(f"{build} was written in another index format")
-    if manifest.get("checksum") != _manifest_checksum(manifest):
+    if manifest.get("checksum") != manifest_checksum(manifest):
         raise IndexDamaged(f"manifest of {build} was altered or damaged")
     return manifest
 
@@ -414,7 +455,7 @@ def _save_vectors(path: Path, vectors: np.ndarray) -> None:
         np.save(path, np.asarray(vectors, dtype=np.float32), allow_pickle=False)
 
 
-def _manifest_checksum(manifest: dict[str, Any]) -> str:
+def manifest_checksum(manifest: dict[str, Any]) -> str:
     """SHA-256 of the manifest's content without its own checksum (keys sorted, so order does not matter)."""
     content = {key: value for key, value in manifest.items() if key != "checksum"}
     return hashlib.sha256(json.dumps(content, sort_keys=True, ensure_ascii=False).encode("utf-8")).hexdigest()

@@ -326,7 +326,7 @@ def model_card(report: TrainReport) -> str:
     settings = report.settings
     command = " ".join(["chatbot train-verifier"] + [f"--data {path}" for path in settings["data"]])
     if settings.get("cross_validate"):
-        command += f" --cross-validate {settings['cross_validate']} --fold {settings['fold']}/{settings['folds']}"
+        command += f" --cross-validate {settings['cross_validate']} --fold {settings['fold'] + 1}/{settings['folds']}"
     metrics = "\n".join(f"| {name} | {value} |" for name, value in report.held_out.items())
     return CARD.format(
         command=command,

@@ -207,19 +207,18 @@ class Verifier:
 def apply(ranked: Ranked, verification: Verification, settings: VerifierConfig) -> Ranked:
     """`ranked` reordered by the verifier: the sentences it read first, by a logistic model over their verifier
     logit and ranking logit, then the rest (scored 0: never quoted); the confidence is a logistic model over
-    the lead sentence's verifier logit and how close the question comes to the documents at all."""
+    `confidence_signals`."""
     count = len(verification.sentences)
     if not count:
         return replace(ranked, confidence=0.0, verified=np.zeros(0), spans=())
-    prior = logit(ranked.scores[:count])
-    combined = settings.rank_bias + settings.rank_verifier * verification.logits + settings.rank_prior * prior
+    combined = settings.rank_bias + settings.rank_verifier * verification.logits
+    combined = combined + settings.rank_prior * logit(ranked.scores[:count])
     order = np.argsort(-combined, kind="stable")
     rest = np.arange(count, len(ranked.sentences))
     full = np.concatenate([order, rest])
-    lead = float(verification.logits[order[0]])
-    confidence = _sigmoid(
-        settings.confidence_bias + settings.confidence_verifier * lead + settings.confidence_relevance * ranked.relevance
-    )
+    signals = confidence_signals(ranked, verification, combined, order)
+    weights = np.array([getattr(settings, f"confidence_{name}") for name in CONFIDENCE_SIGNALS])
+    confidence = _sigmoid(settings.confidence_bias + signals @ weights)
     verified = _sigmoid(verification.logits[order])
     passed = verified >= settings.min_further
     scores = np.where(passed | (np.arange(count) == 0), _sigmoid(combined[order]), 0.0)  # only the verified join the lead
@@ -232,8 +231,30 @@ def apply(ranked: Ranked, verification: Verification, settings: VerifierConfig) 
         features=ranked.features[full],
         confidence=float(confidence),
         verified=verified,
+        verified_signals=signals,
         spans=tuple(spans),
     )
+
+
+# What the answer's confidence is made of, with the verifier on ([verifier] confidence_NAME weights):
+# the first quote's verifier logit; how close the question comes to the documents at all; the log-odds
+# the [confidence] model gives (its signs of a question the text does not answer, such as a negation the
+# sentence lacks); the first quote's [ranking] logit; and its lead over the runner-up in the verifier's order.
+CONFIDENCE_SIGNALS = ("verifier", "relevance", "prior_confidence", "prior", "margin")
+
+
+def confidence_signals(ranked: Ranked, verification: Verification, combined: np.ndarray, order: np.ndarray) -> np.ndarray:
+    """CONFIDENCE_SIGNALS of the lead sentence (`order[0]` of the verified candidates, by `combined` score)."""
+    lead = int(order[0])
+    runner_up = float(combined[order[1]]) if len(order) > 1 else float(combined[lead]) - 5.0
+    values = {
+        "verifier": float(verification.logits[lead]),
+        "relevance": ranked.relevance,
+        "prior_confidence": float(logit(np.array([ranked.confidence]))[0]),
+        "prior": float(logit(ranked.scores[lead : lead + 1])[0]),
+        "margin": float(combined[lead]) - runner_up,
+    }
+    return np.array([values[name] for name in CONFIDENCE_SIGNALS], dtype=np.float64)
 
 
 def context_of(data: IndexData, sentence: int) -> str:

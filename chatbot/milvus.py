@@ -1,0 +1,655 @@
+"""The index in Milvus ([store] backend = "milvus"): Milvus Lite in a file, or a Milvus server or cluster.
+
+Collections, named from [store] collection or else from the documents folder's path (`<prefix>` below):
+    <prefix>_sentences_<dim>d,   a row per sentence / passage: its text, document path, SHA-256, character
+    <prefix>_passages_<dim>d     offsets, dense vector, and the sparse vector of Milvus's own BM25 function
+                                 over its terms (the stemmed words that the FAISS backend's bm25s counts, so
+                                 that both rank alike). Two collections, because BM25's statistics
+                                 (document frequencies, mean length) are a collection's.
+    <prefix>_meta                the manifest, each document's text with its sentence and passage offsets
+                                 (both in pieces of at most 16,000 characters), and "current": the manifest in use
+
+A build writes its rows and pieces under a new build id, switches "current" to its manifest last, then deletes
+what that manifest does not use. A build killed before the switch leaves the last complete index in use (the
+next build deletes its leftovers); rows of unchanged documents stay where they are, so an update embeds and
+writes only what changed. Answering reads the manifest, texts and offsets, and leaves the vectors in Milvus:
+searches run there, and the few vectors ranking reads are fetched by id.
+
+Usage example:
+    store = MilvusStore(config)                 # what store.open_store(config) gives for backend = "milvus"
+    data = store.load()                         # None when there is no index; IndexDamaged when damaged
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import re
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .build import lexical_indexes
+from .config import Config
+from .errors import ChatbotError
+from .lexical import tokenize
+from .store import IndexDamaged, IndexData, build_lock, manifest_checksum
+
+log = logging.getLogger("chatbot")
+FORMAT = 1
+PIECE = 16_000  # characters of a text piece: at most 64,000 bytes of UTF-8, under Milvus's 65,535 for a VARCHAR
+BATCH = 1000  # ids per get, rows per query page
+# BM25 as bm25s scores it (k1, b): Milvus's default k1 is 1.2, bm25s's 1.5.
+BM25_PARAMS = {"bm25_k1": 1.5, "bm25_b": 0.75}
+_clients: dict[tuple[str, str], Any] = {}
+_loaded: dict[str, set[str]] = {}  # uri -> collections loaded by this process
+
+
+def _quiet() -> None:
+    """pymilvus and Milvus Lite log every failed call with a traceback; this module says what went wrong."""
+    for name in ("pymilvus", "pymilvus.decorators", "milvus_lite", "milvus_lite.server_manager", "grpc._server"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+
+
+class MilvusStore:
+    """The index of one documents folder in Milvus, with the methods of store.FileStore."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        settings = config.store
+        self.uri = settings.uri or str(config.paths.index / "milvus.db")
+        self.prefix = settings.collection or collection_prefix(config.paths.docs)
+        self.meta = f"{self.prefix}_meta"
+        self._client = None
+
+    @property
+    def client(self):
+        if self._client is None:
+            self._client = connect(self.uri, self.config.store.token_env)
+        return self._client
+
+    def has(self, collection: str) -> bool:
+        """Whether `collection` exists; it is loaded for searching and reading if so (once per process)."""
+        if not self.client.has_collection(collection):
+            _loaded.get(self.uri, set()).discard(collection)
+            return False
+        if collection not in _loaded.get(self.uri, set()):
+            self.client.load_collection(collection)
+            _loaded.setdefault(self.uri, set()).add(collection)
+        return True
+
+    def lock(self) -> contextlib.AbstractContextManager:
+        """The index folder's lock: one build at a time from this machine (see the README on clusters)."""
+        return build_lock(self.config.paths.index)
+
+    def current(self) -> dict[str, Any] | None:
+        if not self.has(self.meta):
+            return None
+        rows = self._query(self.meta, 'kind == "current"', ["data"])
+        if not rows:
+            return None
+        try:
+            return json.loads(rows[0]["data"])
+        except ValueError:
+            raise IndexDamaged(f"the manifest pointer in Milvus collection {self.meta} is damaged") from None
+
+    def current_name(self) -> str | None:
+        try:
+            current = self.current()
+        except (IndexDamaged, ChatbotError):
+            return None
+        return current.get("build") if current else None
+
+    def read_manifest(self) -> dict[str, Any] | None:
+        """The manifest in use, or None when there is no index; IndexDamaged when unreadable or altered."""
+        current = self.current()
+        if current is None:
+            return None
+        build = current.get("build")
+        text = self._read_blob(f"manifest/{build}", current.get("parts"))
+        try:
+            manifest = json.loads(text)
+        except ValueError:
+            raise IndexDamaged(f"manifest {build} in Milvus collection {self.meta} is unreadable") from None
+        if not isinstance(manifest, dict) or manifest.get("format") != FORMAT or "store" not in manifest:
+            raise IndexDamaged(f"manifest {build} in Milvus was written in another index format")
+        if manifest.get("checksum") != manifest_checksum(manifest):
+            raise IndexDamaged(f"manifest {build} in Milvus was altered or damaged")
+        return manifest
+
+    def load(self, manifest: dict[str, Any] | None = None) -> IndexData | None:
+        """The index in use: texts and offsets read (each document's checked against its checksum), vectors
+        left in Milvus; IndexDamaged when rows or pieces are missing."""
+        manifest = manifest if manifest is not None else self.read_manifest()
+        if manifest is None:
+            return None
+        names = manifest["store"]
+        for collection in (names["sentences"], names["passages"]):
+            if not self.has(collection):
+                raise IndexDamaged(f"Milvus collection {collection} is missing")
+        self._check_rows(manifest)
+        entries = manifest["documents"]
+        blobs: dict[str, list[tuple[int, str]]] = {}
+        builds = sorted({entry["milvus"]["build"] for entry in entries})
+        pieces_of = f'kind == "doc" and build in {json.dumps(builds)}'
+        for row in self._iterate(self.meta, pieces_of, ["blob", "part", "data"]):
+            blobs.setdefault(row["blob"], []).append((row["part"], row["data"]))
+        texts, sentence_parts, passage_parts, first = [], [], [], 0
+        for number, entry in enumerate(entries):
+            place = entry["milvus"]
+            pieces = sorted(blobs.get(_doc_blob(place), []))
+            blob = "".join(piece for _, piece in pieces)
+            if [part for part, _ in pieces] != list(range(place["parts"])) or _sha256(blob) != place["sha256"]:
+                raise IndexDamaged(f"the stored text of {entry['path']} in Milvus is missing or damaged")
+            stored = json.loads(blob)
+            texts.append(stored["text"])
+            spans = np.array(stored["sentences"], dtype=np.int64).reshape(-1, 2)
+            groups = np.array(stored["passages"], dtype=np.int64).reshape(-1, 4)
+            sentence_parts.append(np.column_stack([np.full(len(spans), number), spans]))
+            passage_parts.append(np.column_stack([np.full(len(groups), number), groups[:, :2], groups[:, 2:] + first]))
+            first += len(spans)
+        sentences = np.concatenate(sentence_parts).reshape(-1, 3) if entries else np.zeros((0, 3), np.int64)
+        passages = np.concatenate(passage_parts).reshape(-1, 5) if entries else np.zeros((0, 5), np.int64)
+        sentence_lexical, passage_lexical = lexical_indexes(texts, sentences, passages)
+        dimension = manifest["model"]["dimension"]
+        data = IndexData(
+            manifest=manifest,
+            texts=texts,
+            sentences=sentences,
+            passages=passages,
+            sentence_vectors=MilvusVectors(self.client, names["sentences"], RowKeys(entries, sentences), dimension),
+            passage_vectors=MilvusVectors(self.client, names["passages"], RowKeys(entries, passages), dimension),
+            sentence_search=None,
+            passage_search=None,
+            sentence_lexical=sentence_lexical,
+            passage_lexical=passage_lexical,
+        )
+        data.searcher = MilvusSearch(data)
+        return data
+
+    @contextlib.contextmanager
+    def new_build(self) -> Iterator[MilvusSink]:
+        """A sink for a new build's rows; what a failed or killed build wrote is deleted (now, or by the next)."""
+        self._ensure_meta()
+        manifest = self._manifest_or_none()
+        in_use = self.current_name() if manifest else None
+        self._remove_unused(manifest, in_use)  # a killed build's leftovers
+        sink = MilvusSink(self, time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:8])
+        try:
+            yield sink
+        except BaseException:
+            if self.current_name() != sink.build:
+                with contextlib.suppress(Exception):
+                    self._remove_unused(manifest, in_use)
+            raise
+
+    def publish(self, data: IndexData, sink: MilvusSink) -> None:
+        """Write the new documents' texts and the manifest, switch "current" to it, then delete what it does
+        not use."""
+        entries = data.manifest["documents"]
+        sentence_starts = np.searchsorted(data.sentences[:, 0], np.arange(len(entries) + 1))
+        passage_starts = np.searchsorted(data.passages[:, 0], np.arange(len(entries) + 1))
+        for number, entry in enumerate(entries):
+            place = entry["milvus"]
+            if place["build"] != sink.build:
+                continue
+            lo, hi = sentence_starts[number], sentence_starts[number + 1]
+            groups = data.passages[passage_starts[number] : passage_starts[number + 1]]
+            blob = json.dumps(
+                {
+                    "text": data.texts[number],
+                    "sentences": data.sentences[lo:hi, 1:].ravel().tolist(),
+                    "passages": np.column_stack([groups[:, 1:3], groups[:, 3:5] - lo]).ravel().tolist(),
+                },
+                ensure_ascii=False,
+            )
+            place["sha256"], place["parts"] = _sha256(blob), self._write_blob("doc", _doc_blob(place), sink.build, blob)
+        manifest = {
+            **data.manifest,
+            "format": FORMAT,
+            "build": sink.build,
+            "store": {"backend": "milvus", "sentences": sink.names["sentences"], "passages": sink.names["passages"]},
+        }
+        manifest["checksum"] = manifest_checksum(manifest)
+        text = json.dumps(manifest, ensure_ascii=False)
+        parts = self._write_blob("manifest", f"manifest/{sink.build}", sink.build, text)
+        pointer = json.dumps({"build": sink.build, "parts": parts})
+        self.client.upsert(self.meta, [_meta_row("current", 0, "current", "", pointer)])  # the switch
+        data.manifest = manifest
+        self._remove_unused(manifest, sink.build)
+        for collection in (self.meta, *sink.names.values()):
+            self.client.flush(collection)  # sealed: a later process loads it without replaying its log
+
+    # Writing and reading
+
+    def rows_collection(self, kind: str, dimension: int, rows: int) -> str:
+        """The collection of `kind` ("sentences" or "passages") rows of this dimension, created if need be, with
+        the vector index [search] picks for `rows` rows."""
+        from pymilvus import DataType, Function, FunctionType, MilvusClient
+
+        name = f"{self.prefix}_{kind}_{dimension}d"
+        if self.has(name):
+            self._ensure_vector_index(name, rows)
+            return name
+        schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
+        schema.add_field("id", DataType.VARCHAR, is_primary=True, max_length=256)
+        schema.add_field("build", DataType.VARCHAR, max_length=64)
+        schema.add_field("doc", DataType.INT64)  # the document's number in the build that wrote it
+        schema.add_field("ordinal", DataType.INT64)  # the row's number in its document
+        schema.add_field("path", DataType.VARCHAR, max_length=4096)
+        schema.add_field("sha256", DataType.VARCHAR, max_length=64)
+        schema.add_field("start_char", DataType.INT64)
+        schema.add_field("end_char", DataType.INT64)
+        if kind == "passages":
+            schema.add_field("first_sentence", DataType.INT64)  # in its document, like ordinal
+            schema.add_field("end_sentence", DataType.INT64)
+        schema.add_field("text", DataType.VARCHAR, max_length=65535)
+        schema.add_field("terms", DataType.VARCHAR, max_length=65535, enable_analyzer=True)
+        schema.add_field("vector", DataType.FLOAT_VECTOR, dim=dimension)
+        schema.add_field("sparse", DataType.SPARSE_FLOAT_VECTOR)
+        schema.add_function(
+            Function(
+                name="bm25", function_type=FunctionType.BM25, input_field_names=["terms"], output_field_names=["sparse"]
+            )
+        )
+        index = self.client.prepare_index_params()
+        index.add_index("vector", **self._vector_index(rows))
+        index.add_index("sparse", index_type="SPARSE_INVERTED_INDEX", metric_type="BM25", params=BM25_PARAMS)
+        self.client.create_collection(name, schema=schema, index_params=index, consistency_level="Strong")
+        return name
+
+    def _vector_index(self, rows: int) -> dict[str, Any]:
+        """As store.vector_search picks: exact search while small ("auto" up to exact_up_to), HNSW beyond."""
+        search = self.config.search
+        if search.kind == "flat" or (search.kind == "auto" and rows <= search.exact_up_to):
+            return {"index_type": "FLAT", "metric_type": "IP", "params": {}}
+        params = {"M": search.hnsw_m, "efConstruction": search.hnsw_ef_construction}
+        return {"index_type": "HNSW", "metric_type": "IP", "params": params}
+
+    def _ensure_vector_index(self, name: str, rows: int) -> None:
+        """Rebuild the vector index when [search] changed it (the vectors stay; nothing is embedded again)."""
+        wanted = self._vector_index(rows)
+        described = self.client.describe_index(name, "vector")
+        if described.get("index_type") == wanted["index_type"] and all(
+            str(described.get(key)) == str(value) for key, value in wanted["params"].items()
+        ):
+            return
+        self.client.release_collection(name)
+        self.client.drop_index(name, "vector")
+        index = self.client.prepare_index_params()
+        index.add_index("vector", **wanted)
+        self.client.create_index(name, index)
+        self.client.load_collection(name)
+
+    def _ensure_meta(self) -> None:
+        from pymilvus import DataType, MilvusClient
+
+        if self.has(self.meta):
+            return
+        schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
+        schema.add_field("id", DataType.VARCHAR, is_primary=True, max_length=1024)
+        schema.add_field("kind", DataType.VARCHAR, max_length=16)  # "current", "manifest" or "doc"
+        schema.add_field("blob", DataType.VARCHAR, max_length=1024)
+        schema.add_field("build", DataType.VARCHAR, max_length=64)
+        schema.add_field("part", DataType.INT64)
+        schema.add_field("data", DataType.VARCHAR, max_length=65535)
+        schema.add_field("unused", DataType.FLOAT_VECTOR, dim=2)  # Milvus wants a vector in every collection
+        index = self.client.prepare_index_params()
+        index.add_index("unused", index_type="FLAT", metric_type="L2")
+        self.client.create_collection(self.meta, schema=schema, index_params=index, consistency_level="Strong")
+
+    def _write_blob(self, kind: str, blob: str, build: str, text: str) -> int:
+        pieces = [text[lo : lo + PIECE] for lo in range(0, len(text), PIECE)] or [""]
+        for lo in range(0, len(pieces), 64):
+            rows = [_meta_row(kind, part, blob, build, pieces[part]) for part in range(lo, min(lo + 64, len(pieces)))]
+            self.client.insert(self.meta, rows)
+        return len(pieces)
+
+    def _read_blob(self, blob: str, parts: Any) -> str:
+        found = self._iterate(self.meta, f"blob == {json.dumps(blob)}", ["part", "data"])
+        rows = sorted((row["part"], row["data"]) for row in found)
+        if not isinstance(parts, int) or [part for part, _ in rows] != list(range(parts)):
+            raise IndexDamaged(f"{blob} in Milvus collection {self.meta} is missing or incomplete")
+        return "".join(data for _, data in rows)
+
+    def _manifest_or_none(self) -> dict[str, Any] | None:
+        try:
+            return self.read_manifest()
+        except IndexDamaged:
+            return None
+
+    def _check_rows(self, manifest: dict[str, Any]) -> None:
+        """Every row the manifest counts on is there (more may be, until a build's deletions finish)."""
+        expected: dict[tuple[str, str], int] = {}
+        for entry in manifest["documents"]:
+            place = entry["milvus"]
+            for kind, count in (("sentences", entry["sentences"]), ("passages", place["passages"])):
+                key = (manifest["store"][kind], place["build"])
+                expected[key] = expected.get(key, 0) + count
+        for (collection, build), count in expected.items():
+            found = self._query(collection, f"build == {json.dumps(build)}", ["count(*)"])[0]["count(*)"]
+            if found < count:
+                raise IndexDamaged(f"Milvus collection {collection} lacks {count - found} rows of build {build}")
+
+    def _remove_unused(self, manifest: dict[str, Any] | None, build: str | None) -> None:
+        """Delete the rows, texts and manifests that `manifest` (the one in use, of `build`) does not use."""
+        keys: dict[str, set[int]] = {}
+        for entry in manifest["documents"] if manifest else []:
+            keys.setdefault(entry["milvus"]["build"], set()).add(entry["milvus"]["key"])
+        names = manifest["store"] if manifest else {}
+        rows_collection = re.compile(rf"{re.escape(self.prefix)}_(sentences|passages)_\d+d")
+        for collection in self.client.list_collections():  # of another dimension (an earlier model)
+            used = collection in (names.get("sentences"), names.get("passages"))
+            if not used and rows_collection.fullmatch(collection):
+                self.client.drop_collection(collection)
+                _loaded.get(self.uri, set()).discard(collection)
+        for collection in (names.get("sentences"), names.get("passages")):
+            if collection and self.has(collection):
+                self.client.delete(collection, filter=f"build not in {json.dumps(sorted(keys))}")
+                for written, used in keys.items():
+                    unused = f"build == {json.dumps(written)} and doc not in {sorted(used)}"
+                    self.client.delete(collection, filter=unused)
+        if not self.has(self.meta):
+            return
+        self.client.delete(self.meta, filter=f'kind == "doc" and build not in {json.dumps(sorted(keys))}')
+        for written, used in keys.items():
+            blobs = sorted(_doc_blob({"build": written, "key": key}) for key in used)
+            unused = f'kind == "doc" and build == {json.dumps(written)} and blob not in {json.dumps(blobs)}'
+            self.client.delete(self.meta, filter=unused)
+        self.client.delete(self.meta, filter=f'kind == "manifest" and blob != {json.dumps(f"manifest/{build}")}')
+
+    def _query(self, collection: str, filter: str, fields: list[str]) -> list[dict[str, Any]]:
+        try:
+            return self.client.query(collection, filter=filter, output_fields=fields)
+        except Exception as exc:
+            raise IndexDamaged(f"cannot read Milvus collection {collection}: {_reason(exc)}") from None
+
+    def _iterate(self, collection: str, filter: str, fields: list[str]) -> Iterator[dict[str, Any]]:
+        try:
+            iterator = self.client.query_iterator(collection, batch_size=BATCH, filter=filter, output_fields=fields)
+            while page := iterator.next():
+                yield from page
+            iterator.close()
+        except Exception as exc:
+            raise IndexDamaged(f"cannot read Milvus collection {collection}: {_reason(exc)}") from None
+
+
+class MilvusSink:
+    """A build's rows: written to Milvus as they are embedded (rows of unchanged documents stay where they are)."""
+
+    reuse_by_path = True  # a row holds its document's path: a renamed document's rows are written anew
+
+    def __init__(self, store: MilvusStore, build: str) -> None:
+        self.store, self.build = store, build
+        self.names: dict[str, str] = {}
+        self.entries: list[dict[str, Any]] = []
+        self._tokens: dict[int, list[str]] = {}  # sentence id -> tokens, for the passages of new documents
+        self.sentence_starts = np.zeros(1, dtype=np.int64)  # each document's first sentence id
+
+    def place(self, entries: list[dict[str, Any]], reuse: list[int | None], previous: IndexData | None) -> None:
+        self.entries = entries
+        for number, (entry, before) in enumerate(zip(entries, reuse)):
+            if before is None:
+                entry["milvus"] = {"build": self.build, "key": number}
+            else:
+                entry["milvus"] = dict(previous.documents[before]["milvus"])
+
+    @contextlib.contextmanager
+    def open(self, kind: str, table: np.ndarray, texts: list[str], dimension: int, old: np.ndarray | None):
+        name = self.names[kind] = self.store.rows_collection(kind, dimension, len(table))
+        writer = _RowWriter(self, kind, name, table, texts)
+        if kind == "sentences":
+            self.sentence_starts = writer.starts
+        yield writer
+        if kind == "passages":
+            self._tokens.clear()
+            for entry, count in zip(self.entries, np.bincount(table[:, 0], minlength=len(self.entries)).tolist()):
+                entry["milvus"]["passages"] = count
+        writer.result = (MilvusVectors(self.store.client, name, RowKeys(self.entries, table), dimension), None)
+
+    def attach(self, data: IndexData) -> None:
+        data.searcher = MilvusSearch(data)
+
+
+class _RowWriter:
+    def __init__(self, sink: MilvusSink, kind: str, name: str, table: np.ndarray, texts: list[str]) -> None:
+        self.sink, self.kind, self.name, self.table, self.texts = sink, kind, name, table, texts
+        self.starts = np.searchsorted(table[:, 0], np.arange(len(sink.entries) + 1))
+        self.result = None
+
+    def put(self, rows: list[int], vectors: np.ndarray) -> None:
+        records = []
+        for row, vector in zip(rows, vectors):
+            doc, start, end = (int(value) for value in self.table[row, :3])
+            entry, text = self.sink.entries[doc], self.texts[doc][start:end]
+            first = int(self.starts[doc])
+            if self.kind == "sentences":
+                tokens = self.sink._tokens[row] = tokenize(text)
+            else:
+                lo, hi = (int(value) for value in self.table[row, 3:5])
+                tokens = [token for sentence in range(lo, hi) for token in self.sink._tokens.get(sentence, ())]
+            record = {
+                "id": _row_id(entry["milvus"], row - first),
+                "build": entry["milvus"]["build"],
+                "doc": entry["milvus"]["key"],
+                "ordinal": row - first,
+                "path": _cut(entry["path"], 1000),
+                "sha256": entry["sha256"],
+                "start_char": start,
+                "end_char": end,
+                "text": _cut(text, PIECE),
+                "terms": _cut(" ".join(tokens), PIECE),
+                "vector": np.asarray(vector, dtype=np.float32).tolist(),
+            }
+            if self.kind == "passages":
+                first_sentence = lo - int(self.sink.sentence_starts[doc])
+                record["first_sentence"], record["end_sentence"] = first_sentence, first_sentence + hi - lo
+            records.append(record)
+        self.sink.store.client.insert(self.name, records)
+
+    def keep(self, rows: slice, old_rows: slice) -> None:
+        pass  # the rows are in Milvus already, under the build that wrote them
+
+
+class RowKeys:
+    """Row ids (positions in the sentence or passage table) to Milvus primary keys, and back."""
+
+    def __init__(self, entries: list[dict[str, Any]], table: np.ndarray) -> None:
+        self.places = [entry["milvus"] for entry in entries]
+        self.starts = np.searchsorted(table[:, 0], np.arange(len(entries) + 1))
+        self.numbers = {(place["build"], place["key"]): number for number, place in enumerate(self.places)}
+        self.count = len(table)
+
+    def key(self, row: int) -> str:
+        doc = int(np.searchsorted(self.starts, row, side="right")) - 1
+        return _row_id(self.places[doc], row - int(self.starts[doc]))
+
+    def row(self, key: str) -> int | None:
+        """The table row of a primary key; None for a row the manifest does not use (deleted soon)."""
+        build, doc, ordinal = key.rsplit(":", 2)
+        number = self.numbers.get((build, int(doc)))
+        if number is None or int(ordinal) >= self.starts[number + 1] - self.starts[number]:
+            return None
+        return int(self.starts[number]) + int(ordinal)
+
+
+class MilvusVectors:
+    """The vectors of a table's rows, read from Milvus by row id as numpy indexing asks (`vectors[ids]`),
+    with the most recent ones kept."""
+
+    def __init__(self, client, collection: str, keys: RowKeys, dimension: int, keep: int = 50_000) -> None:
+        self.client, self.collection, self.keys, self.keep = client, collection, keys, keep
+        self.shape = (keys.count, dimension)
+        self.dtype = np.dtype(np.float32)
+        self.ndim = 2
+        self._cache: OrderedDict[int, np.ndarray] = OrderedDict()
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, index) -> np.ndarray:
+        if isinstance(index, (int, np.integer)):
+            return self[np.array([index])][0]
+        if isinstance(index, slice):
+            rows = np.arange(*index.indices(self.shape[0]))
+        else:
+            rows = np.asarray(index)
+            rows = np.flatnonzero(rows) if rows.dtype == bool else rows.astype(np.int64).ravel()
+        missing = [row for row in dict.fromkeys(rows.tolist()) if row not in self._cache]
+        for lo in range(0, len(missing), BATCH):
+            chunk = missing[lo : lo + BATCH]
+            keys = {self.keys.key(row): row for row in chunk}
+            try:
+                found = self.client.get(self.collection, ids=list(keys), output_fields=["vector"])
+            except Exception as exc:
+                raise ChatbotError(f"cannot read vectors from Milvus: {_reason(exc)}") from None
+            for item in found:
+                self._cache[keys[item["id"]]] = np.asarray(item["vector"], dtype=np.float32)
+            if len(found) < len(keys):
+                raise ChatbotError(f"Milvus collection {self.collection} lacks rows; run `chatbot index --rebuild`")
+        out = np.empty((len(rows), self.shape[1]), dtype=np.float32)
+        for position, row in enumerate(rows.tolist()):
+            out[position] = self._cache[row]
+            self._cache.move_to_end(row)
+        while len(self._cache) > self.keep:
+            self._cache.popitem(last=False)
+        return out
+
+
+class MilvusSearch:
+    """The four rankings of retrieve.py from Milvus: passages and sentences by vector, and by Milvus's BM25."""
+
+    def __init__(self, data: IndexData) -> None:
+        self.data = data
+
+    def rankings(self, data, queries, vectors, k, ef_search):
+        k_dense, k_sentences, k_lexical = k
+        passages, sentences = self.data.passage_vectors, self.data.sentence_vectors
+        dense = [v.tolist() for v in np.asarray(vectors, dtype=np.float32)]
+        dense_passages = self._search(passages, dense, "vector", k_dense, ef_search)
+        dense_sentences = self._search(sentences, dense, "vector", k_sentences, ef_search)
+        asked = [number for number, tokens in enumerate(queries) if tokens]
+        words = [" ".join(queries[number]) for number in asked]
+        lexical_passages = dict(zip(asked, self._search(passages, words, "sparse", k_lexical)))
+        lexical_sentences = dict(zip(asked, self._search(sentences, words, "sparse", k_lexical)))
+        none = np.zeros(0, dtype=np.int64)
+        return [
+            (
+                dense_passages[row],
+                dense_sentences[row],
+                lexical_passages.get(row, none),
+                lexical_sentences.get(row, none),
+            )
+            for row in range(len(queries))
+        ]
+
+    def _search(
+        self, vectors: MilvusVectors, data: list, field: str, limit: int, ef: int | None = None
+    ) -> list[np.ndarray]:
+        if not data or limit < 1:
+            return [np.zeros(0, dtype=np.int64) for _ in data]
+        if field == "sparse":
+            params = {"metric_type": "BM25"}
+        else:
+            params = {"metric_type": "IP", "params": {"ef": max(ef or 0, limit)}}  # ef: for HNSW only
+        try:
+            found = vectors.client.search(
+                vectors.collection, data=data, anns_field=field, limit=limit, filter=self.filter,
+                search_params=params, output_fields=[],
+            )
+        except Exception as exc:
+            raise ChatbotError(f"Milvus search failed: {_reason(exc)}") from None
+        rows = []
+        for hits in found:  # BM25 finds only rows that share a term with the question
+            scored = [(vectors.keys.row(hit["id"]), abs(hit["distance"])) for hit in hits]
+            if field == "sparse":  # equal scores in row order, as the FAISS backend's stable sort gives them
+                scored.sort(key=lambda item: (-round(item[1], 5), item[0] if item[0] is not None else -1))
+            rows.append(np.array([row for row, _ in scored if row is not None], dtype=np.int64))
+        return rows
+
+    @property
+    def filter(self) -> str:
+        return f"build in {json.dumps(sorted({entry['milvus']['build'] for entry in self.data.documents}))}"
+
+
+def connect(uri: str, token_env: str = ""):
+    """A client for `uri` (one per process and uri): Milvus Lite for a .db file, else a server."""
+    token = ""
+    if token_env:
+        token = os.environ.get(token_env, "")
+        if not token:
+            raise ChatbotError(f"store.token_env names {token_env}, which is not set")
+    if (uri, token) in _clients:
+        return _clients[(uri, token)]
+    from pymilvus import MilvusClient
+
+    _quiet()  # after the import, which sets its loggers' levels
+
+    options = {}
+    if uri.endswith(".db"):
+        Path(uri).parent.mkdir(parents=True, exist_ok=True)
+        # Milvus Lite's gRPC server takes the library's defaults, which refuse pings more often than every 5
+        # minutes: pymilvus's 10-second keepalive gets the connection dropped during a long embedding.
+        options = {"grpc_options": {"grpc.keepalive_time_ms": 600_000, "grpc.keepalive_permit_without_calls": False}}
+    try:
+        client = MilvusClient(uri=uri, token=token, timeout=30, **options)
+    except Exception as exc:
+        if uri.endswith(".db"):
+            raise ChatbotError(
+                f"cannot open the Milvus Lite index {uri}: {_reason(exc)} (Milvus Lite serves one process at a "
+                "time; is another chatbot using it? Several processes need a Milvus server: see the README)"
+            ) from None
+        raise ChatbotError(f"cannot reach Milvus at {uri}: {_reason(exc)}") from None
+    _clients[(uri, token)] = client
+    return client
+
+
+def release(uri: str) -> None:
+    """Close this process's clients of `uri` and, for Milvus Lite, let another process open the file."""
+    _loaded.pop(uri, None)
+    for key in [key for key in _clients if key[0] == uri]:
+        with contextlib.suppress(Exception):
+            _clients.pop(key).close()
+    if uri.endswith(".db"):
+        from milvus_lite.server_manager import server_manager_instance
+
+        server_manager_instance.release_server(uri)
+
+
+def collection_prefix(docs: Path) -> str:
+    """A collection name prefix of a documents folder: its name (letters, digits, _) and a hash of its path."""
+    name = re.sub(r"\W+", "_", docs.name.encode("ascii", "ignore").decode()).strip("_")[:40] or "docs"
+    return f"chatbot_{name}_{hashlib.sha256(str(docs.resolve()).encode('utf-8')).hexdigest()[:10]}"
+
+
+def _row_id(place: dict[str, Any], ordinal: int) -> str:
+    return f"{place['build']}:{place['key']}:{ordinal}"
+
+
+def _doc_blob(place: dict[str, Any]) -> str:
+    return f"doc/{place['build']}/{place['key']}"
+
+
+def _meta_row(kind: str, part: int, blob: str, build: str, data: str) -> dict[str, Any]:
+    return {"id": f"{blob}#{part}", "kind": kind, "blob": blob, "build": build, "part": part, "data": data,
+            "unused": [0.0, 0.0]}
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:limit]
+
+
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _reason(exc: Exception) -> str:
+    return getattr(exc, "message", None) or str(exc) or type(exc).__name__
