@@ -137,11 +137,15 @@ def save(model, tokenizer, folder: Path, settings: dict) -> None:
 
 
 def encode_pairs(tokenizer, questions: Sequence[str], seconds: Sequence[str], max_length: int):
-    """Tokenized (question, second text) pairs, padded to the longest, with character offsets."""
+    """Tokenized (question, second text) pairs, padded to the longest, with character offsets. The second text
+    is cut to fit `max_length`; where a question takes more than half of it, the longer of the two is cut
+    (a question alone can be longer than the model reads, and cutting only the second text cannot fit it)."""
+    questions = list(questions)
+    lengths = [len(ids) for ids in tokenizer(list(dict.fromkeys(questions)), add_special_tokens=False)["input_ids"]]
     return tokenizer(
-        list(questions),
+        questions,
         list(seconds),
-        truncation="only_second",
+        truncation="only_second" if max(lengths, default=0) <= max_length // 2 else "longest_first",
         max_length=max_length,
         padding=True,
         return_offsets_mapping=True,
