@@ -32,6 +32,11 @@ BUNDLED_NAMES = frozenset({"all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM
 # Word-pieces in a batch of documents (64 sentences of 64): a batch of 64 texts of 256 word-pieces (the
 # model's limit) would take 480 MB of activations, and a batch runs on each core at once.
 BATCH_WORD_PIECES = 4096
+# In bfloat16, oneDNN keeps what it prepares for every shape of matrix product it meets (its primitive cache,
+# up to 1,024 shapes): with batches of every length, memory grows through a long build. Documents embedded
+# in bfloat16 are padded to a multiple of this many word-pieces, with a fixed number of rows per length, so
+# that few shapes occur (benchmarks/RESULTS.md, "Indexing as fast as this CPU allows").
+PAD_TO = 8
 _WORD_CACHE_SIZE = 100_000  # words whose vectors an Embedder keeps (about 160 MB at 384 dimensions)
 _lock = threading.Lock()
 _models: dict[tuple[str, str, str], object] = {}
@@ -132,22 +137,36 @@ class Embedder:
 
         Texts are sorted by length into batches (little padding) of at most `batch_size` texts and about
         BATCH_WORD_PIECES word-pieces, and the batches run in an order that mixes long and short ones, so that
-        the rate `on_batch(texts done)` reports is steady and a time left worked out from it holds. On a CPU,
-        each batch runs on one thread, a batch per core at a time: a core taken by another process then slows
-        only its own batch, where a batch split over all cores waits for the slowest (on a busy 2-core
-        machine, 3 times the throughput of torch's default threads).
+        the rate `on_batch(texts done)` reports is steady and a time left worked out from it holds. In bfloat16
+        on a CPU few shapes occur (see PAD_TO): texts are padded to a multiple of PAD_TO word-pieces, a batch
+        holds texts of one padded length, as many as that length allows, and a last, smaller one is filled up
+        to a power of two with repeats of its own texts. On a CPU, each batch runs on one thread, a batch per
+        core at a time: a core taken by another process then slows only its own batch, where a batch split
+        over all cores waits for the slowest (on a busy 2-core machine, 3 times the throughput of torch's
+        default threads).
         """
         vectors = np.zeros((len(texts), self.document_dimension), dtype=np.float32)
         if not texts:
             return vectors
         model = self.document_model
-        lengths = self.token_counts(texts)
+        few_shapes = self.dtype != "float32" and self.device == "cpu"
+        step = PAD_TO if few_shapes else 1
+        lengths = np.ceil(self.token_counts(texts) / step).astype(np.int64) * step
         by_length = np.argsort(-lengths, kind="stable")
+        ordered = lengths[by_length]
         batches, lo = [], 0
         while lo < len(by_length):  # long texts in smaller batches, so that a batch's activations stay bounded
-            size = max(1, min(self.batch_size, int(BATCH_WORD_PIECES // lengths[by_length[lo]])))
-            batches.append(by_length[lo : lo + size].tolist())
-            lo += size
+            size = max(1, min(self.batch_size, int(BATCH_WORD_PIECES // ordered[lo])))
+            hi = lo + size
+            if few_shapes:
+                hi = min(hi, int(np.searchsorted(-ordered, -ordered[lo], side="right")))  # one length
+            batch = by_length[lo:hi].tolist()
+            if few_shapes and len(batch) < size:
+                rows = 1 << (len(batch) - 1).bit_length()
+                batch = (batch * rows)[:rows]  # its own texts again: each gets the same vector twice
+            batches.append(batch)
+            lo = hi
+        padding = {"processing_kwargs": {"text": {"pad_to_multiple_of": PAD_TO}}} if few_shapes else {}
 
         def run(batch: list[int]) -> int:
             vectors[batch] = model.encode(
@@ -156,8 +175,9 @@ class Embedder:
                 normalize_embeddings=True,
                 convert_to_numpy=True,
                 show_progress_bar=False,
+                **padding,
             )
-            return len(batch)
+            return len(set(batch))
 
         notify = on_batch or (lambda count: None)
         order = _interleaved(batches)
