@@ -29,6 +29,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from results_md import load_average, peak_rss_mb, percentile, table, write_section
 
 from chatbot import Chatbot
+from chatbot.embed import torch_threads
 from chatbot.evaluate import build_corpus, read_questions
 from chatbot.verifier import Candidate, context_of
 
@@ -56,27 +57,34 @@ def main() -> int:
     parser.add_argument("--questions", type=int, default=400, help="how many questions of the file")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "RESULTS.md")
+    parser.add_argument("--answer-threads", type=int, help="[model] answer_threads for this run (0: torch's default)")
     args = parser.parse_args()
+    threads = {} if args.answer_threads is None else {"model": {"answer_threads": args.answer_threads}}
 
     load_before = load_average()
     with tempfile.TemporaryDirectory() as temporary:
         docs = args.docs or Path(temporary) / "docs"
         if args.docs is None:
             build_corpus(args.squad, docs)
-        bot = Chatbot.from_config(docs=docs, index=args.index or Path(temporary) / "index")
+        bot = Chatbot.from_config(docs=docs, index=args.index or Path(temporary) / "index", **threads)
         bot.index()
         questions = [item.question for item in read_questions(args.squad)][: args.questions]
         for question in questions[:10]:  # warm up: model loaded, caches filled
             bot.ask(question)
         pairs = candidates_of(bot, questions)
         embed_one, verify_one, ask_one = [], [], []
+
+        def on_threads():  # the reference runs on the threads answering uses
+            return torch_threads(bot.config.model.answer_threads)
+
         for _ in range(args.rounds):
             for question, candidates in zip(questions, pairs):
-                started = time.perf_counter()
-                bot.embedder.encode([question])
-                middle = time.perf_counter()
-                bot.verifier.score(question, candidates)
-                verified = time.perf_counter()
+                with on_threads():
+                    started = time.perf_counter()
+                    bot.embedder.encode([question])
+                    middle = time.perf_counter()
+                    bot.verifier.score(question, candidates)
+                    verified = time.perf_counter()
                 bot.ask(question)
                 ended = time.perf_counter()
                 embed_one.append((middle - started) * 1000)
@@ -85,11 +93,12 @@ def main() -> int:
         load_between = load_average()
         embed_all, batch_all = [], []
         for _ in range(args.rounds):
-            started = time.perf_counter()
-            bot.embedder.encode(questions)
-            for question, candidates in zip(questions, pairs):
-                bot.verifier.score(question, candidates)
-            middle = time.perf_counter()
+            with on_threads():
+                started = time.perf_counter()
+                bot.embedder.encode(questions)
+                for question, candidates in zip(questions, pairs):
+                    bot.verifier.score(question, candidates)
+                middle = time.perf_counter()
             bot.ask_batch(questions)
             embed_all.append(middle - started)
             batch_all.append(time.perf_counter() - middle)

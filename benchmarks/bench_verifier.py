@@ -22,6 +22,7 @@ Writes benchmarks/results/verifier.md, verifier-tradeoff.png and verifier-reliab
 from __future__ import annotations
 
 import argparse
+import pickle
 import sys
 import tempfile
 import time
@@ -58,7 +59,11 @@ def main() -> int:
     parser.add_argument("--write", type=Path, help="config file to write the fitted settings into")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     parser.add_argument("--work", type=Path, help="folder for the corpus and its index (default: a temporary one)")
+    parser.add_argument("--reuse", action="store_true",
+                        help="reuse the evidence an earlier run with the same models and config left in --work")
     args = parser.parse_args()
+    if args.reuse and not args.work:
+        parser.error("--reuse needs --work")
     model = {"model": str(args.model.resolve())} if args.model else {}
 
     items = read_questions(args.qa_file)
@@ -76,7 +81,8 @@ def main() -> int:
         held = [item for item in items if in_fold(f"{args.qa_file.name}:{item.article}", count, fold - 1)]
         print(f"fold {part}: {len(held)} questions, verifier {path}", file=sys.stderr)
         folds.append((part, path, len(held)))
-        pool += [(i, e, 1.0, args.qa_file.stem) for i, (_, e) in zip(held, _explained(bot, held, 256))]
+        gathered = _gathered(work / f"evidence-fold{fold}.pkl", args.reuse, lambda: _explained(bot, held, 256))
+        pool += [(i, e, 1.0, args.qa_file.stem) for i, e in gathered]
     seconds = time.perf_counter() - started
     sets = {}
     for spec in args.also + [str(path) for path in SEED_SETS]:
@@ -90,7 +96,8 @@ def main() -> int:
         asked = read_questions(Path(path))
         sets[Path(path).stem] = (seed_bot, asked, spec in args.also)
         weight = args.also_weight if spec in args.also else 0.0
-        pool += [(i, e, weight, Path(path).stem) for i, (_, e) in zip(asked, _explained(seed_bot, asked, 256))]
+        gathered = _gathered(work / f"evidence-{Path(path).stem}.pkl", args.reuse, lambda: _explained(seed_bot, asked, 256))
+        pool += [(i, e, weight, Path(path).stem) for i, e in gathered]
     calibrated = [(i, e, w) for i, e, w, _ in pool if w > 0]
     dev_items = [i for i, _, _, name in pool if name == args.qa_file.stem]
     off_topic = Chatbot.from_config(args.config, docs=args.off_topic, index=work / "index-off-topic",
@@ -138,6 +145,17 @@ def main() -> int:
         write_config(args.write, result)
         print(f"settings written to {args.write}", file=sys.stderr)
     return 0
+
+
+def _gathered(path: Path, reuse: bool, explain) -> list:
+    """(item, evidence) pairs: read from `path` when reusing an earlier run's, else gathered and saved there."""
+    if reuse and path.exists():
+        with path.open("rb") as file:
+            return pickle.load(file)
+    pairs = [(item, evidence) for item, (_, evidence) in explain()]
+    with path.open("wb") as file:
+        pickle.dump(pairs, file)
+    return pairs
 
 
 def score(items, answers) -> dict[str, float]:

@@ -97,8 +97,8 @@ class RetrieveConfig:
 @dataclass(frozen=True)
 class AnswerConfig:
     max_quotes: int = 4
-    min_confidence: float = 0.09
-    second_quote_ratio: float = 0.55
+    min_confidence: float = 0.16
+    second_quote_ratio: float = 0.5
     following_quote_ratio: float = 0.2
     merge_adjacent: bool = True
     max_sources: int = 3
@@ -149,16 +149,16 @@ class VerifierConfig:
     candidates: int = 8
     dtype: str = "auto"
     max_length: int = 160
-    rank_bias: float = 0.0
-    rank_verifier: float = 1.0
-    rank_prior: float = 0.0
-    confidence_bias: float = 0.0
-    confidence_verifier: float = 1.0
-    confidence_relevance: float = 0.0
-    confidence_prior_confidence: float = 0.0
-    confidence_prior: float = 0.0
-    confidence_margin: float = 0.0
-    min_further: float = 0.5
+    rank_bias: float = -0.6292
+    rank_verifier: float = 0.5957
+    rank_prior: float = 0.2947
+    confidence_bias: float = -1.5793
+    confidence_verifier: float = 0.3896
+    confidence_relevance: float = 0.981
+    confidence_prior_confidence: float = 1.1754
+    confidence_prior: float = -0.8104
+    confidence_margin: float = 0.062
+    min_further: float = 0.0
     answer_spans: bool = True
 
 

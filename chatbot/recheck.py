@@ -136,10 +136,12 @@ class Rechecker:
             return QuoteCheck(quote, found.status, detail=found.detail)
         document, start = found.document, found.start
         end = start + len(quote.text)
+        shift = start - quote.start
         now = dataclasses.replace(
             quote,
             start=start,
             end=end,
+            answer_span=None if quote.answer_span is None else (quote.answer_span[0] + shift, quote.answer_span[1] + shift),
             line=self._line(document, start),
             source_sha256=document.sha256,
             page=page_of(document.pages, start),
@@ -351,7 +353,17 @@ def _quote(record: Any, number: int) -> Quote:
         line=line if _is_int(line) else 0,
         source_sha256=record.get("source_sha256") if isinstance(record.get("source_sha256"), str) else "",
         page=page if _is_int(page) else None,
+        answer_span=_answer_span(record),
     )
+
+
+def _answer_span(record: dict[str, Any]) -> tuple[int, int] | None:
+    """A quote's `answer_span` as (start, end) when it is one inside the quote; anything else is passed over."""
+    span = record.get("answer_span")
+    if not isinstance(span, dict) or not all(_is_int(span.get(key)) for key in ("start", "end")):
+        return None
+    start, end = span["start"], span["end"]
+    return (start, end) if record["start"] <= start <= end <= record["end"] else None
 
 
 def _is_span(record: dict[str, Any]) -> bool:

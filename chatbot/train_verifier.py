@@ -30,7 +30,7 @@ import numpy as np
 
 from .embed import cpu_has_bf16, resolve_model
 from .errors import ChatbotError
-from .verifier import build_model, encode_pairs, pair_text, save
+from .verifier import build_model, clip_question, encode_pairs, pair_text, save
 from .verifier_data import Example, make_examples, read_paragraphs
 
 HELD_OUT_SHARE = 0.04  # of the articles of --data, never trained on, scored for the model card
@@ -172,7 +172,7 @@ def train(
 def _tokenize(tokenizer, examples: list[Example], max_length: int) -> dict[str, np.ndarray]:
     """Token ids of every example's pair, its label, and the answer's first and last token (-100: none)."""
     encoded = tokenizer(
-        [example.question for example in examples],
+        [clip_question(tokenizer, example.question, max_length // 2) for example in examples],
         [pair_text(example.candidate) for example in examples],
         truncation="only_second",
         max_length=max_length,

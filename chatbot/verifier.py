@@ -137,20 +137,26 @@ def save(model, tokenizer, folder: Path, settings: dict) -> None:
 
 
 def encode_pairs(tokenizer, questions: Sequence[str], seconds: Sequence[str], max_length: int):
-    """Tokenized (question, second text) pairs, padded to the longest, with character offsets. The second text
-    is cut to fit `max_length`; where a question takes more than half of it, the longer of the two is cut
-    (a question alone can be longer than the model reads, and cutting only the second text cannot fit it)."""
-    questions = list(questions)
-    lengths = [len(ids) for ids in tokenizer(list(dict.fromkeys(questions)), add_special_tokens=False)["input_ids"]]
+    """Tokenized (question, second text) pairs, padded to the longest, with character offsets. A question
+    is cut to its first half of `max_length` word-pieces, so that the sentence always has room."""
     return tokenizer(
-        questions,
+        [clip_question(tokenizer, question, max_length // 2) for question in questions],
         list(seconds),
-        truncation="only_second" if max(lengths, default=0) <= max_length // 2 else "longest_first",
+        truncation="only_second",
         max_length=max_length,
         padding=True,
         return_offsets_mapping=True,
         return_tensors="pt",
     )
+
+
+def clip_question(tokenizer, question: str, limit: int) -> str:
+    """`question` up to the end of its `limit`-th word-piece (a question that long is rare; past this the
+    pair would leave no room for the sentence it is read with)."""
+    if len(question) <= limit:  # never more word-pieces than characters
+        return question
+    offsets = tokenizer(question, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
+    return question if len(offsets) <= limit else question[: offsets[limit - 1][1]]
 
 
 class Verifier:

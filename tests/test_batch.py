@@ -1,6 +1,7 @@
 """Batch answering: every input format, one output per input in order, resume, bad rows, CSV and Markdown."""
 
 import csv
+import functools
 import io
 import json
 import os
@@ -256,7 +257,10 @@ def test_ctrl_c_says_how_far_it_got_and_how_to_go_on(tmp_path, seed_args):
     source.write_text("".join(f"{QUESTIONS[i % 3]} ({i})\n" for i in range(640)), encoding="utf-8")
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     argv = [sys.executable, "-m", "chatbot", "batch", str(source), "-o", str(out), *seed_args]
-    with subprocess.Popen(argv, stderr=subprocess.PIPE, text=True, env=env) as run:
+    # A child inherits an ignored SIGINT (as a shell's background job does, and as this test process may
+    # have it after other tests): Ctrl-C's default is what is tested.
+    restore = functools.partial(signal.signal, signal.SIGINT, signal.SIG_DFL)
+    with subprocess.Popen(argv, stderr=subprocess.PIPE, text=True, env=env, preexec_fn=restore) as run:
         while not (out.exists() and out.stat().st_size) and run.poll() is None:
             time.sleep(0.05)
         run.send_signal(signal.SIGINT)

@@ -206,6 +206,10 @@ def test_markdown_front_matter_is_not_where_a_quote_moves(tmp_path):
 # ----- the command line ------------------------------------------------------------------------------------
 
 
+def quotes(count: int) -> str:
+    return f"{count} quote{'s' * (count != 1)}"
+
+
 def write_jsonl(path: Path, records) -> Path:
     path.write_text("".join(json.dumps(record, ensure_ascii=False) + "\n" for record in records), encoding="utf-8")
     return path
@@ -215,7 +219,7 @@ def test_cli_reports_each_status_and_exits_1_when_a_quote_no_longer_holds(answer
     saved = write_jsonl(tmp_path / "answers.jsonl", [{**answer.to_dict(), "id": f"q{n}"} for n in (1, 2)])
     n = len(answer.quotes)
     assert main(["verify", str(saved), "--docs", str(docs)]) == 0
-    assert capsys.readouterr().out == f"{2 * n} quotes: {2 * n} ok, 0 moved, 0 changed, 0 missing\n"
+    assert capsys.readouterr().out == f"{quotes(2 * n)}: {2 * n} ok, 0 moved, 0 changed, 0 missing\n"
 
     edit(docs, lambda text: "Inserted.\n" + text)
     assert main(["verify", str(saved), "--docs", str(docs)]) == 0  # moved quotes still stand
@@ -225,7 +229,7 @@ def test_cli_reports_each_status_and_exits_1_when_a_quote_no_longer_holds(answer
         f"q1 [{first.citation}] {SEED_FILE} {first.start}-{first.end}: moved: "
         f"now at {first.start + 10}-{first.end + 10}, line {first.line + 1}"
     )
-    assert out[-1] == f"{2 * n} quotes: 0 ok, {2 * n} moved, 0 changed, 0 missing"
+    assert out[-1] == f"{quotes(2 * n)}: 0 ok, {2 * n} moved, 0 changed, 0 missing"
 
     edit(docs, lambda text: text.replace(first.text, first.text.upper()))
     assert main(["verify", str(saved), "--docs", str(docs), "--json"]) == 1
@@ -234,7 +238,7 @@ def test_cli_reports_each_status_and_exits_1_when_a_quote_no_longer_holds(answer
     assert [result["id"] for result in results] == ["q1", "q2"] and results[1]["line"] == 2
     assert results[0]["quotes"][0]["status"] == "changed"
     assert results[0]["quotes"][0]["start"] == first.start and "now" not in results[0]["quotes"][0]
-    assert captured.err == f"{2 * n} quotes: 0 ok, {2 * n - 2} moved, 2 changed, 0 missing\n"
+    assert captured.err == f"{quotes(2 * n)}: 0 ok, {2 * n - 2} moved, 2 changed, 0 missing\n"
 
 
 def test_cli_fix_writes_answers_that_verify_clean(answer, docs, tmp_path, capsys):
@@ -247,7 +251,7 @@ def test_cli_fix_writes_answers_that_verify_clean(answer, docs, tmp_path, capsys
     assert fixed.read_text(encoding="utf-8").startswith("{\n")  # one indented object, as it was read
     assert main(["verify", str(fixed), "--docs", str(docs)]) == 0
     n = len(answer.quotes)
-    assert capsys.readouterr().out == f"{n} quotes: {n} ok, 0 moved, 0 changed, 0 missing\n"
+    assert capsys.readouterr().out == f"{quotes(n)}: {n} ok, 0 moved, 0 changed, 0 missing\n"
 
 
 def test_cli_fix_marks_a_changed_quote_and_it_stays_changed(answer, docs, tmp_path, capsys):
@@ -260,7 +264,7 @@ def test_cli_fix_marks_a_changed_quote_and_it_stays_changed(answer, docs, tmp_pa
     assert record["quotes"][-1][MARK] == {"status": "changed", "detail": "the text is no longer in the document"}
     assert main(["verify", str(fixed), "--docs", str(docs)]) == 1
     n = len(answer.quotes)
-    assert capsys.readouterr().out.splitlines()[-1] == f"{n} quotes: {n - 1} ok, 0 moved, 1 changed, 0 missing"
+    assert capsys.readouterr().out.splitlines()[-1] == f"{quotes(n)}: {n - 1} ok, 0 moved, 1 changed, 0 missing"
 
 
 def test_text_that_utf8_cannot_hold_is_written_as_escapes(answer, docs, tmp_path):
@@ -284,7 +288,7 @@ def test_cli_reads_stdin_and_several_indented_answers(answer, docs, tmp_path):
     result = run("verify", "-", "--docs", str(docs), stdin=text + "\n" + text + "\n")  # ask --json >> file, twice
     assert result.returncode == 0, result.stderr
     n = 2 * len(answer.quotes)
-    assert result.stdout == f"{n} quotes: {n} ok, 0 moved, 0 changed, 0 missing\n" and result.stderr == ""
+    assert result.stdout == f"{quotes(n)}: {n} ok, 0 moved, 0 changed, 0 missing\n" and result.stderr == ""
 
 
 def test_cli_needs_neither_the_model_nor_the_index(answer, docs, tmp_path):
@@ -309,7 +313,7 @@ def test_batch_lines_with_errors_and_abstentions_have_nothing_to_check(answer, d
     saved = write_jsonl(tmp_path / "answers.jsonl", records)
     assert main(["verify", str(saved), "--docs", str(docs)]) == 0
     n = len(answer.quotes)
-    assert capsys.readouterr().out == f"{n} quotes: {n} ok, 0 moved, 0 changed, 0 missing\n"
+    assert capsys.readouterr().out == f"{quotes(n)}: {n} ok, 0 moved, 0 changed, 0 missing\n"
     assert [len(records) for records in Rechecker(docs).check_batch(read_answers(str(saved)).records)] == [0, 0, n]
 
 
