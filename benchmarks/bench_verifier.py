@@ -56,6 +56,8 @@ def main() -> int:
     parser.add_argument("--off-topic", type=Path, default=ROOT / "seeds")
     parser.add_argument("--max-false-abstention", type=float, default=0.05)
     parser.add_argument("--config", type=Path, help="config to start from (default: config/default.toml)")
+    parser.add_argument("--baseline", type=Path, default=ROOT / "config" / "ranking-only.toml",
+                        help="config of the 'verifier off' row (default: config/ranking-only.toml)")
     parser.add_argument("--write", type=Path, help="config file to write the fitted settings into")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     parser.add_argument("--work", type=Path, help="folder for the corpus and its index (default: a temporary one)")
@@ -125,10 +127,11 @@ def main() -> int:
             (item, compose(item.question, apply(e.prior, e.verification, settings), e.hits, e.data, answer))
         )
     after = {name: score(*zip(*pairs)) for name, pairs in answers.items()}
-    baseline = Chatbot.from_config(args.config, docs=docs, index=index, verifier={"enabled": False})
+    baseline = Chatbot.from_config(args.baseline, docs=docs, index=index, verifier={"enabled": False})
     before = {args.qa_file.stem: score(dev_items, baseline.ask_batch([i.question for i in dev_items]))}
     for name, (seed_bot, asked, _) in sets.items():
-        plain = seed_bot.replace(verifier={"enabled": False})
+        plain = Chatbot.from_config(args.baseline, docs=seed_bot.config.paths.docs, index=seed_bot.config.paths.index,
+                                    verifier={"enabled": False})
         before[name] = score(asked, plain.ask_batch([i.question for i in asked]))
 
     args.out.mkdir(parents=True, exist_ok=True)
@@ -252,7 +255,7 @@ def render(args, folds, before, after, result, reliability, seconds, sets) -> st
         "| system | hit rate | false abstention | abstains on unanswerable | overall accuracy | median chars | answer phrase = gold (of hits) |",
         "|---|---|---|---|---|---|---|",
     ]
-    for name, s in (("verifier off (ranking and confidence models, shipped settings)", before[dev]),
+    for name, s in ((f"verifier off (ranking and confidence models, {args.baseline.name})", before[dev]),
                     ("verifier on (cross-validated; calibrated as below)", after[dev])):
         table.append(
             f"| {name} | {s['hit_rate']:.3f} | {s['false_abstention']:.3f} | {s['unanswerable_abstention']:.3f} | "

@@ -137,8 +137,8 @@ def test_a_missing_verifier_is_a_clear_error(make_bot, tmp_path):
 # 30 of seed_questions_neartopic.jsonl are abstained, "Who founded DeepSeek?" is not one).
 NOT_IN_THE_ARTICLE = [
     "In which year was Shenzhen founded?",
-    "Who is the chief executive of Nvidia?",
-    "What is the capital city of Zhejiang province?",
+    "When was the first version of HarmonyOS released?",
+    "What is Guangdong's GDP in US dollars?",
 ]
 
 # (answered by the article, asked of the same subject but not answered by it)
