@@ -83,7 +83,7 @@ def main() -> int:
         held = [item for item in items if in_fold(f"{args.qa_file.name}:{item.article}", count, fold - 1)]
         print(f"fold {part}: {len(held)} questions, verifier {path}", file=sys.stderr)
         folds.append((part, path, len(held)))
-        gathered = _gathered(work / f"evidence-fold{fold}.pkl", args.reuse, lambda: _explained(bot, held, 256))
+        gathered = _gathered(work / f"evidence-fold{fold}.pkl", args.reuse, bot, held)
         pool += [(i, e, 1.0, args.qa_file.stem) for i, e in gathered]
     seconds = time.perf_counter() - started
     sets = {}
@@ -98,7 +98,7 @@ def main() -> int:
         asked = read_questions(Path(path))
         sets[Path(path).stem] = (seed_bot, asked, spec in args.also)
         weight = args.also_weight if spec in args.also else 0.0
-        gathered = _gathered(work / f"evidence-{Path(path).stem}.pkl", args.reuse, lambda: _explained(seed_bot, asked, 256))
+        gathered = _gathered(work / f"evidence-{Path(path).stem}.pkl", args.reuse, seed_bot, asked)
         pool += [(i, e, weight, Path(path).stem) for i, e in gathered]
     calibrated = [(i, e, w) for i, e, w, _ in pool if w > 0]
     dev_items = [i for i, _, _, name in pool if name == args.qa_file.stem]
@@ -150,12 +150,13 @@ def main() -> int:
     return 0
 
 
-def _gathered(path: Path, reuse: bool, explain) -> list:
-    """(item, evidence) pairs: read from `path` when reusing an earlier run's, else gathered and saved there."""
+def _gathered(path: Path, reuse: bool, bot: Chatbot, items: list) -> list:
+    """(item, evidence) pairs of `items` asked of `bot`: read from `path` when reusing an earlier run's, else
+    gathered and saved there."""
     if reuse and path.exists():
         with path.open("rb") as file:
             return pickle.load(file)
-    pairs = [(item, evidence) for item, (_, evidence) in explain()]
+    pairs = [(item, evidence) for item, (_, evidence) in _explained(bot, items, 256)]
     with path.open("wb") as file:
         pickle.dump(pairs, file)
     return pairs
