@@ -57,6 +57,7 @@ def main() -> int:
     parser.add_argument("--questions", type=int, default=400, help="how many questions of the file")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "RESULTS.md")
+    parser.add_argument("--config", type=Path, help="config file (default: config/default.toml)")
     parser.add_argument("--answer-threads", type=int, help="[model] answer_threads for this run (0: torch's default)")
     args = parser.parse_args()
     threads = {} if args.answer_threads is None else {"model": {"answer_threads": args.answer_threads}}
@@ -66,7 +67,7 @@ def main() -> int:
         docs = args.docs or Path(temporary) / "docs"
         if args.docs is None:
             build_corpus(args.squad, docs)
-        bot = Chatbot.from_config(docs=docs, index=args.index or Path(temporary) / "index", **threads)
+        bot = Chatbot.from_config(args.config, docs=docs, index=args.index or Path(temporary) / "index", **threads)
         bot.index()
         questions = [item.question for item in read_questions(args.squad)][: args.questions]
         for question in questions[:10]:  # warm up: model loaded, caches filled

@@ -56,6 +56,8 @@ def main() -> int:
     parser.add_argument("--off-topic", type=Path, default=ROOT / "seeds")
     parser.add_argument("--max-false-abstention", type=float, default=0.05)
     parser.add_argument("--config", type=Path, help="config to start from (default: config/default.toml)")
+    parser.add_argument("--baseline", type=Path, default=ROOT / "config" / "ranking-only.toml",
+                        help="config of the 'verifier off' row (default: config/ranking-only.toml)")
     parser.add_argument("--write", type=Path, help="config file to write the fitted settings into")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     parser.add_argument("--work", type=Path, help="folder for the corpus and its index (default: a temporary one)")
@@ -81,7 +83,7 @@ def main() -> int:
         held = [item for item in items if in_fold(f"{args.qa_file.name}:{item.article}", count, fold - 1)]
         print(f"fold {part}: {len(held)} questions, verifier {path}", file=sys.stderr)
         folds.append((part, path, len(held)))
-        gathered = _gathered(work / f"evidence-fold{fold}.pkl", args.reuse, lambda: _explained(bot, held, 256))
+        gathered = _gathered(work / f"evidence-fold{fold}.pkl", args.reuse, bot, held)
         pool += [(i, e, 1.0, args.qa_file.stem) for i, e in gathered]
     seconds = time.perf_counter() - started
     sets = {}
@@ -96,7 +98,7 @@ def main() -> int:
         asked = read_questions(Path(path))
         sets[Path(path).stem] = (seed_bot, asked, spec in args.also)
         weight = args.also_weight if spec in args.also else 0.0
-        gathered = _gathered(work / f"evidence-{Path(path).stem}.pkl", args.reuse, lambda: _explained(seed_bot, asked, 256))
+        gathered = _gathered(work / f"evidence-{Path(path).stem}.pkl", args.reuse, seed_bot, asked)
         pool += [(i, e, weight, Path(path).stem) for i, e in gathered]
     calibrated = [(i, e, w) for i, e, w, _ in pool if w > 0]
     dev_items = [i for i, _, _, name in pool if name == args.qa_file.stem]
@@ -125,10 +127,11 @@ def main() -> int:
             (item, compose(item.question, apply(e.prior, e.verification, settings), e.hits, e.data, answer))
         )
     after = {name: score(*zip(*pairs)) for name, pairs in answers.items()}
-    baseline = Chatbot.from_config(args.config, docs=docs, index=index, verifier={"enabled": False})
+    baseline = Chatbot.from_config(args.baseline, docs=docs, index=index, verifier={"enabled": False})
     before = {args.qa_file.stem: score(dev_items, baseline.ask_batch([i.question for i in dev_items]))}
     for name, (seed_bot, asked, _) in sets.items():
-        plain = seed_bot.replace(verifier={"enabled": False})
+        plain = Chatbot.from_config(args.baseline, docs=seed_bot.config.paths.docs, index=seed_bot.config.paths.index,
+                                    verifier={"enabled": False})
         before[name] = score(asked, plain.ask_batch([i.question for i in asked]))
 
     args.out.mkdir(parents=True, exist_ok=True)
@@ -147,12 +150,13 @@ def main() -> int:
     return 0
 
 
-def _gathered(path: Path, reuse: bool, explain) -> list:
-    """(item, evidence) pairs: read from `path` when reusing an earlier run's, else gathered and saved there."""
+def _gathered(path: Path, reuse: bool, bot: Chatbot, items: list) -> list:
+    """(item, evidence) pairs of `items` asked of `bot`: read from `path` when reusing an earlier run's, else
+    gathered and saved there."""
     if reuse and path.exists():
         with path.open("rb") as file:
             return pickle.load(file)
-    pairs = [(item, evidence) for item, (_, evidence) in explain()]
+    pairs = [(item, evidence) for item, (_, evidence) in _explained(bot, items, 256)]
     with path.open("wb") as file:
         pickle.dump(pairs, file)
     return pairs
@@ -252,7 +256,7 @@ def render(args, folds, before, after, result, reliability, seconds, sets) -> st
         "| system | hit rate | false abstention | abstains on unanswerable | overall accuracy | median chars | answer phrase = gold (of hits) |",
         "|---|---|---|---|---|---|---|",
     ]
-    for name, s in (("verifier off (ranking and confidence models, shipped settings)", before[dev]),
+    for name, s in ((f"verifier off (ranking and confidence models, {args.baseline.name})", before[dev]),
                     ("verifier on (cross-validated; calibrated as below)", after[dev])):
         table.append(
             f"| {name} | {s['hit_rate']:.3f} | {s['false_abstention']:.3f} | {s['unanswerable_abstention']:.3f} | "

@@ -41,9 +41,9 @@ class Evidence:
 
     hits: Hits
     ranked: Ranked  # as the answer was composed from: after the verifier, when it is on
+    data: IndexData  # the index it was read from
     prior: Ranked | None = None  # the ranking model's order before the verifier read it
     verification: Verification | None = None  # what the verifier read, in `prior`'s order
-    data: IndexData | None = None  # the index it was read from
 
 
 class Chatbot:
@@ -156,7 +156,7 @@ class Chatbot:
             if self.config.verifier.enabled:
                 verification = self.verifier.read(data, question, prior, self.config.verifier.candidates)
                 ranked = apply(prior, verification, self.config.verifier)
-            evidence = Evidence(hits, ranked, prior, verification, data)
+            evidence = Evidence(hits, ranked, data, prior, verification)
             results.append((compose(question, ranked, hits, data, settings), evidence))
         return results
 

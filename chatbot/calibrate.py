@@ -34,7 +34,7 @@ from .compose import compose
 from .config import ConfidenceConfig
 from .evaluate import Item, is_hit, normalize, quoted_text
 from .rank import CONFIDENCE_FEATURES, RANKING_FEATURES, confidence_of
-from .verifier import CONFIDENCE_SIGNALS, apply, logit
+from .verifier import CONFIDENCE_SIGNALS, apply, logit, verified_confidence
 
 
 @dataclass(frozen=True)
@@ -115,7 +115,7 @@ def calibrate(
     ranked_bot = bot.replace(ranking=ranking)
     explained = [evidence for _, (_, evidence) in _explained(ranked_bot, items, 256)]
     data, settings = ranked_bot.data, replace(ranked_bot.config.answer, min_confidence=0.0)
-    quote_points = quote_sweep(data, settings, items, explained)
+    quote_points = quote_sweep(settings, items, explained)
     quotes = choose_quotes(quote_points, max_answer_chars)
     settings = replace(
         settings,
@@ -161,7 +161,7 @@ def _calibrate_verified(
     features, labels, sample = [], [], []
     for item, evidence, weight in zip(items, explained, weights):
         golds = [] if item.impossible else [gold for gold in map(normalize, item.answers) if gold]
-        data = evidence.data or bot.data  # pooled evidence may come from several indexes
+        data = evidence.data  # pooled evidence may come from several indexes
         read = evidence.verification
         prior = logit(evidence.prior.scores[: len(read.sentences)])
         for sentence, value, before in zip(read.sentences.tolist(), read.logits, prior):
@@ -183,7 +183,7 @@ def _calibrate_verified(
     settings = replace(current, **ranking)
     explained = [replace(e, ranked=apply(e.prior, e.verification, settings)) for e in explained]
     answer = replace(bot.config.answer, min_confidence=0.0)
-    quote_points = quote_sweep(bot.data, answer, items, explained, weights)
+    quote_points = quote_sweep(answer, items, explained, weights)
     quotes = choose_quotes(quote_points, max_answer_chars)
     answer = replace(
         answer,
@@ -194,7 +194,7 @@ def _calibrate_verified(
     hits = np.array(
         [
             not item.impossible
-            and is_hit(compose(item.question, e.ranked, e.hits, e.data or bot.data, answer), item.answers)
+            and is_hit(compose(item.question, e.ranked, e.hits, e.data, answer), item.answers)
             for item, e in zip(items, explained)
         ],
         dtype=bool,
@@ -214,8 +214,7 @@ def _calibrate_verified(
         fit_logistic(training, targets, CONFIDENCE_SIGNALS, _Named(current, "confidence_"), sample_weight=sample),
         "confidence_",
     )
-    coefficients = np.array([confidence[f"confidence_{name}"] for name in CONFIDENCE_SIGNALS])
-    scores = 1.0 / (1.0 + np.exp(-(signals @ coefficients + confidence["confidence_bias"])))
+    scores = verified_confidence(signals, replace(current, **confidence))
     points = sweep(scores, hits, impossible, weights=weights)
     return Calibration({}, {}, points, choose(points, max_false_abstention), quote_points, quotes, ranking | confidence)
 
@@ -235,7 +234,7 @@ def _prefixed(weights: dict[str, float], prefix: str) -> dict[str, float]:
 
 
 def quote_sweep(
-    data, settings, items: list[Item], explained: list[Evidence], weights: np.ndarray | None = None
+    settings, items: list[Item], explained: list[Evidence], weights: np.ndarray | None = None
 ) -> list[QuotePoint]:
     """Hit rate (weighted by `weights`, when given) and median answer length of the answerable items at each
     QUOTE_GRID setting (no abstention)."""
@@ -247,7 +246,7 @@ def quote_sweep(
         tried = replace(settings, max_quotes=max_quotes, second_quote_ratio=ratio, following_quote_ratio=following)
         hits, lengths = [], []
         for item, evidence in answerable:
-            answer = compose(item.question, evidence.ranked, evidence.hits, evidence.data or data, tried)
+            answer = compose(item.question, evidence.ranked, evidence.hits, evidence.data, tried)
             hits.append(is_hit(answer, item.answers))
             lengths.append(len(quoted_text(answer)))
         hit = np.array(hits, dtype=bool)

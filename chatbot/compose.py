@@ -62,7 +62,7 @@ def _choose(ranked: Ranked, settings: AnswerConfig, data: IndexData) -> list[tup
     A sentence between two chosen ones does not run on: it would only lengthen the quote that joins them
     and push the later, better sentence further from the start of the answer. A heading or a question in
     the text never stands alone when the text under it starts with a sentence: that sentence comes with it, in
-    the same quote."""
+    the same quote; one with no sentence under it is quoted only when it is the best."""
     top = float(ranked.scores[0])
     chosen: list[tuple[int, int]] = []
     quotes = 0
@@ -82,6 +82,8 @@ def _choose(ranked: Ranked, settings: AnswerConfig, data: IndexData) -> list[tup
             break
         if score < lowest or any(sentence == other for other, _ in chosen):
             continue
+        if is_fragment(data, sentence) and not _body_after(data, sentence):
+            continue  # a further heading with nothing under it (an empty section) adds no answer
         runs_on = _beside(data, sentence, chosen, after=True) and not _beside(data, sentence, chosen, after=False)
         if score >= settings.second_quote_ratio * top or (score >= settings.following_quote_ratio * top and runs_on):
             take(sentence, passage)

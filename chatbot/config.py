@@ -96,10 +96,10 @@ class RetrieveConfig:
 
 @dataclass(frozen=True)
 class AnswerConfig:
-    max_quotes: int = 4
-    min_confidence: float = 0.16
-    second_quote_ratio: float = 0.5
-    following_quote_ratio: float = 0.2
+    max_quotes: int = 3
+    min_confidence: float = 0.14
+    second_quote_ratio: float = 0.55
+    following_quote_ratio: float = 0.15
     merge_adjacent: bool = True
     max_sources: int = 3
 
@@ -146,18 +146,18 @@ class VerifierConfig:
 
     enabled: bool = True
     model: str = ""
-    candidates: int = 8
+    candidates: int = 6
     dtype: str = "auto"
     max_length: int = 160
-    rank_bias: float = -0.6292
-    rank_verifier: float = 0.5957
-    rank_prior: float = 0.2947
-    confidence_bias: float = -1.5793
-    confidence_verifier: float = 0.3896
-    confidence_relevance: float = 0.981
-    confidence_prior_confidence: float = 1.1754
-    confidence_prior: float = -0.8104
-    confidence_margin: float = 0.062
+    rank_bias: float = -0.7314
+    rank_verifier: float = 0.61
+    rank_prior: float = 0.2197
+    confidence_bias: float = -1.4081
+    confidence_verifier: float = 0.4017
+    confidence_relevance: float = 0.8071
+    confidence_prior_confidence: float = 1.1628
+    confidence_prior: float = -0.7904
+    confidence_margin: float = 0.0372
     min_further: float = 0.0
     answer_spans: bool = True
 

@@ -82,8 +82,8 @@ class _Found:
 
 class Rechecker:
     """Checks quotes against the documents under one folder (and those uploaded through the web page, cited as
-    ".uploads/NAME"), reading each document (once) when a quote needs it. Only files the index would read count: a file of another type, a hidden one or one outside the
-    folder is missing. A documents folder that does not exist is a ChatbotError here."""
+    ".uploads/NAME"), reading each document (once) when a quote needs it. Only files the index would read
+    count: a file of another type, a hidden one or one outside the folder is missing. A documents folder that does not exist is a ChatbotError here."""
 
     def __init__(
         self,
@@ -137,11 +137,12 @@ class Rechecker:
         document, start = found.document, found.start
         end = start + len(quote.text)
         shift = start - quote.start
+        span = quote.answer_span
         now = dataclasses.replace(
             quote,
             start=start,
             end=end,
-            answer_span=None if quote.answer_span is None else (quote.answer_span[0] + shift, quote.answer_span[1] + shift),
+            answer_span=None if span is None else (span[0] + shift, span[1] + shift),
             line=self._line(document, start),
             source_sha256=document.sha256,
             page=page_of(document.pages, start),

@@ -227,8 +227,7 @@ def apply(ranked: Ranked, verification: Verification, settings: VerifierConfig) 
     rest = np.arange(count, len(ranked.sentences))
     full = np.concatenate([order, rest])
     signals = confidence_signals(ranked, verification, combined, order)
-    weights = np.array([getattr(settings, f"confidence_{name}") for name in CONFIDENCE_SIGNALS])
-    confidence = _sigmoid(settings.confidence_bias + signals @ weights)
+    confidence = verified_confidence(signals, settings)
     verified = _sigmoid(verification.logits[order])
     passed = verified >= settings.min_further
     scores = np.where(passed | (np.arange(count) == 0), _sigmoid(combined[order]), 0.0)  # only the verified join the lead
@@ -253,7 +252,15 @@ def apply(ranked: Ranked, verification: Verification, settings: VerifierConfig) 
 CONFIDENCE_SIGNALS = ("verifier", "relevance", "prior_confidence", "prior", "margin")
 
 
-def confidence_signals(ranked: Ranked, verification: Verification, combined: np.ndarray, order: np.ndarray) -> np.ndarray:
+def verified_confidence(signals: np.ndarray, settings: VerifierConfig) -> np.ndarray:
+    """The [verifier] confidence model over CONFIDENCE_SIGNALS (one answer's, or a row per answer)."""
+    weights = np.array([getattr(settings, f"confidence_{name}") for name in CONFIDENCE_SIGNALS])
+    return _sigmoid(settings.confidence_bias + signals @ weights)
+
+
+def confidence_signals(
+    ranked: Ranked, verification: Verification, combined: np.ndarray, order: np.ndarray
+) -> np.ndarray:
     """CONFIDENCE_SIGNALS of the lead sentence (`order[0]` of the verified candidates, by `combined` score)."""
     lead = int(order[0])
     runner_up = float(combined[order[1]]) if len(order) > 1 else float(combined[lead]) - 5.0

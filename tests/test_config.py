@@ -62,3 +62,12 @@ def test_overrides_from_python():
         apply_overrides(Config(), answer={"quotes": 1})
     with pytest.raises(ChatbotError, match=r"unknown setting: config \(settings are docs, index, uploads, paths,"):
         apply_overrides(Config(), config="my.toml")  # the file is from_config's first argument, not a setting
+
+
+def test_the_ranking_only_file_turns_the_verifier_off_with_the_rankings_own_settings():
+    ranking_only = load_config(ROOT / "config" / "ranking-only.toml")
+    default = load_config(DEFAULT_CONFIG)
+    assert not ranking_only.verifier.enabled and default.verifier.enabled
+    assert ranking_only.paths == default.paths  # the same documents and index
+    assert ranking_only.answer.min_confidence != default.answer.min_confidence
+    assert ranking_only.ranking == default.ranking and ranking_only.confidence == default.confidence

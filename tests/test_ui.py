@@ -118,6 +118,18 @@ def test_answer_message_quotes_with_citation_links_and_confidence():
     assert "\n" not in message  # one HTML block: nothing for Markdown to reinterpret
 
 
+def test_the_answer_phrase_is_bold_inside_the_quote_and_escaped():
+    answer = _chip_answer()
+    quote = answer.quotes[0]
+    phrase_start = quote.start + CHIP.index("Ascend 910C")
+    marked = dataclasses.replace(quote, text=quote.text.replace("Huawei’s", "Huawei’s <b>"), end=quote.end + 4,
+                                 answer_span=(phrase_start + 4, phrase_start + 4 + len("Ascend 910C")))
+    message = answer_html(dataclasses.replace(answer, quotes=(marked,)), 1)
+    before, after = "Central to Guangdong’s narrative is Huawei’s <b> ", " chip."
+    assert f'“{escape(before)}<strong class="qa-phrase">Ascend 910C</strong>{escape(after)}”' in message
+    assert "<b>" not in message  # the document's own text stays text
+
+
 def test_sources_panel_highlights_each_quote_in_its_passage():
     answer = _chip_answer()
     panel = sources_html([answer])

@@ -1,8 +1,10 @@
 """The answer verifier: its training examples, its training command on a tiny slice, and the shipped model
 choosing, verifying and marking answers on the seed article (and abstaining where the article is silent)."""
 
+import fnmatch
 import json
 import random
+import tomllib
 
 import pytest
 
@@ -12,7 +14,7 @@ from chatbot.errors import ChatbotError
 from chatbot.verifier import DEFAULT_MODEL, Candidate, Verifier, best_span, pair_text
 from chatbot.verifier_data import Paragraph, make_examples, read_paragraphs, sentences_of
 
-from .conftest import document_text
+from .conftest import ROOT, document_text
 
 PARAGRAPH = (
     "Beyoncé was born in Houston, Texas. She rose to fame in the late 1990s as lead singer of Destiny's Child. "
@@ -137,8 +139,8 @@ def test_a_missing_verifier_is_a_clear_error(make_bot, tmp_path):
 # 30 of seed_questions_neartopic.jsonl are abstained, "Who founded DeepSeek?" is not one).
 NOT_IN_THE_ARTICLE = [
     "In which year was Shenzhen founded?",
-    "Who is the chief executive of Nvidia?",
-    "What is the capital city of Zhejiang province?",
+    "When was the first version of HarmonyOS released?",
+    "What is Guangdong's GDP in US dollars?",
 ]
 
 # (answered by the article, asked of the same subject but not answered by it)
@@ -146,6 +148,15 @@ ANSWERED_AND_NOT = [
     ("What is the Ascend 910C designed to do?", "What does an Ascend 910C cost?"),
     ("Who heads the province's science and technology department?", "How many engineers work at Huawei?"),
 ]
+
+
+def test_the_shipped_verifier_is_package_data():
+    """A plain `pip install .` (not editable) carries every file of the model."""
+    setuptools = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["setuptools"]
+    patterns = setuptools["package-data"]["chatbot"]
+    files = [path.relative_to(ROOT / "chatbot").as_posix() for path in DEFAULT_MODEL.iterdir()]
+    assert "models/verifier/model.safetensors" in files
+    assert all(any(fnmatch.fnmatch(name, pattern) for pattern in patterns) for name in files)
 
 
 def test_the_shipped_verifier_is_small_enough_to_ship():
