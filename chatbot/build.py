@@ -42,8 +42,12 @@ log = logging.getLogger("chatbot")
 Progress = Callable[[int, int], None]  # (texts embedded so far, texts to embed in all)
 EMBED_CHUNK = 4096  # texts embedded (and held in memory) at a time
 PROGRESS_FROM = 2000  # a build embedding at least this many texts shows a progress bar on a terminal
-# How passage vectors are made; stored in the manifest, so that an index made another way is brought up to date.
-PASSAGE_VECTORS = "sentence vectors summed, weighted by word-pieces, unit length"
+# How passage vectors are made, by `[chunk] passage_vectors`; stored in the manifest, so that an index made
+# another way is brought up to date (an index without it, from before issue 16, embedded them).
+PASSAGE_VECTORS = {
+    "derived": "sentence vectors summed, weighted by word-pieces, unit length",
+    "embedded": "embedded",
+}
 
 
 def settings_of(config: Config) -> dict[str, Any]:
@@ -55,11 +59,16 @@ def settings_of(config: Config) -> dict[str, Any]:
     return {
         "model": config.model.name if dtype == "float32" else f"{config.model.name} ({dtype})",
         "segment": {**asdict(config.segment), "version": segment.VERSION},
-        "chunk": asdict(config.chunk),
+        "chunk": {key: value for key, value in asdict(config.chunk).items() if key != "passage_vectors"},
         "readers": formats.VERSION,
         "search": search,
-        "passage_vectors": PASSAGE_VECTORS,
+        "passage_vectors": PASSAGE_VECTORS[config.chunk.passage_vectors],
     }
+
+
+def passage_vectors_of(settings: dict[str, Any]) -> str:
+    """How the passage vectors of an index with these manifest settings were made."""
+    return settings.get("passage_vectors", PASSAGE_VECTORS["embedded"])
 
 
 def build_data(
@@ -115,9 +124,16 @@ def build_data(
     sink.place(entries, reuse, previous)
     fresh = np.array([number is None for number in reuse], dtype=bool)
     embedded = int(fresh[sentences[:, 0]].sum())
-    if embedded >= PROGRESS_FROM:
-        log.info("embedding %d sentences", embedded)
-    with _progress(embedded) as bar:
+    # An unchanged document keeps its passage vectors unless they were made another way.
+    mode = config.chunk.passage_vectors
+    made_alike = previous is not None and passage_vectors_of(previous.manifest.get("settings", {})) == PASSAGE_VECTORS[mode]
+    passage_reuse = reuse if made_alike else [None] * len(reuse)
+    total = embedded
+    if mode == "embedded":
+        total += int(np.array([number is None for number in passage_reuse], dtype=bool)[passages[:, 0]].sum())
+    if total >= PROGRESS_FROM:
+        log.info("embedding %d sentences%s", embedded, f" and {total - embedded} passages" if total > embedded else "")
+    with _progress(total) as bar:
         done = 0
 
         def advance(count: int) -> None:
@@ -125,37 +141,38 @@ def build_data(
             done += count
             bar.update(count)
             if on_progress is not None:
-                on_progress(done, embedded)
+                on_progress(done, total)
 
-        if on_progress is not None and embedded:
-            embedder.document_model  # loaded before the clock of the rate starts
-            on_progress(0, embedded)
-        old = None if previous is None else previous.sentences
-        with sink.open("sentences", sentences, texts, dimension, old) as writer:
-
+        def embedding(table: np.ndarray) -> Callable[[list[int]], np.ndarray]:
             def embed(rows: list[int]) -> np.ndarray:
-                chunk = sentences[rows, :3].tolist()
+                chunk = table[rows, :3].tolist()
                 return embedder.encode_documents([texts[d][s:e] for d, s, e in chunk], on_batch=advance)
 
-            _stream_vectors(sentences, reuse, old, embed, writer)
+            return embed
+
+        if on_progress is not None and total:
+            embedder.document_model  # loaded before the clock of the rate starts
+            on_progress(0, total)
+        old = None if previous is None else previous.sentences
+        with sink.open("sentences", sentences, texts, dimension, old) as writer:
+            _stream_vectors(sentences, reuse, old, embedding(sentences), writer)
         sentence_vectors, sentence_search = writer.result
 
-    # The sentence vectors the passages' are made from, in sentence order: FAISS's copy rather than paging in
-    # the file's; read back from Milvus for that backend (only new documents' passages are made).
-    held = None if sentence_search is None else stored_vectors(sentence_search)
-    source = sentence_vectors if held is None else held
-    old = None if previous is None else previous.passages
-    made_alike = (
-        previous is not None and previous.manifest.get("settings", {}).get("passage_vectors") == PASSAGE_VECTORS
-    )
-    with sink.open("passages", passages, texts, dimension, old) as writer:
+        if mode == "embedded":
+            make = embedding(passages)
+        else:
+            # The sentence vectors the passages' are made from, in sentence order: FAISS's copy rather than
+            # paging in the file's; read back from Milvus for that backend (only new documents' are made).
+            held = None if sentence_search is None else stored_vectors(sentence_search)
+            source = sentence_vectors if held is None else held
 
-        def derive(rows: list[int]) -> np.ndarray:
-            return _passage_vectors(passages[rows], sentences, source, texts, embedder)
+            def make(rows: list[int]) -> np.ndarray:
+                return _passage_vectors(passages[rows], sentences, source, texts, embedder)
 
-        # An unchanged document keeps its passage vectors unless they were made another way.
-        _stream_vectors(passages, reuse if made_alike else [None] * len(reuse), old, derive, writer)
-    passage_vectors, passage_search = writer.result
+        old = None if previous is None else previous.passages
+        with sink.open("passages", passages, texts, dimension, old) as writer:
+            _stream_vectors(passages, passage_reuse, old, make, writer)
+        passage_vectors, passage_search = writer.result
 
     sentence_lexical, passage_lexical = lexical_indexes(texts, sentences, passages)
     manifest = {

@@ -121,9 +121,7 @@ def test_changing_the_vector_search_rebuilds_it_without_embedding_again(built, m
     assert (back.reason, back.sentences_embedded) == ("vector search settings changed", 0)
 
 
-def test_passage_vectors_made_another_way_are_made_again_without_embedding(built, monkeypatch):
-    from chatbot import build
-
+def test_passage_vectors_derived_or_embedded_and_switching_embeds_only_what_it_must(built, make_bot):
     data = built.data
     texts = [data.texts[d][s:e] for d, s, e in data.sentences.tolist()]
     lengths = built.embedder.token_counts(texts)
@@ -131,12 +129,32 @@ def test_passage_vectors_made_another_way_are_made_again_without_embedding(built
     for passage, (lo, hi) in enumerate(data.passages[:, 3:5].tolist()):  # weighted by word-pieces, unit length
         expected = (np.asarray(data.sentence_vectors[lo:hi], np.float64) * lengths[lo:hi, None]).sum(axis=0)
         assert np.allclose(data.passage_vectors[passage], expected / np.linalg.norm(expected), atol=1e-6)
-    monkeypatch.setattr(build, "PASSAGE_VECTORS", "embedded, as before issue 16")
-    assert not is_current(read_manifest(built.config.paths.index), built.config)
-    report = built.index()
+
+    docs = built.config.paths.docs
+    embedded = make_bot(docs=docs, chunk={"passage_vectors": "embedded"})
+    assert not is_current(read_manifest(built.config.paths.index), embedded.config)
+    report = embedded.index()  # the passages are embedded; the sentences' vectors are kept
     assert (report.action, report.reason, report.sentences_embedded) == (
         "rewritten", "the way passage vectors are made changed", 0)
-    assert np.array_equal(built.data.passage_vectors, data.passage_vectors)
+    assert np.array_equal(embedded.data.sentence_vectors, data.sentence_vectors)
+    passage_texts = [data.texts[d][s:e] for d, s, e in data.passages[:, :3].tolist()]
+    assert np.allclose(embedded.data.passage_vectors, embedded.embedder.encode_documents(passage_texts), atol=1e-6)
+    assert not np.allclose(embedded.data.passage_vectors, data.passage_vectors, atol=1e-3)
+
+    (docs / "new.txt").write_text("Glass is made from sand. It melts in a furnace.\n", encoding="utf-8")
+    report = embedded.index()  # an update embeds the new document's sentences and passages, keeps the rest
+    assert (report.action, report.added, report.sentences_embedded) == ("updated", ["new.txt"], 2)
+    new = embedded.data.passages[:, 0] == next(
+        i for i, entry in enumerate(embedded.data.documents) if entry["path"] == "new.txt")
+    new_texts = [embedded.data.texts[d][s:e] for d, s, e in embedded.data.passages[new, :3].tolist()]
+    assert np.allclose(embedded.data.passage_vectors[new], embedded.embedder.encode_documents(new_texts), atol=1e-6)
+
+    derived = make_bot(docs=docs)  # and back: made from the stored sentence vectors, nothing embedded
+    report = derived.index()
+    assert (report.action, report.reason, report.sentences_embedded) == (
+        "rewritten", "the way passage vectors are made changed", 0)
+    kept = ~new
+    assert np.allclose(derived.data.passage_vectors[kept], data.passage_vectors, atol=1e-6)
 
 
 def run_cli(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:

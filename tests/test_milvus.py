@@ -140,9 +140,7 @@ def _assert_passages_derived(bot: Chatbot) -> None:
         assert np.allclose(passage_vectors[passage], expected / np.linalg.norm(expected), atol=1e-5)
 
 
-def test_passage_vectors_are_made_from_the_sentence_vectors(built, monkeypatch):
-    from chatbot import build
-
+def test_passage_vectors_are_made_from_the_sentence_vectors(built, make_bot):
     _assert_passages_derived(built)
     docs = built.config.paths.docs
     (docs / "trees.txt").write_text("Oaks live for centuries. Their acorns feed many animals.\n", encoding="utf-8")
@@ -150,12 +148,15 @@ def test_passage_vectors_are_made_from_the_sentence_vectors(built, monkeypatch):
     assert (report.action, report.added, report.sentences_embedded) == ("updated", ["trees.txt"], 2)
     _assert_passages_derived(built)  # the new document's made, the others' kept
     # Milvus keeps an unchanged document's rows as they are: passage vectors made another way mean a rebuild.
-    monkeypatch.setattr(build, "PASSAGE_VECTORS", "embedded, as before issue 16")
-    report = built.index()
+    embedded = make_bot(docs=docs, store=MILVUS, verifier=NO_VERIFIER, chunk={"passage_vectors": "embedded"})
+    report = embedded.index()
     assert (report.action, report.reason) == ("built", "the way passage vectors are made changed")
-    assert report.sentences_embedded == len(built.data.sentences)
-    _assert_passages_derived(built)
-    assert row_count(built, "passages") == len(built.data.passages)
+    assert report.sentences_embedded == len(embedded.data.sentences)
+    data = embedded.data
+    passage_texts = [data.texts[d][s:e] for d, s, e in data.passages[:, :3].tolist()]
+    expected = embedded.embedder.encode_documents(passage_texts)
+    assert np.allclose(data.passage_vectors[0 : len(data.passages)], expected, atol=1e-5)
+    assert row_count(embedded, "passages") == len(data.passages)
 
 
 def test_a_second_chatbot_reads_the_index_from_milvus_alone(built, make_bot):
