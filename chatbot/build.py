@@ -17,6 +17,7 @@ Usage example:
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import logging
 import sys
 import time
@@ -226,7 +227,10 @@ class VectorSink(Protocol):
 
 
 class FileVectors:
-    """A build's vectors written as .npy files into a staging folder and added to FAISS indexes as they come."""
+    """A build's vectors written as .npy files into a staging folder as they come, then read back into FAISS
+    indexes once all are written. The FAISS index is not filled while embedding: the vectors (the index's
+    largest part) and the model's working memory are never in memory together, which keeps a large build's
+    peak lower (benchmarks/RESULTS.md, "Memory for a 50 MB text file")."""
 
     reuse_by_path = False
 
@@ -238,11 +242,14 @@ class FileVectors:
 
     @contextlib.contextmanager
     def open(self, kind, table, texts, dimension, old):
-        search = vector_search(np.zeros((0, dimension), dtype=np.float32), self.settings, expected=len(table))
         old_vectors = None if self.previous is None else getattr(self.previous, kind[:-1] + "_vectors")
-        writer = _FileTable(search, old_vectors)
+        writer = _FileTable(old_vectors)
         with VectorWriter(self.staging / f"{kind[:-1]}_vectors.npy", len(table), dimension) as writer.file:
             yield writer
+        release_freed_memory()  # what embedding freed goes back to the system before the index grows
+        search = vector_search(np.zeros((0, dimension), dtype=np.float32), self.settings, expected=len(table))
+        for vectors in writer.file.chunks(65536):
+            search.add(vectors.astype(np.float32))
         writer.result = (writer.file.result, search)
 
     def attach(self, data: IndexData) -> None:
@@ -250,12 +257,11 @@ class FileVectors:
 
 
 class _FileTable:
-    def __init__(self, search, old_vectors) -> None:
-        self.search, self.old_vectors, self.file, self.result = search, old_vectors, None, None
+    def __init__(self, old_vectors) -> None:
+        self.old_vectors, self.file, self.result = old_vectors, None, None
 
     def put(self, rows, vectors: np.ndarray) -> None:
         self.file.append(vectors)
-        self.search.add(np.ascontiguousarray(vectors, dtype=np.float32))
 
     def keep(self, rows: slice, old_rows: slice) -> None:
         for lo in range(old_rows.start, old_rows.stop, EMBED_CHUNK):
@@ -304,6 +310,15 @@ def _passage_vectors(passages, sentences, sentence_vectors, texts, embedder) -> 
     vectors = sums[last - start] - sums[first - start]  # each passage's sentences, first to last
     vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
     return np.ascontiguousarray(vectors, dtype=np.float32)
+
+
+def release_freed_memory() -> None:
+    """Hand the memory the C allocator holds freed (torch's activations, a finished chunk's arrays) back to
+    the system (glibc's malloc_trim; nothing elsewhere), so that what a build holds next is not added on top."""
+    try:
+        ctypes.CDLL(None).malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
 
 
 def _progress(total: int):

@@ -49,7 +49,7 @@ def test_bench_store_writes_table_and_plot(tmp_path):
     run_script("bench_store.py", "--sizes", "500,2000", "--queries", "5", "--dimension", "16",
                "--search", '{"exact_up_to": 1000}', "--results", str(results), "--plot", str(plot))
     text = results.read_text(encoding="utf-8")
-    assert "<!-- begin store -->" in text and "| 2,000 | IndexHNSWFlat" in text and "| 500 | IndexFlatIP" in text
+    assert "<!-- begin store -->" in text and "| 2,000 | IndexHNSWSQ" in text and "| 500 | IndexScalarQuantizer" in text
     assert "Load average" in text and "store.png" in text
     assert plot.stat().st_size > 0
 
@@ -106,8 +106,8 @@ def test_hnsw_index_is_saved_loaded_and_answers_like_exact_search(seed_docs, see
     hnsw.index()
     reloaded = Chatbot.from_config(docs=seed_docs, index=tmp_path / "index", search={"kind": "hnsw"})
     for bot in (hnsw, reloaded):
-        assert isinstance(faiss.downcast_index(bot.data.passage_search), faiss.IndexHNSWFlat)
-    assert isinstance(faiss.downcast_index(seed_bot.data.passage_search), faiss.IndexFlatIP)
+        assert isinstance(faiss.downcast_index(bot.data.passage_search), faiss.IndexHNSWSQ)
+    assert isinstance(faiss.downcast_index(seed_bot.data.passage_search), faiss.IndexScalarQuantizer)
     question = "Which chip did Guangdong highlight?"
     assert reloaded.ask(question).to_dict() == seed_bot.ask(question).to_dict()
 

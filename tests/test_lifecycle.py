@@ -128,7 +128,7 @@ def test_passage_vectors_derived_or_embedded_and_switching_embeds_only_what_it_m
     assert lengths.tolist() == [len(built.embedder.document_model.tokenizer(text)["input_ids"]) for text in texts]
     for passage, (lo, hi) in enumerate(data.passages[:, 3:5].tolist()):  # weighted by word-pieces, unit length
         expected = (np.asarray(data.sentence_vectors[lo:hi], np.float64) * lengths[lo:hi, None]).sum(axis=0)
-        assert np.allclose(data.passage_vectors[passage], expected / np.linalg.norm(expected), atol=1e-6)
+        assert np.allclose(data.passage_vectors[passage], expected / np.linalg.norm(expected), atol=1e-3)  # stored in float16
 
     docs = built.config.paths.docs
     embedded = make_bot(docs=docs, chunk={"passage_vectors": "embedded"})
@@ -138,8 +138,8 @@ def test_passage_vectors_derived_or_embedded_and_switching_embeds_only_what_it_m
         "rewritten", "the way passage vectors are made changed", 0)
     assert np.array_equal(embedded.data.sentence_vectors, data.sentence_vectors)
     passage_texts = [data.texts[d][s:e] for d, s, e in data.passages[:, :3].tolist()]
-    assert np.allclose(embedded.data.passage_vectors, embedded.embedder.encode_documents(passage_texts), atol=1e-6)
-    assert not np.allclose(embedded.data.passage_vectors, data.passage_vectors, atol=1e-3)
+    assert np.allclose(embedded.data.passage_vectors, embedded.embedder.encode_documents(passage_texts), atol=1e-3)
+    assert not np.allclose(embedded.data.passage_vectors, data.passage_vectors, atol=1e-2)
 
     (docs / "new.txt").write_text("Glass is made from sand. It melts in a furnace.\n", encoding="utf-8")
     report = embedded.index()  # an update embeds the new document's sentences and passages, keeps the rest
@@ -147,14 +147,14 @@ def test_passage_vectors_derived_or_embedded_and_switching_embeds_only_what_it_m
     new = embedded.data.passages[:, 0] == next(
         i for i, entry in enumerate(embedded.data.documents) if entry["path"] == "new.txt")
     new_texts = [embedded.data.texts[d][s:e] for d, s, e in embedded.data.passages[new, :3].tolist()]
-    assert np.allclose(embedded.data.passage_vectors[new], embedded.embedder.encode_documents(new_texts), atol=1e-6)
+    assert np.allclose(embedded.data.passage_vectors[new], embedded.embedder.encode_documents(new_texts), atol=1e-3)
 
     derived = make_bot(docs=docs)  # and back: made from the stored sentence vectors, nothing embedded
     report = derived.index()
     assert (report.action, report.reason, report.sentences_embedded) == (
         "rewritten", "the way passage vectors are made changed", 0)
     kept = ~new
-    assert np.allclose(derived.data.passage_vectors[kept], data.passage_vectors, atol=1e-6)
+    assert np.array_equal(derived.data.passage_vectors[kept], data.passage_vectors)
 
 
 def run_cli(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
