@@ -154,26 +154,28 @@ def build_data(
         if on_progress is not None and total:
             embedder.document_model  # loaded before the clock of the rate starts
             on_progress(0, total)
-        old = None if previous is None else previous.sentences
-        with sink.open("sentences", sentences, texts, dimension, old) as writer:
-            _stream_vectors(sentences, reuse, old, embedding(sentences), writer)
-        sentence_vectors, sentence_search = writer.result
+        old_sentences = None if previous is None else previous.sentences
+        old_passages = None if previous is None else previous.passages
+        with contextlib.ExitStack() as stack:  # a writer's vectors are indexed (FAISS) when it closes
+            sentence_writer = stack.enter_context(sink.open("sentences", sentences, texts, dimension, old_sentences))
+            _stream_vectors(sentences, reuse, old_sentences, embedding(sentences), sentence_writer)
+            if mode == "embedded":  # while the model is at work, before either FAISS index is filled
+                passage_writer = stack.enter_context(sink.open("passages", passages, texts, dimension, old_passages))
+                _stream_vectors(passages, passage_reuse, old_passages, embedding(passages), passage_writer)
+        sentence_vectors, sentence_search = sentence_writer.result
 
-        if mode == "embedded":
-            make = embedding(passages)
-        else:
-            # The sentence vectors the passages' are made from, in sentence order: FAISS's copy rather than
-            # paging in the file's; read back from Milvus for that backend (only new documents' are made).
-            held = None if sentence_search is None else stored_vectors(sentence_search)
-            source = sentence_vectors if held is None else held
+    if mode == "derived":
+        # The sentence vectors the passages' are made from, in sentence order: FAISS's copy rather than paging
+        # in the file's; read back from Milvus for that backend (only new documents' passages are made).
+        held = None if sentence_search is None else stored_vectors(sentence_search)
+        source = sentence_vectors if held is None else held
 
-            def make(rows: list[int]) -> np.ndarray:
-                return _passage_vectors(passages[rows], sentences, source, texts, embedder)
+        def derive(rows: list[int]) -> np.ndarray:
+            return _passage_vectors(passages[rows], sentences, source, texts, embedder)
 
-        old = None if previous is None else previous.passages
-        with sink.open("passages", passages, texts, dimension, old) as writer:
-            _stream_vectors(passages, passage_reuse, old, make, writer)
-        passage_vectors, passage_search = writer.result
+        with sink.open("passages", passages, texts, dimension, old_passages) as passage_writer:
+            _stream_vectors(passages, passage_reuse, old_passages, derive, passage_writer)
+    passage_vectors, passage_search = passage_writer.result
 
     sentence_lexical, passage_lexical = lexical_indexes(texts, sentences, passages)
     manifest = {
