@@ -121,6 +121,10 @@ def build_data(
     passages = np.concatenate(passage_parts).reshape(-1, 5) if passage_parts else np.zeros((0, 5), np.int64)
     del sentence_parts, passage_parts
     texts = [doc.text for doc in documents]
+    # BM25 first: what it needs while it is built (about twice what it keeps) is then not on top of the model's
+    # memory and the vectors'.
+    sentence_lexical, passage_lexical = lexical_indexes(texts, sentences, passages)
+    release_freed_memory()
     dimension = previous.sentence_vectors.shape[1] if previous is not None else embedder.document_dimension
     sink.place(entries, reuse, previous)
     fresh = np.array([number is None for number in reuse], dtype=bool)
@@ -177,7 +181,6 @@ def build_data(
             _stream_vectors(passages, passage_reuse, old_passages, derive, passage_writer)
     passage_vectors, passage_search = passage_writer.result
 
-    sentence_lexical, passage_lexical = lexical_indexes(texts, sentences, passages)
     manifest = {
         "version": _package_version(),
         "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -301,17 +304,17 @@ def _passage_vectors(passages, sentences, sentence_vectors, texts, embedder) -> 
     """The vectors of `passages` (rows of the passage table) from their sentences' (`sentence_vectors`, in
     sentence order, indexable by a slice): their sum weighted by the word-pieces the model reads of each, as
     its mean over a passage's tokens weighs them, made unit length."""
-    dimension = sentence_vectors.shape[1]
-    if not len(passages):
-        return np.zeros((0, dimension), dtype=np.float32)
-    first, last = passages[:, 3], passages[:, 4]
-    start, end = int(first.min()), int(last.max())
-    weights = embedder.token_counts([texts[d][s:e] for d, s, e in sentences[start:end].tolist()])
-    weighted = np.asarray(sentence_vectors[start:end], dtype=np.float64) * weights[:, None]
-    sums = np.concatenate([np.zeros((1, dimension)), np.cumsum(weighted, axis=0)])
-    vectors = sums[last - start] - sums[first - start]  # each passage's sentences, first to last
-    vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
-    return np.ascontiguousarray(vectors, dtype=np.float32)
+    vectors = np.zeros((len(passages), sentence_vectors.shape[1]), dtype=np.float32)
+    for lo in range(0, len(passages), 512):  # a few at a time: the float64 sums of thousands take 100 MB
+        part = passages[lo : lo + 512]
+        first, last = part[:, 3], part[:, 4]
+        start, end = int(first.min()), int(last.max())
+        weights = embedder.token_counts([texts[d][s:e] for d, s, e in sentences[start:end].tolist()])
+        weighted = np.asarray(sentence_vectors[start:end], dtype=np.float64) * weights[:, None]
+        sums = np.concatenate([np.zeros((1, weighted.shape[1])), np.cumsum(weighted, axis=0)])
+        summed = sums[last - start] - sums[first - start]  # each passage's sentences, first to last
+        vectors[lo : lo + len(part)] = summed / np.maximum(np.linalg.norm(summed, axis=1, keepdims=True), 1e-12)
+    return vectors
 
 
 def release_freed_memory() -> None:

@@ -37,6 +37,7 @@ BATCH_WORD_PIECES = 4096
 # in bfloat16 are padded to a multiple of this many word-pieces, with a fixed number of rows per length, so
 # that few shapes occur (benchmarks/RESULTS.md, "Indexing as fast as this CPU allows").
 PAD_TO = 8
+_COUNT_STEP = 256  # texts tokenised at a time to count their word-pieces
 _WORD_CACHE_SIZE = 100_000  # words whose vectors an Embedder keeps (about 160 MB at 384 dimensions)
 _lock = threading.Lock()
 _models: dict[tuple[str, str, str], object] = {}
@@ -199,11 +200,13 @@ class Embedder:
 
     def token_counts(self, texts: Sequence[str]) -> np.ndarray:
         """How many word-pieces the documents' model reads of each text (special tokens included, cut where
-        the model cuts), as float64."""
-        if not texts:
-            return np.zeros(0)
-        mask = self.document_model.preprocess(list(texts))["attention_mask"]
-        return mask.sum(dim=1).double().numpy()
+        the model cuts), as float64. Tokenised a few hundred at a time: the tokenizer's output for thousands
+        of texts at once, padded to the longest, took hundreds of megabytes."""
+        counts = np.zeros(len(texts))
+        for lo in range(0, len(texts), _COUNT_STEP):
+            mask = self.document_model.preprocess(list(texts[lo : lo + _COUNT_STEP]))["attention_mask"]
+            counts[lo : lo + len(mask)] = mask.sum(dim=1).double().numpy()
+        return counts
 
 
 def _interleaved(batches: list) -> list:
