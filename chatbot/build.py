@@ -32,7 +32,7 @@ import numpy as np
 from . import formats, segment
 from .chunk import group_sentences
 from .config import Config, SearchConfig
-from .embed import Embedder, effective_dtype
+from .embed import ChildEmbedder, Embedder, effective_dtype
 from .lexical import LexicalIndex, token_table
 from .load import Document
 from .segment import split_blocks
@@ -43,6 +43,7 @@ log = logging.getLogger("chatbot")
 Progress = Callable[[int, int], None]  # (texts embedded so far, texts to embed in all)
 EMBED_CHUNK = 4096  # texts embedded (and held in memory) at a time
 PROGRESS_FROM = 2000  # a build embedding at least this many texts shows a progress bar on a terminal
+CHILD_FROM = 20_000  # a build embedding at least this many texts embeds them in a child process (see below)
 # How passage vectors are made, by `[chunk] passage_vectors`; stored in the manifest, so that an index made
 # another way is brought up to date (an index without it, from before issue 16, embedded them).
 PASSAGE_VECTORS = {
@@ -125,8 +126,6 @@ def build_data(
     # memory and the vectors'.
     sentence_lexical, passage_lexical = lexical_indexes(texts, sentences, passages)
     release_freed_memory()
-    dimension = previous.sentence_vectors.shape[1] if previous is not None else embedder.document_dimension
-    sink.place(entries, reuse, previous)
     fresh = np.array([number is None for number in reuse], dtype=bool)
     embedded = int(fresh[sentences[:, 0]].sum())
     # An unchanged document keeps its passage vectors unless they were made another way.
@@ -136,9 +135,13 @@ def build_data(
     total = embedded
     if mode == "embedded":
         total += int(np.array([number is None for number in passage_reuse], dtype=bool)[passages[:, 0]].sum())
+    old_sentences = None if previous is None else previous.sentences
+    old_passages = None if previous is None else previous.passages
     if total >= PROGRESS_FROM:
         log.info("embedding %d sentences%s", embedded, f" and {total - embedded} passages" if total > embedded else "")
-    with _progress(total) as bar:
+    # Closed in reverse: the progress bar, the model (a child process ends), then the writers, whose vectors go
+    # into FAISS as they close: never while the model is at work.
+    with contextlib.ExitStack() as writers, _document_embedder(embedder, total) as encoder, _progress(total) as bar:
         done = 0
 
         def advance(count: int) -> None:
@@ -151,22 +154,24 @@ def build_data(
         def embedding(table: np.ndarray) -> Callable[[list[int]], np.ndarray]:
             def embed(rows: list[int]) -> np.ndarray:
                 chunk = table[rows, :3].tolist()
-                return embedder.encode_documents([texts[d][s:e] for d, s, e in chunk], on_batch=advance)
+                return encoder.encode_documents([texts[d][s:e] for d, s, e in chunk], on_batch=advance)
 
             return embed
 
+        dimension = previous.sentence_vectors.shape[1] if previous is not None else encoder.document_dimension
+        sink.place(entries, reuse, previous)
         if on_progress is not None and total:
-            embedder.document_model  # loaded before the clock of the rate starts
+            encoder.document_model  # loaded before the clock of the rate starts
             on_progress(0, total)
-        old_sentences = None if previous is None else previous.sentences
-        old_passages = None if previous is None else previous.passages
-        with contextlib.ExitStack() as stack:  # a writer's vectors are indexed (FAISS) when it closes
-            sentence_writer = stack.enter_context(sink.open("sentences", sentences, texts, dimension, old_sentences))
-            _stream_vectors(sentences, reuse, old_sentences, embedding(sentences), sentence_writer)
-            if mode == "embedded":  # while the model is at work, before either FAISS index is filled
-                passage_writer = stack.enter_context(sink.open("passages", passages, texts, dimension, old_passages))
-                _stream_vectors(passages, passage_reuse, old_passages, embedding(passages), passage_writer)
-        sentence_vectors, sentence_search = sentence_writer.result
+        sentence_writer = writers.enter_context(sink.open("sentences", sentences, texts, dimension, old_sentences))
+        _stream_vectors(sentences, reuse, old_sentences, embedding(sentences), sentence_writer)
+        if mode == "embedded":
+            passage_writer = writers.enter_context(sink.open("passages", passages, texts, dimension, old_passages))
+            _stream_vectors(passages, passage_reuse, old_passages, embedding(passages), passage_writer)
+        else:  # what each sentence weighs in the passages that are made again
+            again = np.array([number is None for number in passage_reuse], dtype=bool)[sentences[:, 0]]
+            weights = _word_pieces(sentences, np.flatnonzero(again), texts, encoder)
+    sentence_vectors, sentence_search = sentence_writer.result
 
     if mode == "derived":
         # The sentence vectors the passages' are made from, in sentence order: FAISS's copy rather than paging
@@ -175,7 +180,7 @@ def build_data(
         source = sentence_vectors if held is None else held
 
         def derive(rows: list[int]) -> np.ndarray:
-            return _passage_vectors(passages[rows], sentences, source, texts, embedder)
+            return _passage_vectors(passages[rows], source, weights)
 
         with sink.open("passages", passages, texts, dimension, old_passages) as passage_writer:
             _stream_vectors(passages, passage_reuse, old_passages, derive, passage_writer)
@@ -300,21 +305,41 @@ def _stream_vectors(table, reuse, old, make, writer):
     make_pending()
 
 
-def _passage_vectors(passages, sentences, sentence_vectors, texts, embedder) -> np.ndarray:
+def _word_pieces(sentences: np.ndarray, rows: np.ndarray, texts: list[str], encoder) -> np.ndarray:
+    """Per sentence, the word-pieces the model reads of it (0 for those not in `rows`), counted by `encoder`."""
+    counts = np.zeros(len(sentences))
+    for lo in range(0, len(rows), EMBED_CHUNK):
+        part = rows[lo : lo + EMBED_CHUNK]
+        counts[part] = encoder.token_counts([texts[d][s:e] for d, s, e in sentences[part].tolist()])
+    return counts
+
+
+def _passage_vectors(passages: np.ndarray, sentence_vectors, weights: np.ndarray) -> np.ndarray:
     """The vectors of `passages` (rows of the passage table) from their sentences' (`sentence_vectors`, in
-    sentence order, indexable by a slice): their sum weighted by the word-pieces the model reads of each, as
-    its mean over a passage's tokens weighs them, made unit length."""
+    sentence order, indexable by a slice): their sum weighted by `weights` (the word-pieces the model reads of
+    each, as its mean over a passage's tokens weighs them), made unit length."""
     vectors = np.zeros((len(passages), sentence_vectors.shape[1]), dtype=np.float32)
     for lo in range(0, len(passages), 512):  # a few at a time: the float64 sums of thousands take 100 MB
         part = passages[lo : lo + 512]
         first, last = part[:, 3], part[:, 4]
         start, end = int(first.min()), int(last.max())
-        weights = embedder.token_counts([texts[d][s:e] for d, s, e in sentences[start:end].tolist()])
-        weighted = np.asarray(sentence_vectors[start:end], dtype=np.float64) * weights[:, None]
+        weighted = np.asarray(sentence_vectors[start:end], dtype=np.float64) * weights[start:end, None]
         sums = np.concatenate([np.zeros((1, weighted.shape[1])), np.cumsum(weighted, axis=0)])
         summed = sums[last - start] - sums[first - start]  # each passage's sentences, first to last
         vectors[lo : lo + len(part)] = summed / np.maximum(np.linalg.norm(summed, axis=1, keepdims=True), 1e-12)
     return vectors
+
+
+@contextlib.contextmanager
+def _document_embedder(embedder: Embedder, texts: int):
+    """What embeds this build's documents: `embedder` itself, or for a build of at least CHILD_FROM texts in
+    a process that has not loaded the model (the command line's `chatbot index`), a child process running it
+    (embed.ChildEmbedder), so that the model's memory is never added to the index's."""
+    if texts < CHILD_FROM or embedder.loaded():
+        yield embedder
+        return
+    with ChildEmbedder(embedder) as child:
+        yield child
 
 
 def release_freed_memory() -> None:

@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Self
 
 import numpy as np
 
@@ -207,6 +208,88 @@ class Embedder:
             mask = self.document_model.preprocess(list(texts[lo : lo + _COUNT_STEP]))["attention_mask"]
             counts[lo : lo + len(mask)] = mask.sum(dim=1).double().numpy()
         return counts
+
+    def loaded(self) -> bool:
+        """Whether this process holds the documents' model already."""
+        return (self.name, self.device, self.dtype) in _models
+
+
+class ChildEmbedder:
+    """`Embedder.encode_documents`, `token_counts` and `document_dimension`, run in a child process that holds
+    the model, so that this process never loads torch and the model (about 560 MB, and a few hundred more
+    while embedding): a large build keeps only the index in memory, and the model's memory is given back
+    when the child exits. Ctrl-C stops the child with this process. Start-up costs the child's imports and
+    model load (a few seconds), so it is meant for builds that embed many texts.
+
+    Usage example:
+        with ChildEmbedder(embedder) as child:
+            vectors = child.encode_documents(texts, on_batch=print)   # the same vectors as embedder's
+    """
+
+    def __init__(self, embedder: Embedder) -> None:
+        self.settings = (embedder.name, embedder.batch_size, embedder.device, embedder.dtype)
+        self.dtype, self._pool, self._dimension = embedder.dtype, None, None
+
+    def __enter__(self) -> Self:
+        import multiprocessing
+
+        # "spawn": a fresh interpreter, not a fork of this process's memory (nor of its threads and locks).
+        self._pool = multiprocessing.get_context("spawn").Pool(1, initializer=_child_start, initargs=(self.settings,))
+        return self
+
+    def __exit__(self, kind, value, traceback) -> None:
+        if kind is None:
+            self._pool.close()
+        else:  # an error or Ctrl-C: the chunk being embedded is of no use
+            self._pool.terminate()
+        self._pool.join()
+
+    def _call(self, function, *args):
+        return self._pool.apply_async(function, args).get()
+
+    @property
+    def document_dimension(self) -> int:
+        if self._dimension is None:
+            self._dimension = self._call(_child_dimension)
+        return self._dimension
+
+    @property
+    def document_model(self) -> int:
+        """Loads the model in the child (for a rate measured from the first text); its dimension."""
+        return self.document_dimension
+
+    def encode_documents(self, texts: Sequence[str], on_batch: Callable[[int], None] | None = None) -> np.ndarray:
+        vectors = self._call(_child_encode, list(texts))
+        if on_batch is not None and len(texts):
+            on_batch(len(texts))
+        return vectors
+
+    def token_counts(self, texts: Sequence[str]) -> np.ndarray:
+        return self._call(_child_counts, list(texts))
+
+
+_child: Embedder | None = None  # in a ChildEmbedder's child process: the embedder it runs
+
+
+def _child_start(settings: tuple) -> None:
+    import signal
+
+    global _child
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it ends this process
+    name, batch_size, device, dtype = settings
+    _child = Embedder(name, batch_size=batch_size, device=device, dtype=dtype)
+
+
+def _child_dimension() -> int:
+    return _child.document_dimension
+
+
+def _child_encode(texts: list[str]) -> np.ndarray:
+    return _child.encode_documents(texts)
+
+
+def _child_counts(texts: list[str]) -> np.ndarray:
+    return _child.token_counts(texts)
 
 
 def _interleaved(batches: list) -> list:

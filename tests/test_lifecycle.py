@@ -446,3 +446,41 @@ def test_texts_are_written_a_slice_at_a_time_as_json_writes_them_whole(tmp_path)
         store._write_json(tmp_path / "whole.json", texts)
         store._write_texts(tmp_path / "sliced.json", texts)
         assert (tmp_path / "sliced.json").read_bytes() == (tmp_path / "whole.json").read_bytes()
+
+
+def test_a_large_build_embeds_in_a_child_process_with_the_same_vectors(built, make_bot, monkeypatch):
+    from chatbot import build, embed
+
+    children = []
+
+    class Watched(embed.ChildEmbedder):
+        def __enter__(self):
+            children.append(super().__enter__())
+            return children[-1]
+
+    monkeypatch.setattr(build, "CHILD_FROM", 1)
+    monkeypatch.setattr(build, "ChildEmbedder", Watched)
+    monkeypatch.setattr(embed.Embedder, "loaded", lambda self: False)  # as in a fresh `chatbot index`
+    docs = built.config.paths.docs
+    for mode in ("derived", "embedded"):
+        bot = make_bot(docs=docs, index=docs.parent / f"index-{mode}", chunk={"passage_vectors": mode})
+        report = bot.index()
+        assert (report.action, report.sentences_embedded) == ("built", len(built.data.sentences))
+        assert children and children[-1]._pool is not None
+        assert np.allclose(np.asarray(bot.data.sentence_vectors, np.float32), built.data.sentence_vectors, atol=1e-3)
+        if mode == "derived":
+            assert np.array_equal(bot.data.passage_vectors, built.data.passage_vectors)
+    assert len(children) == 2
+    assert bot.ask("What is bronze made of?").to_dict() == make_bot(
+        docs=docs, index=docs.parent / "index-embedded", chunk={"passage_vectors": "embedded"}
+    ).ask("What is bronze made of?").to_dict()
+
+
+def test_a_child_embedder_fails_with_the_model_error_and_goes_away(monkeypatch):
+    from chatbot.embed import ChildEmbedder, Embedder
+    from chatbot.errors import ChatbotError
+
+    with pytest.raises(ChatbotError, match="cannot load embedding model"):
+        with ChildEmbedder(Embedder("/nonexistent/model-folder", dtype="float32")) as child:
+            child.encode_documents(["A sentence."])
+    assert child._pool._state != "RUN"
