@@ -32,7 +32,7 @@ import numpy as np
 from . import formats, segment
 from .chunk import group_sentences
 from .config import Config, SearchConfig
-from .embed import ChildEmbedder, Embedder, effective_dtype
+from .embed import ChildEmbedder, Embedder, effective_dtype, libraries_loaded
 from .lexical import LexicalIndex, token_table
 from .load import Document
 from .segment import split_blocks
@@ -333,9 +333,10 @@ def _passage_vectors(passages: np.ndarray, sentence_vectors, weights: np.ndarray
 @contextlib.contextmanager
 def _document_embedder(embedder: Embedder, texts: int):
     """What embeds this build's documents: `embedder` itself, or for a build of at least CHILD_FROM texts in
-    a process that has not loaded the model (the command line's `chatbot index`), a child process running it
-    (embed.ChildEmbedder), so that the model's memory is never added to the index's."""
-    if texts < CHILD_FROM or embedder.loaded():
+    a process that has not imported the model's libraries (the command line's `chatbot index`), a child
+    process running it (embed.ChildEmbedder), so that the model's memory is never added to the index's. A
+    process that has them already (the web page, answering) embeds in itself: a child would load them again."""
+    if texts < CHILD_FROM or libraries_loaded():
         yield embedder
         return
     with ChildEmbedder(embedder) as child:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import functools
 import os
 import re
+import sys
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -209,9 +210,11 @@ class Embedder:
             counts[lo : lo + len(mask)] = mask.sum(dim=1).double().numpy()
         return counts
 
-    def loaded(self) -> bool:
-        """Whether this process holds the documents' model already."""
-        return (self.name, self.device, self.dtype) in _models
+
+
+def libraries_loaded() -> bool:
+    """Whether this process has imported sentence-transformers (and torch) already: their memory is spent."""
+    return "sentence_transformers" in sys.modules
 
 
 class ChildEmbedder:

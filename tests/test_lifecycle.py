@@ -460,7 +460,7 @@ def test_a_large_build_embeds_in_a_child_process_with_the_same_vectors(built, ma
 
     monkeypatch.setattr(build, "CHILD_FROM", 1)
     monkeypatch.setattr(build, "ChildEmbedder", Watched)
-    monkeypatch.setattr(embed.Embedder, "loaded", lambda self: False)  # as in a fresh `chatbot index`
+    monkeypatch.setattr(build, "libraries_loaded", lambda: False)  # as in a fresh `chatbot index`
     docs = built.config.paths.docs
     for mode in ("derived", "embedded"):
         bot = make_bot(docs=docs, index=docs.parent / f"index-{mode}", chunk={"passage_vectors": mode})
