@@ -231,29 +231,48 @@ class ChildEmbedder:
 
     def __init__(self, embedder: Embedder) -> None:
         self.settings = (embedder.name, embedder.batch_size, embedder.device, embedder.dtype)
-        self.dtype, self._pool, self._dimension = embedder.dtype, None, None
+        self.dtype, self._dimension = embedder.dtype, None
+        self._connection = self._process = None
 
     def __enter__(self) -> Self:
         import multiprocessing
 
         # "spawn": a fresh interpreter, not a fork of this process's memory (nor of its threads and locks).
-        self._pool = multiprocessing.get_context("spawn").Pool(1, initializer=_child_start, initargs=(self.settings,))
+        context = multiprocessing.get_context("spawn")
+        self._connection, end = context.Pipe()
+        self._process = context.Process(target=_child_main, args=(end, self.settings), daemon=True)
+        self._process.start()
+        end.close()
         return self
 
     def __exit__(self, kind, value, traceback) -> None:
-        if kind is None:
-            self._pool.close()
-        else:  # an error or Ctrl-C: the chunk being embedded is of no use
-            self._pool.terminate()
-        self._pool.join()
+        try:
+            if kind is None:
+                self._connection.send(None)  # done: the child returns
+                self._process.join(timeout=60)
+        finally:  # an error or Ctrl-C: the chunk being embedded is of no use
+            if self._process.is_alive():
+                self._process.terminate()
+            self._process.join()
+            self._connection.close()
 
-    def _call(self, function, *args):
-        return self._pool.apply_async(function, args).get()
+    def _call(self, name: str, *args):
+        try:
+            self._connection.send((name, args))
+            done, result = self._connection.recv()
+        except (EOFError, OSError):
+            raise ChatbotError(
+                f"the process embedding the documents stopped (exit status {self._process.exitcode}); "
+                "it may have run out of memory"
+            ) from None
+        if not done:
+            raise result
+        return result
 
     @property
     def document_dimension(self) -> int:
         if self._dimension is None:
-            self._dimension = self._call(_child_dimension)
+            self._dimension = self._call("document_dimension")
         return self._dimension
 
     @property
@@ -262,37 +281,41 @@ class ChildEmbedder:
         return self.document_dimension
 
     def encode_documents(self, texts: Sequence[str], on_batch: Callable[[int], None] | None = None) -> np.ndarray:
-        vectors = self._call(_child_encode, list(texts))
+        vectors = self._call("encode_documents", list(texts))
         if on_batch is not None and len(texts):
             on_batch(len(texts))
         return vectors
 
     def token_counts(self, texts: Sequence[str]) -> np.ndarray:
-        return self._call(_child_counts, list(texts))
+        return self._call("token_counts", list(texts))
 
 
-_child: Embedder | None = None  # in a ChildEmbedder's child process: the embedder it runs
-
-
-def _child_start(settings: tuple) -> None:
+def _child_main(connection, settings: tuple) -> None:
+    """A ChildEmbedder's child: answers (method or property name, arguments) with (True, result) or
+    (False, the exception raised), until told None or the parent is gone."""
     import signal
 
-    global _child
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it ends this process
+    signal.signal(signal.SIGTERM, _leave)  # ... by terminate(): leave as Python does, releasing what it holds
     name, batch_size, device, dtype = settings
-    _child = Embedder(name, batch_size=batch_size, device=device, dtype=dtype)
+    embedder = Embedder(name, batch_size=batch_size, device=device, dtype=dtype)
+    while True:
+        try:
+            message = connection.recv()
+        except (EOFError, OSError):
+            return
+        if message is None:
+            return
+        what, args = message
+        try:
+            value = getattr(embedder, what)
+            connection.send((True, value(*args) if callable(value) else value))
+        except Exception as exc:  # noqa: BLE001 (handed to the parent, which raises it)
+            connection.send((False, exc))
 
 
-def _child_dimension() -> int:
-    return _child.document_dimension
-
-
-def _child_encode(texts: list[str]) -> np.ndarray:
-    return _child.encode_documents(texts)
-
-
-def _child_counts(texts: list[str]) -> np.ndarray:
-    return _child.token_counts(texts)
+def _leave(signum, frame) -> None:
+    raise SystemExit(0)
 
 
 def _interleaved(batches: list) -> list:

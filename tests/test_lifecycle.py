@@ -439,6 +439,44 @@ def test_ctrl_c_while_embedding_leaves_the_last_complete_index_answering(built, 
     assert any("Bronze is made by mixing copper with tin." in source.text for source in answer.sources)
 
 
+def test_ctrl_c_stops_a_build_embedding_in_a_child_process_and_the_child_with_it(built):
+    """Ctrl-C in a terminal reaches the whole process group: the child ignores it, the parent stops it and
+    exits with 130, nothing is left running or half written, and no warning about leaked resources."""
+    docs, index = built.config.paths.docs, built.config.paths.index
+    before = (index / "CURRENT").read_text()
+    script = (  # every build embeds in a child; "started" once the child is at work
+        "import signal, sys, time; signal.signal(signal.SIGINT, signal.default_int_handler)\n"
+        "from chatbot import build, embed\n"
+        "build.CHILD_FROM = 1\n"
+        "real = embed.ChildEmbedder.encode_documents\n"
+        "def noted(self, texts, on_batch=None):\n"
+        "    print('started', flush=True)\n"
+        "    return real(self, texts * 2000, on_batch)[: len(texts)]\n"
+        "embed.ChildEmbedder.encode_documents = noted\n"
+        "from chatbot.cli import main; sys.exit(main(sys.argv[1:]))"
+    )
+    command = [sys.executable, "-c", script, "index", "--rebuild", "--docs", str(docs), "--index", str(index)]
+    process = subprocess.Popen(
+        command, cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
+    lines: queue.Queue = queue.Queue()
+    threading.Thread(target=_lines, args=(process.stdout, lines), daemon=True).start()
+    try:
+        _wait_for(lines, "started", [])
+        time.sleep(1)
+        children = subprocess.run(["pgrep", "-P", str(process.pid)], capture_output=True, text=True).stdout.split()
+    finally:
+        os.killpg(process.pid, signal.SIGINT)  # as a terminal does
+        _, stderr = process.communicate(timeout=120)
+    assert children  # the child was there, at work
+    assert process.returncode == 130 and "interrupted" in stderr, stderr
+    assert "Traceback" not in stderr and "leaked" not in stderr, stderr
+    for child in children:
+        assert not Path(f"/proc/{child}").exists() or "zombie" in Path(f"/proc/{child}/status").read_text()
+    assert (index / "CURRENT").read_text() == before
+    assert [path.name for path in (index / "builds").iterdir()] == [before.strip()]
+
+
 def test_texts_are_written_a_slice_at_a_time_as_json_writes_them_whole(tmp_path):
     from chatbot import store
 
@@ -466,7 +504,7 @@ def test_a_large_build_embeds_in_a_child_process_with_the_same_vectors(built, ma
         bot = make_bot(docs=docs, index=docs.parent / f"index-{mode}", chunk={"passage_vectors": mode})
         report = bot.index()
         assert (report.action, report.sentences_embedded) == ("built", len(built.data.sentences))
-        assert children and children[-1]._pool is not None
+        assert children and children[-1]._process.exitcode == 0  # it ended when the build was done
         assert np.allclose(np.asarray(bot.data.sentence_vectors, np.float32), built.data.sentence_vectors, atol=1e-3)
         if mode == "derived":
             assert np.array_equal(bot.data.passage_vectors, built.data.passage_vectors)
@@ -483,4 +521,4 @@ def test_a_child_embedder_fails_with_the_model_error_and_goes_away(monkeypatch):
     with pytest.raises(ChatbotError, match="cannot load embedding model"):
         with ChildEmbedder(Embedder("/nonexistent/model-folder", dtype="float32")) as child:
             child.encode_documents(["A sentence."])
-    assert child._pool._state != "RUN"
+    assert not child._process.is_alive()
