@@ -99,7 +99,7 @@ def measure(size: int, queries: int, dimension: int, settings: dict) -> dict:
     _, found = loaded.search(asked, 10)
     recall = float(np.mean([len(set(found[i]) & set(truth[i])) / 10 for i in range(queries)]))
     kind = type(faiss.downcast_index(loaded)).__name__
-    if kind == "IndexHNSWFlat":
+    if kind.startswith("IndexHNSW"):
         hnsw = faiss.downcast_index(loaded).hnsw
         kind += f" (M={settings.get('hnsw_m', SearchConfig.hnsw_m)}, efSearch={hnsw.efSearch})"
     return {

@@ -1,8 +1,11 @@
 """Build an index from documents: segment, chunk, embed (reusing an older build's vectors) and index for BM25.
 
-Vectors are embedded in batches and streamed into the new build's files and its FAISS index as they come,
-so a large document never has all its texts to embed, or a second copy of its vectors, in memory at once.
-A long build shows a progress bar on a terminal.
+Only sentences are embedded: a passage's vector is derived from its sentences' vectors (their sum weighted
+by length in word-pieces, made unit length), which answers as well as embedding the passage did, at half the cost
+(benchmarks/RESULTS.md, "Index build"). Vectors are embedded in chunks and streamed to the backend's sink
+(the new build's files and FAISS indexes, or rows in Milvus) as they come, so a large document never has all
+its texts to embed, or a second copy of its vectors, in memory at once. A long build shows a progress bar on
+a terminal (texts embedded, rate, time left).
 
 Usage example:
     store = open_store(config)
@@ -14,6 +17,7 @@ Usage example:
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import logging
 import sys
 import time
@@ -28,17 +32,24 @@ import numpy as np
 from . import formats, segment
 from .chunk import group_sentences
 from .config import Config, SearchConfig
-from .embed import Embedder, effective_dtype
-from .lexical import LexicalIndex, tokenize
+from .embed import ChildEmbedder, Embedder, effective_dtype, libraries_loaded
+from .lexical import LexicalIndex, token_table
 from .load import Document
 from .segment import split_blocks
-from .store import IndexData, VectorWriter, vector_search
+from .store import IndexData, VectorWriter, stored_vectors, vector_search
 
 log = logging.getLogger("chatbot")
 
 Progress = Callable[[int, int], None]  # (texts embedded so far, texts to embed in all)
-EMBED_CHUNK = 4096  # texts embedded (and held in memory) at a time; also the progress step
+EMBED_CHUNK = 4096  # texts embedded (and held in memory) at a time
 PROGRESS_FROM = 2000  # a build embedding at least this many texts shows a progress bar on a terminal
+CHILD_FROM = 20_000  # a build embedding at least this many texts embeds them in a child process (see below)
+# How passage vectors are made, by `[chunk] passage_vectors`; stored in the manifest, so that an index made
+# another way is brought up to date (an index without it, from before issue 16, embedded them).
+PASSAGE_VECTORS = {
+    "derived": "sentence vectors summed, weighted by word-pieces, unit length",
+    "embedded": "embedded",
+}
 
 
 def settings_of(config: Config) -> dict[str, Any]:
@@ -50,10 +61,16 @@ def settings_of(config: Config) -> dict[str, Any]:
     return {
         "model": config.model.name if dtype == "float32" else f"{config.model.name} ({dtype})",
         "segment": {**asdict(config.segment), "version": segment.VERSION},
-        "chunk": asdict(config.chunk),
+        "chunk": {key: value for key, value in asdict(config.chunk).items() if key != "passage_vectors"},
         "readers": formats.VERSION,
         "search": search,
+        "passage_vectors": PASSAGE_VECTORS[config.chunk.passage_vectors],
     }
+
+
+def passage_vectors_of(settings: dict[str, Any]) -> str:
+    """How the passage vectors of an index with these manifest settings were made."""
+    return settings.get("passage_vectors", PASSAGE_VECTORS["embedded"])
 
 
 def build_data(
@@ -105,14 +122,26 @@ def build_data(
     passages = np.concatenate(passage_parts).reshape(-1, 5) if passage_parts else np.zeros((0, 5), np.int64)
     del sentence_parts, passage_parts
     texts = [doc.text for doc in documents]
-    dimension = previous.sentence_vectors.shape[1] if previous is not None else embedder.dimension
-    sink.place(entries, reuse, previous)
+    # BM25 first: what it needs while it is built (about twice what it keeps) is then not on top of the model's
+    # memory and the vectors'.
+    sentence_lexical, passage_lexical = lexical_indexes(texts, sentences, passages)
+    release_freed_memory()
     fresh = np.array([number is None for number in reuse], dtype=bool)
     embedded = int(fresh[sentences[:, 0]].sum())
-    total = embedded + int(fresh[passages[:, 0]].sum())
+    # An unchanged document keeps its passage vectors unless they were made another way.
+    mode = config.chunk.passage_vectors
+    made_alike = previous is not None and passage_vectors_of(previous.manifest.get("settings", {})) == PASSAGE_VECTORS[mode]
+    passage_reuse = reuse if made_alike else [None] * len(reuse)
+    total = embedded
+    if mode == "embedded":
+        total += int(np.array([number is None for number in passage_reuse], dtype=bool)[passages[:, 0]].sum())
+    old_sentences = None if previous is None else previous.sentences
+    old_passages = None if previous is None else previous.passages
     if total >= PROGRESS_FROM:
-        log.info("embedding %d sentences and %d passages", embedded, total - embedded)
-    with _progress(total) as bar:
+        log.info("embedding %d sentences%s", embedded, f" and {total - embedded} passages" if total > embedded else "")
+    # Closed in reverse: the progress bar, the model (a child process ends), then the writers, whose vectors go
+    # into FAISS as they close: never while the model is at work.
+    with contextlib.ExitStack() as writers, _document_embedder(embedder, total) as encoder, _progress(total) as bar:
         done = 0
 
         def advance(count: int) -> None:
@@ -122,15 +151,41 @@ def build_data(
             if on_progress is not None:
                 on_progress(done, total)
 
-        results = []
-        for kind, table in (("sentences", sentences), ("passages", passages)):
-            old = None if previous is None else getattr(previous, kind)
-            with sink.open(kind, table, texts, dimension, old) as writer:
-                _stream_vectors(table, texts, reuse, old, embedder, advance, writer)
-            results.append(writer.result)
-    (sentence_vectors, sentence_search), (passage_vectors, passage_search) = results
+        def embedding(table: np.ndarray) -> Callable[[list[int]], np.ndarray]:
+            def embed(rows: list[int]) -> np.ndarray:
+                chunk = table[rows, :3].tolist()
+                return encoder.encode_documents([texts[d][s:e] for d, s, e in chunk], on_batch=advance)
 
-    sentence_lexical, passage_lexical = lexical_indexes(texts, sentences, passages)
+            return embed
+
+        dimension = previous.sentence_vectors.shape[1] if previous is not None else encoder.document_dimension
+        sink.place(entries, reuse, previous)
+        if on_progress is not None and total:
+            encoder.document_model  # loaded before the clock of the rate starts
+            on_progress(0, total)
+        sentence_writer = writers.enter_context(sink.open("sentences", sentences, texts, dimension, old_sentences))
+        _stream_vectors(sentences, reuse, old_sentences, embedding(sentences), sentence_writer)
+        if mode == "embedded":
+            passage_writer = writers.enter_context(sink.open("passages", passages, texts, dimension, old_passages))
+            _stream_vectors(passages, passage_reuse, old_passages, embedding(passages), passage_writer)
+        else:  # what each sentence weighs in the passages that are made again
+            again = np.array([number is None for number in passage_reuse], dtype=bool)[sentences[:, 0]]
+            weights = _word_pieces(sentences, np.flatnonzero(again), texts, encoder)
+    sentence_vectors, sentence_search = sentence_writer.result
+
+    if mode == "derived":
+        # The sentence vectors the passages' are made from, in sentence order: FAISS's copy rather than paging
+        # in the file's; read back from Milvus for that backend (only new documents' passages are made).
+        held = None if sentence_search is None else stored_vectors(sentence_search)
+        source = sentence_vectors if held is None else held
+
+        def derive(rows: list[int]) -> np.ndarray:
+            return _passage_vectors(passages[rows], source, weights)
+
+        with sink.open("passages", passages, texts, dimension, old_passages) as passage_writer:
+            _stream_vectors(passages, passage_reuse, old_passages, derive, passage_writer)
+    passage_vectors, passage_search = passage_writer.result
+
     manifest = {
         "version": _package_version(),
         "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -157,12 +212,11 @@ def build_data(
 
 
 def lexical_indexes(texts: list[str], sentences: np.ndarray, passages: np.ndarray) -> tuple[LexicalIndex, LexicalIndex]:
-    """BM25 indexes of the sentences and of the passages (a passage's tokens are its sentences')."""
-    sentence_tokens = [tokenize(texts[d][s:e]) for d, s, e in sentences.tolist()]
-    sentence_lexical = LexicalIndex.build(sentence_tokens)
-    passage_lexical = LexicalIndex.build(
-        [[token for i in range(lo, hi) for token in sentence_tokens[i]] for lo, hi in passages[:, 3:5].tolist()]
-    )
+    """BM25 indexes of the sentences and of the passages. A passage's sentences are consecutive: its tokens are
+    one slice of the sentences' token table (compact: lists of tokens for a million sentences take gigabytes)."""
+    ids, offsets, vocab = token_table(texts[d][s:e] for d, s, e in sentences.tolist())
+    sentence_lexical = LexicalIndex.build_from_table(ids, offsets[:-1], offsets[1:], vocab)
+    passage_lexical = LexicalIndex.build_from_table(ids, offsets[passages[:, 3]], offsets[passages[:, 4]], vocab)
     return sentence_lexical, passage_lexical
 
 
@@ -183,7 +237,10 @@ class VectorSink(Protocol):
 
 
 class FileVectors:
-    """A build's vectors written as .npy files into a staging folder and added to FAISS indexes as they come."""
+    """A build's vectors written as .npy files into a staging folder as they come, then read back into FAISS
+    indexes once all are written. The FAISS index is not filled while embedding: the vectors (the index's
+    largest part) and the model's working memory are never in memory together, which keeps a large build's
+    peak lower (benchmarks/RESULTS.md, "Memory for a 50 MB text file")."""
 
     reuse_by_path = False
 
@@ -195,11 +252,14 @@ class FileVectors:
 
     @contextlib.contextmanager
     def open(self, kind, table, texts, dimension, old):
-        search = vector_search(np.zeros((0, dimension), dtype=np.float32), self.settings, expected=len(table))
         old_vectors = None if self.previous is None else getattr(self.previous, kind[:-1] + "_vectors")
-        writer = _FileTable(search, old_vectors)
+        writer = _FileTable(old_vectors)
         with VectorWriter(self.staging / f"{kind[:-1]}_vectors.npy", len(table), dimension) as writer.file:
             yield writer
+        release_freed_memory()  # what embedding freed goes back to the system before the index grows
+        search = vector_search(np.zeros((0, dimension), dtype=np.float32), self.settings, expected=len(table))
+        for vectors in writer.file.chunks(65536):
+            search.add(vectors.astype(np.float32))
         writer.result = (writer.file.result, search)
 
     def attach(self, data: IndexData) -> None:
@@ -207,44 +267,89 @@ class FileVectors:
 
 
 class _FileTable:
-    def __init__(self, search, old_vectors) -> None:
-        self.search, self.old_vectors, self.file, self.result = search, old_vectors, None, None
+    def __init__(self, old_vectors) -> None:
+        self.old_vectors, self.file, self.result = old_vectors, None, None
 
     def put(self, rows, vectors: np.ndarray) -> None:
         self.file.append(vectors)
-        self.search.add(np.ascontiguousarray(vectors, dtype=np.float32))
 
     def keep(self, rows: slice, old_rows: slice) -> None:
         for lo in range(old_rows.start, old_rows.stop, EMBED_CHUNK):
             self.put(None, np.asarray(self.old_vectors[lo : min(lo + EMBED_CHUNK, old_rows.stop)]))
 
 
-def _stream_vectors(table, texts, reuse, old, embedder, advance, writer):
+def _stream_vectors(table, reuse, old, make, writer):
     """Vectors for the rows of `table` (sentences or passages), handed to `writer` in row order: kept from the
-    old build (`old` = its table) for reused documents, embedded in batches of EMBED_CHUNK texts otherwise."""
-    pending: list[int] = []  # rows waiting to be embedded
+    old build (`old` = its table) for reused documents, `make(rows)` for the others, EMBED_CHUNK rows at a
+    time."""
+    pending: list[int] = []  # rows waiting for their vectors
 
-    def embed_pending(everything: bool = True) -> None:
-        """Embed whole chunks of the pending rows (and the rest too when `everything`): full chunks let the
+    def make_pending(everything: bool = True) -> None:
+        """Make whole chunks of the pending rows (and the rest too when `everything`): full chunks let the
         model sort texts by length over many documents, which saves padding."""
         done = 0
         while len(pending) - done >= EMBED_CHUNK or (everything and done < len(pending)):
             rows = pending[done : done + EMBED_CHUNK]
-            chunk = table[rows, :3].tolist()
-            writer.put(rows, embedder.encode([texts[d][s:e] for d, s, e in chunk]))
-            advance(len(chunk))
-            done += len(chunk)
+            writer.put(rows, make(rows))
+            done += len(rows)
         del pending[:done]
 
     for number, previous in enumerate(reuse):
         rows = _rows(table, number)
         if previous is None:
             pending.extend(range(rows.start, rows.stop))
-            embed_pending(everything=False)
+            make_pending(everything=False)
             continue
-        embed_pending()
+        make_pending()
         writer.keep(rows, _rows(old, previous))
-    embed_pending()
+    make_pending()
+
+
+def _word_pieces(sentences: np.ndarray, rows: np.ndarray, texts: list[str], encoder) -> np.ndarray:
+    """Per sentence, the word-pieces the model reads of it (0 for those not in `rows`), counted by `encoder`."""
+    counts = np.zeros(len(sentences))
+    for lo in range(0, len(rows), EMBED_CHUNK):
+        part = rows[lo : lo + EMBED_CHUNK]
+        counts[part] = encoder.token_counts([texts[d][s:e] for d, s, e in sentences[part].tolist()])
+    return counts
+
+
+def _passage_vectors(passages: np.ndarray, sentence_vectors, weights: np.ndarray) -> np.ndarray:
+    """The vectors of `passages` (rows of the passage table) from their sentences' (`sentence_vectors`, in
+    sentence order, indexable by a slice): their sum weighted by `weights` (the word-pieces the model reads of
+    each, as its mean over a passage's tokens weighs them), made unit length."""
+    vectors = np.zeros((len(passages), sentence_vectors.shape[1]), dtype=np.float32)
+    for lo in range(0, len(passages), 512):  # a few at a time: the float64 sums of thousands take 100 MB
+        part = passages[lo : lo + 512]
+        first, last = part[:, 3], part[:, 4]
+        start, end = int(first.min()), int(last.max())
+        weighted = np.asarray(sentence_vectors[start:end], dtype=np.float64) * weights[start:end, None]
+        sums = np.concatenate([np.zeros((1, weighted.shape[1])), np.cumsum(weighted, axis=0)])
+        summed = sums[last - start] - sums[first - start]  # each passage's sentences, first to last
+        vectors[lo : lo + len(part)] = summed / np.maximum(np.linalg.norm(summed, axis=1, keepdims=True), 1e-12)
+    return vectors
+
+
+@contextlib.contextmanager
+def _document_embedder(embedder: Embedder, texts: int):
+    """What embeds this build's documents: `embedder` itself, or for a build of at least CHILD_FROM texts in
+    a process that has not imported the model's libraries (the command line's `chatbot index`), a child
+    process running it (embed.ChildEmbedder), so that the model's memory is never added to the index's. A
+    process that has them already (the web page, answering) embeds in itself: a child would load them again."""
+    if texts < CHILD_FROM or libraries_loaded():
+        yield embedder
+        return
+    with ChildEmbedder(embedder) as child:
+        yield child
+
+
+def release_freed_memory() -> None:
+    """Hand the memory the C allocator holds freed (torch's activations, a finished chunk's arrays) back to
+    the system (glibc's malloc_trim; nothing elsewhere), so that what a build holds next is not added on top."""
+    try:
+        ctypes.CDLL(None).malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
 
 
 def _progress(total: int):

@@ -43,7 +43,7 @@ class ModelConfig:
     name: str = "all-MiniLM-L6-v2"
     batch_size: int = 64
     device: str = "cpu"
-    dtype: str = "float32"
+    dtype: str = "auto"
     answer_threads: int = 1
 
 
@@ -83,6 +83,7 @@ class SegmentConfig:
 class ChunkConfig:
     sentences_per_passage: int = 4
     overlap: int = 1
+    passage_vectors: str = "derived"  # "derived" from the sentences' vectors, or "embedded" by the model
 
 
 @dataclass(frozen=True)
@@ -224,6 +225,10 @@ class Config:
             value = getattr(self.answer, key)
             if not 0.0 <= value <= 1.0:
                 raise ChatbotError(f"config: answer.{key} must be between 0 and 1, got {value}")
+        if self.chunk.passage_vectors not in ("derived", "embedded"):
+            raise ChatbotError(
+                f"config: chunk.passage_vectors must be \"derived\" or \"embedded\", got {self.chunk.passage_vectors!r}"
+            )
         if self.model.answer_threads < 0:
             raise ChatbotError(f"config: model.answer_threads must not be negative, got {self.model.answer_threads}")
         if not self.model.name.strip():

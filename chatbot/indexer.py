@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .build import Progress, build_data, settings_of
+from .build import Progress, build_data, passage_vectors_of, settings_of
 from .config import Config
 from .embed import Embedder
 from .errors import ChatbotError
@@ -26,6 +26,8 @@ from .load import Document, FileInfo, Scan, Unreadable, file_sha256, read_docume
 from .store import FileStore, IndexDamaged, IndexData, open_store
 
 log = logging.getLogger("chatbot")
+# Settings whose change is made good from the stored vectors (embedding, at most, the passages again).
+_DERIVED = {"passage_vectors": "the way passage vectors are made", "search": "vector search settings"}
 
 
 @dataclass
@@ -284,7 +286,12 @@ def _previous(store: FileStore, config: Config, force: bool) -> tuple[IndexData 
         return None, "segmentation or chunking settings changed"
     if old.get("readers") != new["readers"]:
         return None, "document readers changed"
-    reason = "" if old.get("search") == new["search"] else "vector search settings changed"
+    old = {**old, "passage_vectors": passage_vectors_of(old)}
+    if old["passage_vectors"] != new["passage_vectors"] and not isinstance(store, FileStore):
+        # Milvus keeps an unchanged document's rows where they are: they are not written again.
+        return None, "the way passage vectors are made changed"
+    changed = [what for key, what in _DERIVED.items() if old.get(key) != new[key]]  # made again, see build_data
+    reason = f"{' and '.join(changed)} changed" if changed else ""
     try:
         return store.load(manifest), reason
     except IndexDamaged as exc:

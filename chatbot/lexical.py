@@ -7,9 +7,11 @@ Usage example:
 
 from __future__ import annotations
 
+import array
 import functools
 import math
 import re
+from collections.abc import Iterable, Iterator
 from functools import lru_cache
 from pathlib import Path
 
@@ -39,6 +41,32 @@ def tokenize(text: str) -> list[str]:
     return [stem(word) for word in content_words(text)]
 
 
+def token_table(texts: Iterable[str]) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
+    """The tokens of every text as ids into a vocabulary, in one flat int32 array: text i's tokens are
+    ids[offsets[i]:offsets[i + 1]]. Id 0 is "", which stands in for a text without tokens. Compact: lists of
+    tokens for a million sentences would take gigabytes."""
+    vocab: dict[str, int] = {"": 0}
+    ids, offsets = array.array("i"), array.array("q", [0])
+    for text in texts:
+        ids.extend([vocab.setdefault(token, len(vocab)) for token in tokenize(text)])
+        offsets.append(len(ids))
+    return np.frombuffer(ids, dtype=np.int32), np.frombuffer(offsets, dtype=np.int64), vocab
+
+
+class _Slices:
+    """Documents as slices of a flat id array, handed to bm25s one list at a time."""
+
+    def __init__(self, ids: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> None:
+        self.ids, self.starts, self.ends = ids, starts, ends
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        for lo, hi in zip(self.starts.tolist(), self.ends.tolist()):
+            yield self.ids[lo:hi].tolist() if hi > lo else [0]
+
+
 class LexicalIndex:
     """BM25 over a list of token lists, plus how much of a query's weight each document covers."""
 
@@ -52,6 +80,16 @@ class LexicalIndex:
     def build(cls, token_lists: list[list[str]]) -> LexicalIndex:
         bm25 = bm25s.BM25()
         bm25.index([tokens or [""] for tokens in token_lists], show_progress=False)
+        return cls(bm25)
+
+    @classmethod
+    def build_from_table(
+        cls, ids: np.ndarray, starts: np.ndarray, ends: np.ndarray, vocab: dict[str, int]
+    ) -> LexicalIndex:
+        """BM25 over documents that are slices ids[starts[i]:ends[i]] of a `token_table`: the same index as
+        `build` of their token lists."""
+        bm25 = bm25s.BM25()
+        bm25.index(bm25s.tokenization.Tokenized(ids=_Slices(ids, starts, ends), vocab=dict(vocab)), show_progress=False)
         return cls(bm25)
 
     def save(self, folder: Path) -> None:

@@ -44,8 +44,9 @@ from .errors import ChatbotError
 from .lexical import LexicalIndex
 from .load import line_breaks, line_on_page, page_of
 
-FORMAT = 2  # 2: manifest checksum, skipped files, page starts
+FORMAT = 3  # 2: manifest checksum, skipped files, page starts; 3: vectors stored in float16
 log = logging.getLogger("chatbot")
+_FP16 = faiss.ScalarQuantizer.QT_fp16
 
 # Names of the folders this module writes under builds/: a published build ("20261129-230000-ab12cd34") and
 # a staging folder a killed process left behind. Nothing else there is ever removed: the folder may be one
@@ -72,8 +73,8 @@ class IndexData:
     texts: list[str]  # document texts, in manifest["documents"] order
     sentences: np.ndarray  # int64 (n, 3): document, start, end
     passages: np.ndarray  # int64 (m, 5): document, start, end, first sentence, one past last sentence
-    sentence_vectors: np.ndarray  # float32 (n, dim), unit length
-    passage_vectors: np.ndarray  # float32 (m, dim), unit length
+    sentence_vectors: np.ndarray  # float16 (n, dim), unit length, as stored
+    passage_vectors: np.ndarray  # float16 (m, dim), unit length
     sentence_search: faiss.Index | None  # None where the backend searches (Milvus: `searcher`)
     passage_search: faiss.Index | None
     sentence_lexical: LexicalIndex
@@ -204,7 +205,7 @@ def new_build(folder: Path) -> Iterator[Path]:
 
 
 class VectorWriter:
-    """Write a float32 (rows, dimension) .npy file piece by piece, so the vectors need not all sit in memory.
+    """Write a float16 (rows, dimension) .npy file piece by piece, so the vectors need not all sit in memory.
 
     Usage example:
         with VectorWriter(staging / "sentence_vectors.npy", rows, 384) as writer:
@@ -216,13 +217,13 @@ class VectorWriter:
         self.path, self.rows, self.dimension, self.written = path, rows, dimension, 0
         self.result: np.ndarray | None = None
         self._handle = open(path, "wb")  # noqa: SIM115 (closed by __exit__)
-        header = {"descr": "<f4", "fortran_order": False, "shape": (rows, dimension)}
+        header = {"descr": "<f2", "fortran_order": False, "shape": (rows, dimension)}
         np.lib.format.write_array_header_1_0(self._handle, header)
 
     def append(self, vectors: np.ndarray) -> None:
         if vectors.ndim != 2 or vectors.shape[1] != self.dimension or self.written + len(vectors) > self.rows:
             raise ValueError(f"vectors of shape {vectors.shape} do not fit {self.path.name}")
-        self._handle.write(np.ascontiguousarray(vectors, dtype="<f4").tobytes())
+        self._handle.write(np.ascontiguousarray(vectors, dtype="<f2").tobytes())
         self.written += len(vectors)
 
     def __enter__(self) -> VectorWriter:
@@ -234,7 +235,17 @@ class VectorWriter:
             if self.written != self.rows:
                 raise ValueError(f"{self.path.name}: {self.written} of {self.rows} rows written")
             shape = (self.rows, self.dimension)
-            self.result = np.load(self.path, mmap_mode="r") if self.rows else np.zeros(shape, dtype=np.float32)
+            self.result = np.load(self.path, mmap_mode="r") if self.rows else np.zeros(shape, dtype=np.float16)
+
+    def chunks(self, size: int) -> Iterator[np.ndarray]:
+        """The finished file's vectors, `size` rows at a time, read rather than memory-mapped: a build reading
+        them back does not keep the whole file's pages resident."""
+        with open(self.path, "rb") as handle:
+            np.lib.format.read_magic(handle)
+            np.lib.format.read_array_header_1_0(handle)
+            for lo in range(0, self.rows, size):
+                count = min(size, self.rows - lo) * self.dimension
+                yield np.fromfile(handle, dtype="<f2", count=count).reshape(-1, self.dimension)
 
 
 def publish(data: IndexData, staging: Path, folder: Path) -> Path:
@@ -334,7 +345,7 @@ def _vectors(path: Path, search: faiss.Index) -> np.ndarray:
         version = np.lib.format.read_magic(handle)
         read_header = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
         shape, fortran, dtype = read_header[version](handle) if version in read_header else ((), True, None)
-    if fortran or dtype != np.float32:
+    if fortran or dtype != np.float16:
         return np.load(path, allow_pickle=False)
     return _resident(search, shape, lambda: np.load(path, allow_pickle=False))
 
@@ -342,19 +353,24 @@ def _vectors(path: Path, search: faiss.Index) -> np.ndarray:
 def _resident(search: faiss.Index, shape: tuple[int, ...], read: Callable[[], np.ndarray]) -> np.ndarray:
     """Vectors in memory: the very ones `search` holds when it keeps them as they are (a flat index, or HNSW's
     flat storage), shared rather than held twice; else `read()` (a copy)."""
-    stored = _flat_storage(search)
+    stored = stored_vectors(search)
     return stored if stored is not None and stored.shape == tuple(shape) else read()
 
 
-def _flat_storage(search: faiss.Index) -> np.ndarray | None:
-    """A read-only array over the float32 vectors a FAISS index stores uncompressed (IndexFlat, HNSWFlat),
-    which keeps the index alive as long as the array (or any view of it) is; None for other kinds."""
-    flat = faiss.downcast_index(search.storage) if isinstance(search, faiss.IndexHNSW) else search
-    if not isinstance(flat, faiss.IndexFlat) or flat.ntotal == 0:
+def stored_vectors(search: faiss.Index) -> np.ndarray | None:
+    """A read-only array over the float16 vectors a FAISS index stores (the codes of IndexScalarQuantizer
+    and IndexHNSWSQ in QT_fp16 are the vectors in IEEE half precision), which keeps the index alive as long
+    as the array (or any view of it) is; None for other kinds."""
+    store = faiss.downcast_index(search.storage) if isinstance(search, faiss.IndexHNSW) else search
+    if (
+        not isinstance(store, faiss.IndexScalarQuantizer)
+        or store.sq.qtype != faiss.ScalarQuantizer.QT_fp16
+        or store.ntotal == 0
+    ):
         return None
-    shape = (flat.ntotal, flat.d)
-    address = faiss.rev_swig_ptr(flat.get_xb(), shape[0] * shape[1]).__array_interface__["data"][0]
-    owner = _Owner(search, {"shape": shape, "typestr": "<f4", "data": (address, True), "version": 3})
+    shape = (store.ntotal, store.d)
+    address = faiss.rev_swig_ptr(store.codes.data(), store.ntotal * store.code_size).__array_interface__["data"][0]
+    owner = _Owner(search, {"shape": shape, "typestr": "<f2", "data": (address, True), "version": 3})
     return np.asarray(owner)
 
 
@@ -377,22 +393,38 @@ def _stamp(build: Path, names: Any) -> tuple:
 
 
 def vector_search(vectors: np.ndarray, settings: SearchConfig | None = None, expected: int = 0) -> faiss.Index:
-    """An inner-product FAISS index over unit vectors (inner product = cosine), of the kind `settings` picks
-    for max(len(vectors), expected) vectors: exact (IndexFlatIP) while small, HNSW beyond
-    `settings.exact_up_to`. Pass `expected` when more vectors will be added later (HNSW needs no training).
+    """An inner-product FAISS index over unit vectors (inner product = cosine), stored in float16 (half the
+    memory of float32; cosines within about 1e-3), of the kind `settings` picks for max(len(vectors),
+    expected) vectors: exact (IndexScalarQuantizer) while small, HNSW (IndexHNSWSQ) beyond
+    `settings.exact_up_to`. Pass `expected` when more vectors will be added later (neither needs training).
     """
     settings = settings or SearchConfig()
     dimension = vectors.shape[1]
     size = max(len(vectors), expected)
     if settings.kind == "hnsw" or (settings.kind == "auto" and size > settings.exact_up_to):
-        search = faiss.IndexHNSWFlat(dimension, settings.hnsw_m, faiss.METRIC_INNER_PRODUCT)
+        search = faiss.IndexHNSWSQ(dimension, _FP16, settings.hnsw_m, faiss.METRIC_INNER_PRODUCT)
         search.hnsw.efConstruction = settings.hnsw_ef_construction
         search.hnsw.efSearch = settings.hnsw_ef_search  # the default; search_vectors passes the current one
     else:
-        search = faiss.IndexFlatIP(dimension)
+        search = faiss.IndexScalarQuantizer(dimension, _FP16, faiss.METRIC_INNER_PRODUCT)
+    _reserve(search, size)
     for lo in range(0, len(vectors), 65536):  # a slice at a time: a memory map is not copied whole
         search.add(np.ascontiguousarray(vectors[lo : lo + 65536], dtype=np.float32))
     return search
+
+
+def _reserve(search: faiss.Index, rows: int) -> None:
+    """Make room in `search` for `rows` vectors before any is added. FAISS keeps vectors (and HNSW's links) in
+    arrays that grow by doubling, copying what they hold: filled a slice at a time, they would briefly take
+    twice their size (380 MB above the rest, measured on a 50 MB file). Grown to the full size and emptied
+    again, they keep that capacity, and adding copies nothing."""
+    store = faiss.downcast_index(search.storage) if isinstance(search, faiss.IndexHNSW) else search
+    store.codes.resize(rows * store.code_size)
+    store.codes.resize(0)
+    if isinstance(search, faiss.IndexHNSW):  # links: 2 M at the bottom level, and about M / (M - 1) above
+        links = search.hnsw.nb_neighbors(0) + search.hnsw.nb_neighbors(1) // 16 + 1
+        search.hnsw.neighbors.resize(rows * links)
+        search.hnsw.neighbors.resize(0)
 
 
 def search_vectors(
@@ -437,7 +469,7 @@ def build_lock(folder: Path) -> Iterator[None]:
 
 
 def _write_files(data: IndexData, folder: Path) -> dict[str, str]:
-    _write_json(folder / "texts.json", data.texts)
+    _write_texts(folder / "texts.json", data.texts)
     np.save(folder / "sentences.npy", data.sentences.astype(np.int64), allow_pickle=False)
     np.save(folder / "passages.npy", data.passages.astype(np.int64), allow_pickle=False)
     _save_vectors(folder / "sentence_vectors.npy", data.sentence_vectors)
@@ -452,7 +484,7 @@ def _write_files(data: IndexData, folder: Path) -> dict[str, str]:
 def _save_vectors(path: Path, vectors: np.ndarray) -> None:
     """Save vectors, unless they are already the memory map of that very file (written by VectorWriter)."""
     if not (isinstance(vectors, np.memmap) and vectors.filename and Path(vectors.filename).resolve() == path.resolve()):
-        np.save(path, np.asarray(vectors, dtype=np.float32), allow_pickle=False)
+        np.save(path, np.asarray(vectors, dtype=np.float16), allow_pickle=False)
 
 
 def manifest_checksum(manifest: dict[str, Any]) -> str:
@@ -482,6 +514,20 @@ def _make_way(path: Path) -> None:
         aside = path.with_name(f"{path.name}.moved-aside-{time.strftime('%Y%m%d-%H%M%S')}")
         os.rename(path, aside)
         log.warning("%s was a folder; moved it to %s", path, aside)
+
+
+def _write_texts(path: Path, texts: list[str]) -> None:
+    """The documents' texts as the JSON list `_write_json` writes, a megabyte of characters at a time: json
+    escapes a string whole, and a 50 MB document would be held three times over (text, escaped, encoded)."""
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write("[")
+        for number, text in enumerate(texts):
+            handle.write(",\n " if number else "\n ")
+            handle.write('"')
+            for lo in range(0, len(text), 1 << 20):  # JSON escapes each character alone: slices join up
+                handle.write(json.dumps(text[lo : lo + (1 << 20)], ensure_ascii=False)[1:-1])
+            handle.write('"')
+        handle.write("\n]" if texts else "]")
 
 
 def _write_json(path: Path, value: Any) -> None:

@@ -22,6 +22,7 @@ import os
 import re
 import tempfile
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -501,6 +502,7 @@ class IndexingRun:
         self.error: ChatbotError | None = None
         self._crash: BaseException | None = None
         self._done = self._total = 0
+        self._since: tuple[float, int] | None = None  # (when, texts done) at the first report of the build
         self._thread = threading.Thread(target=self._run, args=(bot,), daemon=True)
         self._thread.start()
 
@@ -522,8 +524,32 @@ class IndexingRun:
         except BaseException as exc:  # noqa: BLE001 (handed to the page's thread, which reports it as Gradio does)
             self._crash = exc
 
+    def pace(self) -> tuple[float, float] | None:
+        """(texts embedded a second, seconds left at that rate), measured since the build began embedding;
+        None until there is a rate to tell."""
+        if self._since is None:
+            return None
+        started, first = self._since
+        elapsed, done = time.monotonic() - started, self._done - first
+        if done <= 0 or elapsed <= 0:
+            return None
+        rate = done / elapsed
+        return rate, (self._total - self._done) / rate
+
     def _note(self, done: int, total: int) -> None:
+        if self._since is None:
+            self._since = (time.monotonic(), done)
         self._done, self._total = done, total
+
+
+def duration_text(seconds: float) -> str:
+    """A time left in words: "8 s", "3 min 5 s", "2 h 10 min"."""
+    seconds = max(0, round(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60} min"
 
 
 # ----- the Documents panel -------------------------------------------------------------------------------
@@ -648,7 +674,11 @@ class DocumentsPanel:
             yield {self.status: "".join([*shown, status_html([adding])])}
             indexing = IndexingRun(self.bot)
             for done, total in indexing.progress():
-                line = f"{adding} Embedded {done:,} of {total:,} sentences and passages ({100 * done // total}%)."
+                line = f"{adding} Embedded {done:,} of {total:,} sentences ({100 * done // total}%)"
+                pace = indexing.pace()
+                if pace is not None:
+                    line += f", {pace[0]:,.0f} a second, about {duration_text(pace[1])} left"
+                line += "."
                 yield {self.status: "".join([*shown, status_html([line])])}
             if indexing.error is not None:
                 for _, cited in saved:

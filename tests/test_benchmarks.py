@@ -49,7 +49,7 @@ def test_bench_store_writes_table_and_plot(tmp_path):
     run_script("bench_store.py", "--sizes", "500,2000", "--queries", "5", "--dimension", "16",
                "--search", '{"exact_up_to": 1000}', "--results", str(results), "--plot", str(plot))
     text = results.read_text(encoding="utf-8")
-    assert "<!-- begin store -->" in text and "| 2,000 | IndexHNSWFlat" in text and "| 500 | IndexFlatIP" in text
+    assert "<!-- begin store -->" in text and "| 2,000 | IndexHNSWSQ" in text and "| 500 | IndexScalarQuantizer" in text
     assert "Load average" in text and "store.png" in text
     assert plot.stat().st_size > 0
 
@@ -58,7 +58,12 @@ def test_bench_build_writes_table(tmp_path, tiny_squad):
     results = tmp_path / "RESULTS.md"
     run_script("bench_build.py", "--squad", str(tiny_squad), "--rounds", "1", "--results", str(results))
     text = results.read_text(encoding="utf-8")
-    assert "<!-- begin build -->" in text and "chatbot index, end to end" in text and "bare SentenceTransformer" in text
+    assert "<!-- begin build -->" in text and "chatbot index --rebuild" in text and "bare float32 Sentence" in text
+    large = tmp_path / "large.txt"
+    large.write_text("The Eddystone Lighthouse stands on rocks. It was first lit in 1698.\n" * 50, encoding="utf-8")
+    run_script("bench_build.py", "--large", str(large), "--results", str(results))
+    text = results.read_text(encoding="utf-8")
+    assert "<!-- begin build-large -->" in text and "| large.txt |" in text and "peak RSS MB" in text
 
 
 def test_bench_batch_writes_both_tables(tmp_path, tiny_squad):
@@ -101,8 +106,8 @@ def test_hnsw_index_is_saved_loaded_and_answers_like_exact_search(seed_docs, see
     hnsw.index()
     reloaded = Chatbot.from_config(docs=seed_docs, index=tmp_path / "index", search={"kind": "hnsw"})
     for bot in (hnsw, reloaded):
-        assert isinstance(faiss.downcast_index(bot.data.passage_search), faiss.IndexHNSWFlat)
-    assert isinstance(faiss.downcast_index(seed_bot.data.passage_search), faiss.IndexFlatIP)
+        assert isinstance(faiss.downcast_index(bot.data.passage_search), faiss.IndexHNSWSQ)
+    assert isinstance(faiss.downcast_index(seed_bot.data.passage_search), faiss.IndexScalarQuantizer)
     question = "Which chip did Guangdong highlight?"
     assert reloaded.ask(question).to_dict() == seed_bot.ask(question).to_dict()
 
@@ -111,6 +116,6 @@ def test_model_dtype_counts_as_a_model_change():
     from chatbot.build import settings_of
     from chatbot.config import Config, apply_overrides
 
-    default = Config()
-    assert settings_of(apply_overrides(default, model={"dtype": "bfloat16"})) != settings_of(default)
-    assert settings_of(default)["model"] == default.model.name  # float32 indexes built before stay current
+    float32 = apply_overrides(Config(), model={"dtype": "float32"})
+    assert settings_of(apply_overrides(float32, model={"dtype": "bfloat16"})) != settings_of(float32)
+    assert settings_of(float32)["model"] == float32.model.name

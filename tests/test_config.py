@@ -36,6 +36,7 @@ def test_partial_file_overrides_defaults_and_paths_are_relative_to_it(tmp_path):
         ('[answer]\nmax_quotes = "three"\n', "answer.max_quotes must be int"),
         ("[answer]\nmin_confidence = 1.5\n", "answer.min_confidence must be between 0 and 1"),
         ("[chunk]\nsentences_per_passage = 0\n", "chunk.sentences_per_passage must be at least 1"),
+        ('[chunk]\npassage_vectors = "averaged"\n', "chunk.passage_vectors must be \"derived\" or \"embedded\""),
         ('[documents]\nextensions = "txt"\n', "documents.extensions must be a list of strings"),
         ("[documents]\nextensions = []\n", "documents.extensions must name at least one file type"),
         ("[answer\n", "not valid TOML"),

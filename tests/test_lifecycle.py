@@ -85,10 +85,12 @@ def test_changing_the_model_rebuilds_everything_and_says_so(built, make_bot):
     same_model_by_path = resolve_model(built.config.model.name)
     other = make_bot(docs=built.config.paths.docs, model={"name": same_model_by_path})
     report = other.index()
+    before, after = built.data.manifest["settings"]["model"], other.data.manifest["settings"]["model"]
+    assert after == before.replace(built.config.model.name, same_model_by_path)  # "(bfloat16)" kept, if there
     assert report.action == "built"
-    assert report.reason == f"model changed from {built.config.model.name} to {same_model_by_path}"
+    assert report.reason == f"model changed from {before} to {after}"
     assert report.sentences_embedded == len(other.data.sentences)
-    assert f"index built (model changed from {built.config.model.name}" in report.summary()
+    assert f"index built (model changed from {before}" in report.summary()
 
 
 def test_changing_segmentation_or_chunking_rebuilds_everything(built, make_bot):
@@ -117,6 +119,42 @@ def test_changing_the_vector_search_rebuilds_it_without_embedding_again(built, m
     assert make_bot(docs=docs, search={"kind": "hnsw", "hnsw_ef_search": 16}).index().action == "unchanged"
     back = make_bot(docs=docs).index()
     assert (back.reason, back.sentences_embedded) == ("vector search settings changed", 0)
+
+
+def test_passage_vectors_derived_or_embedded_and_switching_embeds_only_what_it_must(built, make_bot):
+    data = built.data
+    texts = [data.texts[d][s:e] for d, s, e in data.sentences.tolist()]
+    lengths = built.embedder.token_counts(texts)
+    assert lengths.tolist() == [len(built.embedder.document_model.tokenizer(text)["input_ids"]) for text in texts]
+    for passage, (lo, hi) in enumerate(data.passages[:, 3:5].tolist()):  # weighted by word-pieces, unit length
+        expected = (np.asarray(data.sentence_vectors[lo:hi], np.float64) * lengths[lo:hi, None]).sum(axis=0)
+        assert np.allclose(data.passage_vectors[passage], expected / np.linalg.norm(expected), atol=1e-3)  # stored in float16
+
+    docs = built.config.paths.docs
+    embedded = make_bot(docs=docs, chunk={"passage_vectors": "embedded"})
+    assert not is_current(read_manifest(built.config.paths.index), embedded.config)
+    report = embedded.index()  # the passages are embedded; the sentences' vectors are kept
+    assert (report.action, report.reason, report.sentences_embedded) == (
+        "rewritten", "the way passage vectors are made changed", 0)
+    assert np.array_equal(embedded.data.sentence_vectors, data.sentence_vectors)
+    passage_texts = [data.texts[d][s:e] for d, s, e in data.passages[:, :3].tolist()]
+    assert np.allclose(embedded.data.passage_vectors, embedded.embedder.encode_documents(passage_texts), atol=1e-3)
+    assert not np.allclose(embedded.data.passage_vectors, data.passage_vectors, atol=1e-2)
+
+    (docs / "new.txt").write_text("Glass is made from sand. It melts in a furnace.\n", encoding="utf-8")
+    report = embedded.index()  # an update embeds the new document's sentences and passages, keeps the rest
+    assert (report.action, report.added, report.sentences_embedded) == ("updated", ["new.txt"], 2)
+    new = embedded.data.passages[:, 0] == next(
+        i for i, entry in enumerate(embedded.data.documents) if entry["path"] == "new.txt")
+    new_texts = [embedded.data.texts[d][s:e] for d, s, e in embedded.data.passages[new, :3].tolist()]
+    assert np.allclose(embedded.data.passage_vectors[new], embedded.embedder.encode_documents(new_texts), atol=1e-3)
+
+    derived = make_bot(docs=docs)  # and back: made from the stored sentence vectors, nothing embedded
+    report = derived.index()
+    assert (report.action, report.reason, report.sentences_embedded) == (
+        "rewritten", "the way passage vectors are made changed", 0)
+    kept = ~new
+    assert np.array_equal(derived.data.passage_vectors[kept], data.passage_vectors)
 
 
 def run_cli(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
@@ -355,9 +393,132 @@ def test_a_build_reports_its_progress_to_the_caller(make_bot):
     bot = make_bot(DOCS)
     seen: list[tuple[int, int]] = []
     report = bot.index(on_progress=lambda done, total: seen.append((done, total)))
-    total = len(bot.data.sentences) + len(bot.data.passages)
-    assert seen and seen[-1] == (total, total) and [done for done, _ in seen] == sorted(done for done, _ in seen)
+    total = len(bot.data.sentences)  # only sentences are embedded; passage vectors are made from theirs
+    assert seen[0] == (0, total) and seen[-1] == (total, total)
+    assert [done for done, _ in seen] == sorted(done for done, _ in seen)
     assert report.sentences_embedded == len(bot.data.sentences)
     seen.clear()
     bot.index(on_progress=lambda done, total: seen.append((done, total)))
     assert seen == []  # nothing embedded, nothing reported
+
+
+def test_ctrl_c_while_embedding_leaves_the_last_complete_index_answering(built, tmp_path):
+    """A real SIGINT to `chatbot index --rebuild` once its first batch is embedded (one text a batch, so more
+    batches wait): status 130, one line, and the build before it still current, whole and answering."""
+    docs, index = built.config.paths.docs, built.config.paths.index
+    before = (index / "CURRENT").read_text()
+    config = tmp_path / "one-a-batch.toml"
+    config.write_text("[model]\nbatch_size = 1\n", encoding="utf-8")
+    script = (  # as in a terminal, Ctrl-C raises KeyboardInterrupt; "embedding" is printed after the first batch
+        "import signal, sys, time; signal.signal(signal.SIGINT, signal.default_int_handler)\n"
+        "from chatbot import embed\n"
+        "real = embed.Embedder.encode_documents\n"
+        "def slow(self, texts, on_batch=None):\n"
+        "    def note(count):\n"
+        "        print('embedding', flush=True); time.sleep(60)\n"
+        "    return real(self, texts, note)\n"
+        "embed.Embedder.encode_documents = slow\n"
+        "from chatbot.cli import main; sys.exit(main(sys.argv[1:]))"
+    )
+    command = [sys.executable, "-c", script, "index", "--rebuild", "--config", str(config)]
+    command += ["--docs", str(docs), "--index", str(index)]
+    process = subprocess.Popen(command, cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lines: queue.Queue = queue.Queue()
+    threading.Thread(target=_lines, args=(process.stdout, lines), daemon=True).start()
+    try:
+        _wait_for(lines, "embedding", [])
+    finally:
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130 and "interrupted" in stderr and "Traceback" not in stderr, stderr
+    assert (index / "CURRENT").read_text() == before
+    assert [path.name for path in (index / "builds").iterdir()] == [before.strip()]  # no staging folder left
+    report = built.replace().index()
+    assert report.action == "unchanged"  # whole and current: nothing to build again
+    answer = built.replace().ask("What is bronze made of?")
+    assert any("Bronze is made by mixing copper with tin." in source.text for source in answer.sources)
+
+
+def test_ctrl_c_stops_a_build_embedding_in_a_child_process_and_the_child_with_it(built):
+    """Ctrl-C in a terminal reaches the whole process group: the child ignores it, the parent stops it and
+    exits with 130, nothing is left running or half written, and no warning about leaked resources."""
+    docs, index = built.config.paths.docs, built.config.paths.index
+    before = (index / "CURRENT").read_text()
+    script = (  # every build embeds in a child; "started" once the child is at work
+        "import signal, sys, time; signal.signal(signal.SIGINT, signal.default_int_handler)\n"
+        "from chatbot import build, embed\n"
+        "build.CHILD_FROM = 1\n"
+        "real = embed.ChildEmbedder.encode_documents\n"
+        "def noted(self, texts, on_batch=None):\n"
+        "    print('started', flush=True)\n"
+        "    return real(self, texts * 2000, on_batch)[: len(texts)]\n"
+        "embed.ChildEmbedder.encode_documents = noted\n"
+        "from chatbot.cli import main; sys.exit(main(sys.argv[1:]))"
+    )
+    command = [sys.executable, "-c", script, "index", "--rebuild", "--docs", str(docs), "--index", str(index)]
+    process = subprocess.Popen(
+        command, cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
+    lines: queue.Queue = queue.Queue()
+    threading.Thread(target=_lines, args=(process.stdout, lines), daemon=True).start()
+    try:
+        _wait_for(lines, "started", [])
+        time.sleep(1)
+        children = subprocess.run(["pgrep", "-P", str(process.pid)], capture_output=True, text=True).stdout.split()
+    finally:
+        os.killpg(process.pid, signal.SIGINT)  # as a terminal does
+        _, stderr = process.communicate(timeout=120)
+    assert children  # the child was there, at work
+    assert process.returncode == 130 and "interrupted" in stderr, stderr
+    assert "Traceback" not in stderr and "leaked" not in stderr, stderr
+    for child in children:
+        assert not Path(f"/proc/{child}").exists() or "zombie" in Path(f"/proc/{child}/status").read_text()
+    assert (index / "CURRENT").read_text() == before
+    assert [path.name for path in (index / "builds").iterdir()] == [before.strip()]
+
+
+def test_texts_are_written_a_slice_at_a_time_as_json_writes_them_whole(tmp_path):
+    from chatbot import store
+
+    for texts in ([], [""], ["x\"y\\z\n\t\u2028\U0001F600 é\x00\x1f", "", "long " * 300_000 + "\U0001F600" * 5]):
+        store._write_json(tmp_path / "whole.json", texts)
+        store._write_texts(tmp_path / "sliced.json", texts)
+        assert (tmp_path / "sliced.json").read_bytes() == (tmp_path / "whole.json").read_bytes()
+
+
+def test_a_large_build_embeds_in_a_child_process_with_the_same_vectors(built, make_bot, monkeypatch):
+    from chatbot import build, embed
+
+    children = []
+
+    class Watched(embed.ChildEmbedder):
+        def __enter__(self):
+            children.append(super().__enter__())
+            return children[-1]
+
+    monkeypatch.setattr(build, "CHILD_FROM", 1)
+    monkeypatch.setattr(build, "ChildEmbedder", Watched)
+    monkeypatch.setattr(build, "libraries_loaded", lambda: False)  # as in a fresh `chatbot index`
+    docs = built.config.paths.docs
+    for mode in ("derived", "embedded"):
+        bot = make_bot(docs=docs, index=docs.parent / f"index-{mode}", chunk={"passage_vectors": mode})
+        report = bot.index()
+        assert (report.action, report.sentences_embedded) == ("built", len(built.data.sentences))
+        assert children and children[-1]._process.exitcode == 0  # it ended when the build was done
+        assert np.allclose(np.asarray(bot.data.sentence_vectors, np.float32), built.data.sentence_vectors, atol=1e-3)
+        if mode == "derived":
+            assert np.array_equal(bot.data.passage_vectors, built.data.passage_vectors)
+    assert len(children) == 2
+    assert bot.ask("What is bronze made of?").to_dict() == make_bot(
+        docs=docs, index=docs.parent / "index-embedded", chunk={"passage_vectors": "embedded"}
+    ).ask("What is bronze made of?").to_dict()
+
+
+def test_a_child_embedder_fails_with_the_model_error_and_goes_away(monkeypatch):
+    from chatbot.embed import ChildEmbedder, Embedder
+    from chatbot.errors import ChatbotError
+
+    with pytest.raises(ChatbotError, match="cannot load embedding model"):
+        with ChildEmbedder(Embedder("/nonexistent/model-folder", dtype="float32")) as child:
+            child.encode_documents(["A sentence."])
+    assert not child._process.is_alive()

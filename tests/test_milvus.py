@@ -128,6 +128,37 @@ def test_incremental_updates_write_only_what_changed(built):
     assert built.index().summary().startswith("index is up to date: 0 added, 0 changed, 0 removed, 3 unchanged")
 
 
+def _assert_passages_derived(bot: Chatbot) -> None:
+    """Every passage's vector in Milvus is its sentences' vectors summed, weighted by word-pieces, unit length."""
+    data = bot.data
+    texts = [data.texts[d][s:e] for d, s, e in data.sentences.tolist()]
+    lengths = bot.embedder.token_counts(texts)
+    sentence_vectors = np.asarray(data.sentence_vectors[0 : len(data.sentences)], np.float64)
+    passage_vectors = data.passage_vectors[0 : len(data.passages)]
+    for passage, (lo, hi) in enumerate(data.passages[:, 3:5].tolist()):
+        expected = (sentence_vectors[lo:hi] * lengths[lo:hi, None]).sum(axis=0)
+        assert np.allclose(passage_vectors[passage], expected / np.linalg.norm(expected), atol=1e-5)
+
+
+def test_passage_vectors_are_made_from_the_sentence_vectors(built, make_bot):
+    _assert_passages_derived(built)
+    docs = built.config.paths.docs
+    (docs / "trees.txt").write_text("Oaks live for centuries. Their acorns feed many animals.\n", encoding="utf-8")
+    report = built.index()
+    assert (report.action, report.added, report.sentences_embedded) == ("updated", ["trees.txt"], 2)
+    _assert_passages_derived(built)  # the new document's made, the others' kept
+    # Milvus keeps an unchanged document's rows as they are: passage vectors made another way mean a rebuild.
+    embedded = make_bot(docs=docs, store=MILVUS, verifier=NO_VERIFIER, chunk={"passage_vectors": "embedded"})
+    report = embedded.index()
+    assert (report.action, report.reason) == ("built", "the way passage vectors are made changed")
+    assert report.sentences_embedded == len(embedded.data.sentences)
+    data = embedded.data
+    passage_texts = [data.texts[d][s:e] for d, s, e in data.passages[:, :3].tolist()]
+    expected = embedded.embedder.encode_documents(passage_texts)
+    assert np.allclose(data.passage_vectors[0 : len(data.passages)], expected, atol=1e-5)
+    assert row_count(embedded, "passages") == len(data.passages)
+
+
 def test_a_second_chatbot_reads_the_index_from_milvus_alone(built, make_bot):
     # Nothing in memory: as another process would.
     other = make_bot(docs=built.config.paths.docs, store=MILVUS, verifier=NO_VERIFIER)

@@ -32,6 +32,7 @@ from chatbot.ui import (
     conversation_jsonl,
     conversation_markdown,
     documents_html,
+    duration_text,
     escape,
     passage_html,
     sources_html,
@@ -1131,10 +1132,15 @@ def test_indexing_on_its_own_thread_reports_progress_then_the_outcome(make_bot, 
     steps = list(run.progress())
     assert run.error is None and run.report.action == "built"
     assert all(0 < done <= total for done, total in steps) and steps[-1][0] == steps[-1][1]
+    assert run.pace() is not None and run.pace()[1] == 0  # all done: nothing left
     (tmp_path / "docs" / "orchard.txt").unlink()
     failed = IndexingRun(bot)
     assert list(failed.progress()) == [] and failed.report is None
     assert "no documents" in str(failed.error)
+
+
+def test_the_time_left_of_an_upload_is_told_in_words():
+    assert [duration_text(s) for s in (0, 8.4, 185, 7800)] == ["0 s", "8 s", "3 min 5 s", "2 h 10 min"]
 
 
 def test_each_session_keeps_one_conversation_whatever_event_asks_for_it():
