@@ -351,8 +351,8 @@ def _vectors(path: Path, search: faiss.Index) -> np.ndarray:
 
 
 def _resident(search: faiss.Index, shape: tuple[int, ...], read: Callable[[], np.ndarray]) -> np.ndarray:
-    """Vectors in memory: the very ones `search` holds when it keeps them as they are (a flat index, or HNSW's
-    flat storage), shared rather than held twice; else `read()` (a copy)."""
+    """Vectors in memory: the very ones `search` holds when it keeps them as they are (float16 codes, see
+    `stored_vectors`), shared rather than held twice; else `read()` (a copy)."""
     stored = stored_vectors(search)
     return stored if stored is not None and stored.shape == tuple(shape) else read()
 
