@@ -1,11 +1,12 @@
 """Build an index from documents: segment, chunk, embed (reusing an older build's vectors) and index for BM25.
 
-Only sentences are embedded: a passage's vector is derived from its sentences' vectors (their sum weighted
-by length in word-pieces, made unit length), which answers as well as embedding the passage did, at half the cost
-(benchmarks/RESULTS.md, "Index build"). Vectors are embedded in chunks and streamed to the backend's sink
-(the new build's files and FAISS indexes, or rows in Milvus) as they come, so a large document never has all
-its texts to embed, or a second copy of its vectors, in memory at once. A long build shows a progress bar on
-a terminal (texts embedded, rate, time left).
+By default only sentences are embedded: a passage's vector is derived from its sentences' vectors (their sum
+weighted by length in word-pieces, made unit length), at half the cost of embedding passages too (`[chunk]
+passage_vectors`; benchmarks/RESULTS.md, "Indexing as fast as this CPU allows"). Vectors are embedded in
+chunks and streamed to the backend's sink (the new build's files, read into FAISS once embedding is done, or
+rows in Milvus) as they come, so a large document never has all its texts to embed, or a second copy of its
+vectors, in memory at once. A long build shows a progress bar on a terminal (texts embedded, rate, time
+left).
 
 Usage example:
     store = open_store(config)
@@ -130,11 +131,13 @@ def build_data(
     embedded = int(fresh[sentences[:, 0]].sum())
     # An unchanged document keeps its passage vectors unless they were made another way.
     mode = config.chunk.passage_vectors
-    made_alike = previous is not None and passage_vectors_of(previous.manifest.get("settings", {})) == PASSAGE_VECTORS[mode]
+    made_by = None if previous is None else passage_vectors_of(previous.manifest.get("settings", {}))
+    made_alike = made_by == PASSAGE_VECTORS[mode]
     passage_reuse = reuse if made_alike else [None] * len(reuse)
+    remade = np.array([number is None for number in passage_reuse], dtype=bool)  # per document: passages made anew
     total = embedded
     if mode == "embedded":
-        total += int(np.array([number is None for number in passage_reuse], dtype=bool)[passages[:, 0]].sum())
+        total += int(remade[passages[:, 0]].sum())
     old_sentences = None if previous is None else previous.sentences
     old_passages = None if previous is None else previous.passages
     if total >= PROGRESS_FROM:
@@ -161,7 +164,7 @@ def build_data(
         dimension = previous.sentence_vectors.shape[1] if previous is not None else encoder.document_dimension
         sink.place(entries, reuse, previous)
         if on_progress is not None and total:
-            encoder.document_model  # loaded before the clock of the rate starts
+            encoder.document_dimension  # the model loaded before the clock of the rate starts
             on_progress(0, total)
         sentence_writer = writers.enter_context(sink.open("sentences", sentences, texts, dimension, old_sentences))
         _stream_vectors(sentences, reuse, old_sentences, embedding(sentences), sentence_writer)
@@ -169,8 +172,7 @@ def build_data(
             passage_writer = writers.enter_context(sink.open("passages", passages, texts, dimension, old_passages))
             _stream_vectors(passages, passage_reuse, old_passages, embedding(passages), passage_writer)
         else:  # what each sentence weighs in the passages that are made again
-            again = np.array([number is None for number in passage_reuse], dtype=bool)[sentences[:, 0]]
-            weights = _word_pieces(sentences, np.flatnonzero(again), texts, encoder)
+            weights = _word_pieces(sentences, np.flatnonzero(remade[sentences[:, 0]]), texts, encoder)
     sentence_vectors, sentence_search = sentence_writer.result
 
     if mode == "derived":

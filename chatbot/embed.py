@@ -211,7 +211,6 @@ class Embedder:
         return counts
 
 
-
 def libraries_loaded() -> bool:
     """Whether this process has imported sentence-transformers (and torch) already: their memory is spent."""
     return "sentence_transformers" in sys.modules
@@ -231,7 +230,7 @@ class ChildEmbedder:
 
     def __init__(self, embedder: Embedder) -> None:
         self.settings = (embedder.name, embedder.batch_size, embedder.device, embedder.dtype)
-        self.dtype, self._dimension = embedder.dtype, None
+        self._dimension = None
         self._connection = self._process = None
 
     def __enter__(self) -> Self:
@@ -274,11 +273,6 @@ class ChildEmbedder:
         if self._dimension is None:
             self._dimension = self._call("document_dimension")
         return self._dimension
-
-    @property
-    def document_model(self) -> int:
-        """Loads the model in the child (for a rate measured from the first text); its dimension."""
-        return self.document_dimension
 
     def encode_documents(self, texts: Sequence[str], on_batch: Callable[[int], None] | None = None) -> np.ndarray:
         vectors = self._call("encode_documents", list(texts))
