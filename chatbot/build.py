@@ -30,13 +30,14 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from . import formats, segment
+from . import formats, lexical, segment
 from .chunk import group_sentences
 from .config import Config, SearchConfig
 from .embed import ChildEmbedder, Embedder, effective_dtype, libraries_loaded
 from .lexical import LexicalIndex, token_table
 from .load import Document
-from .segment import split_blocks
+from .segment import indexed_text, split_blocks, unit_table
+from .structure import syntax_of
 from .store import IndexData, VectorWriter, stored_vectors, vector_search
 
 log = logging.getLogger("chatbot")
@@ -61,7 +62,7 @@ def settings_of(config: Config) -> dict[str, Any]:
     del search["hnsw_ef_search"]  # applied at search time (store.search_vectors)
     return {
         "model": config.model.name if dtype == "float32" else f"{config.model.name} ({dtype})",
-        "segment": {**asdict(config.segment), "version": segment.VERSION},
+        "segment": {**asdict(config.segment), "version": segment.VERSION, "words": lexical.VERSION},
         "chunk": {key: value for key, value in asdict(config.chunk).items() if key != "passage_vectors"},
         "readers": formats.VERSION,
         "search": search,
@@ -91,12 +92,14 @@ def build_data(
     sink = FileVectors(staging, config.search) if isinstance(staging, Path) else staging
     key = (lambda entry: (entry["path"], entry["sha256"])) if sink.reuse_by_path else (lambda entry: entry["sha256"])
     reusable = {key(doc): number for number, doc in enumerate(previous.documents)} if previous else {}
-    sentence_parts, passage_parts, entries, reuse = [], [], [], []
+    sentence_parts, passage_parts, unit_parts, entries, reuse = [], [], [], [], []
     sentence_count = 0
     for number, doc in enumerate(documents):
         unseen = formats.unseen_spans(doc.text, PurePosixPath(doc.path).suffix)
-        blocks = split_blocks(doc.text, config.segment.max_sentence_chars, unseen)
+        parts = formats.parts_of(doc.structure) if doc.structure else None
+        blocks = split_blocks(doc.text, config.segment.max_sentence_chars, unseen, syntax_of(doc.path), parts)
         spans = np.array([span for block in blocks for span in block.sentences], dtype=np.int64).reshape(-1, 2)
+        unit_parts.append(np.array(unit_table(blocks, sentence_count), dtype=np.int64).reshape(-1, 4))
         groups = np.array(
             group_sentences(blocks, config.chunk.sentences_per_passage, config.chunk.overlap), dtype=np.int64
         ).reshape(-1, 2)
@@ -116,16 +119,19 @@ def build_data(
         }
         if doc.pages:
             entry["pages"] = list(doc.pages)
+        if doc.structure:
+            entry["structure"] = doc.structure
         entries.append(entry)
         reuse.append(reusable.get(key(entry)))
 
     sentences = np.concatenate(sentence_parts).reshape(-1, 3) if sentence_parts else np.zeros((0, 3), np.int64)
     passages = np.concatenate(passage_parts).reshape(-1, 5) if passage_parts else np.zeros((0, 5), np.int64)
-    del sentence_parts, passage_parts
+    units = np.concatenate(unit_parts).reshape(-1, 4) if unit_parts else np.zeros((0, 4), np.int64)
+    del sentence_parts, passage_parts, unit_parts
     texts = [doc.text for doc in documents]
     # BM25 first: what it needs while it is built (about twice what it keeps) is then not on top of the model's
     # memory and the vectors'.
-    sentence_lexical, passage_lexical = lexical_indexes(texts, sentences, passages)
+    sentence_lexical, passage_lexical = lexical_indexes(texts, sentences, passages, units)
     release_freed_memory()
     fresh = np.array([number is None for number in reuse], dtype=bool)
     embedded = int(fresh[sentences[:, 0]].sum())
@@ -156,13 +162,16 @@ def build_data(
 
         def embedding(table: np.ndarray) -> Callable[[list[int]], np.ndarray]:
             def embed(rows: list[int]) -> np.ndarray:
-                chunk = table[rows, :3].tolist()
-                return encoder.encode_documents([texts[d][s:e] for d, s, e in chunk], on_batch=advance)
+                if table is sentences:  # a unit as retrieval reads it: a table row after its header, say
+                    chunk = [indexed_text(texts, sentences, units, row) for row in rows]
+                else:
+                    chunk = [texts[d][s:e] for d, s, e in table[rows, :3].tolist()]
+                return encoder.encode_documents(chunk, on_batch=advance)
 
             return embed
 
         dimension = previous.sentence_vectors.shape[1] if previous is not None else encoder.document_dimension
-        sink.place(entries, reuse, previous)
+        sink.place(entries, reuse, previous, units)
         if on_progress is not None and total:
             encoder.document_dimension  # the model loaded before the clock of the rate starts
             on_progress(0, total)
@@ -202,6 +211,7 @@ def build_data(
         texts=texts,
         sentences=sentences,
         passages=passages,
+        units=units,
         sentence_vectors=sentence_vectors,
         passage_vectors=passage_vectors,
         sentence_search=sentence_search,
@@ -213,10 +223,13 @@ def build_data(
     return data, embedded
 
 
-def lexical_indexes(texts: list[str], sentences: np.ndarray, passages: np.ndarray) -> tuple[LexicalIndex, LexicalIndex]:
-    """BM25 indexes of the sentences and of the passages. A passage's sentences are consecutive: its tokens are
-    one slice of the sentences' token table (compact: lists of tokens for a million sentences take gigabytes)."""
-    ids, offsets, vocab = token_table(texts[d][s:e] for d, s, e in sentences.tolist())
+def lexical_indexes(
+    texts: list[str], sentences: np.ndarray, passages: np.ndarray, units: np.ndarray
+) -> tuple[LexicalIndex, LexicalIndex]:
+    """BM25 indexes of the sentences (each as retrieval reads it: segment.indexed_text) and of the passages. A
+    passage's sentences are consecutive: its tokens are one slice of the sentences' token table (compact: lists
+    of tokens for a million sentences take gigabytes)."""
+    ids, offsets, vocab = token_table(indexed_text(texts, sentences, units, row) for row in range(len(sentences)))
     sentence_lexical = LexicalIndex.build_from_table(ids, offsets[:-1], offsets[1:], vocab)
     passage_lexical = LexicalIndex.build_from_table(ids, offsets[passages[:, 3]], offsets[passages[:, 4]], vocab)
     return sentence_lexical, passage_lexical
@@ -227,8 +240,11 @@ class VectorSink(Protocol):
 
     reuse_by_path: bool  # whether an unchanged document is known by path and content, or by content alone
 
-    def place(self, entries: list[dict[str, Any]], reuse: list[int | None], previous: IndexData | None) -> None:
-        """Note in each manifest entry where its vectors are kept, before any is written."""
+    def place(
+        self, entries: list[dict[str, Any]], reuse: list[int | None], previous: IndexData | None, units: np.ndarray
+    ) -> None:
+        """Note in each manifest entry where its vectors are kept, before any is written (`units`: the new
+        index's IndexData.units, for a backend that indexes each unit's text itself)."""
 
     def open(self, kind: str, table: np.ndarray, texts: list[str], dimension: int, old: np.ndarray | None) -> Any:
         """A context manager with put(rows, vectors), keep(rows, old_rows) and, after it, `result`:
@@ -249,7 +265,7 @@ class FileVectors:
     def __init__(self, staging: Path, settings: SearchConfig) -> None:
         self.staging, self.settings, self.previous = staging, settings, None
 
-    def place(self, entries, reuse, previous) -> None:
+    def place(self, entries, reuse, previous, units) -> None:
         self.previous = previous
 
     @contextlib.contextmanager

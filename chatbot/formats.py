@@ -22,13 +22,17 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from html.parser import HTMLParser
 
+from .structure import Part
+
 log = logging.getLogger("chatbot")
 
 # Bumped when a reader's output changes, so indexes built from the older text are rebuilt.
-VERSION = 5  # 3: DOCX tables: every cell once, a row per line; DOCX notes; HTML: nav, aria-hidden, display:none
+VERSION = 6  # 3: DOCX tables: every cell once, a row per line; DOCX notes; HTML: nav, aria-hidden, display:none
 # 4: Markdown front matter and HTML comments are not quoted (unseen_spans)
 # 5: DOCX: tracked insertions, content controls and simple fields are read, hidden and deleted text is not;
 #    HTML: aria-hidden="true" is shown, role="navigation" is left out like <nav>
+# 6: PDF: lines that only wrap a paragraph are joined (reflow); HTML: the structure is kept (headings, items, terms and descriptions, rows, code); a description follows its
+#    term on the next line
 PAGE_BREAK = "\n\f\n"
 CELL_GAP = " | "  # between the cells of a table row, which is one line
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f-\x9f]")
@@ -69,10 +73,17 @@ class Unreadable(Exception):
 
 @dataclass(frozen=True)
 class Extracted:
-    """The text of a document and, for paged formats, the offset where each page starts."""
+    """The text of a document and, for paged formats, the offset where each page starts; for a format whose
+    reader knows the structure (HTML), its blocks as (start, end, kind, level) (see structure.Part)."""
 
     text: str
     pages: tuple[int, ...] = ()
+    structure: tuple[tuple[int, int, str, int], ...] = ()
+
+
+def parts_of(structure) -> list[Part]:
+    """A reader's structure (as Extracted and the index's manifest keep it) as structure.Part blocks."""
+    return [Part(int(start), int(end), str(kind), int(level)) for start, end, kind, level in structure]
 
 
 def extract(data: bytes, suffix: str, name: str) -> Extracted:
@@ -88,7 +99,7 @@ def extract(data: bytes, suffix: str, name: str) -> Extracted:
     if not extracted.text.strip():
         raise Unreadable("it is empty" if reader is _read_plain else "no text could be extracted from it")
     if _SURROGATE.search(extracted.text):  # broken PDF font maps give these; they cannot be encoded or embedded
-        extracted = Extracted(_SURROGATE.sub("\ufffd", extracted.text), extracted.pages)
+        extracted = Extracted(_SURROGATE.sub("\ufffd", extracted.text), extracted.pages, extracted.structure)
     return extracted
 
 
@@ -149,11 +160,52 @@ def _read_pdf(data: bytes, name: str) -> Extracted:
             raise Unreadable("it is encrypted")
         pages, starts, offset = [], [], 0
         for page in reader.pages:
-            text = (page.extract_text() or "").rstrip()
+            text = reflow((page.extract_text() or "").rstrip())
             starts.append(offset)
             pages.append(text)
             offset += len(text) + len(PAGE_BREAK)
     return Extracted(PAGE_BREAK.join(pages), tuple(starts))
+
+
+_LEADERS = re.compile(r"(?:\.\s?){3,}\s*[\divxlc]+\s*$")  # a table of contents' dot leaders and page number
+_PDF_HEADING = re.compile(r"\s*\d{1,2}(?:\.\d{1,2})*\.?\s+[A-Z]")  # "2.2 Naming"
+_PDF_ITEM = re.compile(r"\s*(?:[•◦▪‣·∙○●■□–—*-]|\(?\d{1,3}[.)]|\(?[a-z][.)])\s")
+
+
+def reflow(page: str) -> str:
+    """A PDF page's lines with the line breaks that only wrap a paragraph joined: a line that reaches the right
+    margin (nearly as long as the page's full lines) runs on into the next, unless that one starts an item. A
+    word hyphenated at the line's end is joined again ("man-" + "agement"); a hyphen before a capital stays
+    ("Dss-Sig-" + "Value"). Short lines (headings, code, the last line of a paragraph) keep their breaks."""
+    lines = page.split("\n")
+    widths = sorted(len(line.strip()) for line in lines if line.strip())
+    if len(widths) < 3:
+        return page
+    full = widths[int(0.9 * (len(widths) - 1))]
+    out: list[str] = []
+    last = ""  # the previous line as printed
+    for line in lines:
+        line = line.rstrip()
+        wrapped = (
+            out
+            and line.strip()
+            and last.strip()
+            and len(last.strip()) >= 0.8 * full
+            and not _PDF_ITEM.match(line)
+            and not last.rstrip().endswith(":")
+            and not _LEADERS.search(last)
+            and not (_PDF_HEADING.match(line) and len(line.strip()) < 0.6 * full)
+        )
+        if not wrapped:
+            out.append(line)
+        elif last.endswith("-") and len(last) > 1 and last[-2].isalpha() and line.lstrip()[:1].islower():
+            out[-1] = out[-1][:-1] + line.lstrip()
+        elif last.endswith("-") and len(last) > 1 and last[-2].isalpha():
+            out[-1] = out[-1] + line.lstrip()
+        else:
+            out[-1] = out[-1] + " " + line.lstrip()
+        last = line
+    return "\n".join(out)
 
 
 @contextmanager
@@ -311,7 +363,8 @@ def _read_html(data: bytes, name: str) -> Extracted:
     parser = _VisibleText()
     parser.feed(decode_text(data, name))
     parser.close()
-    return Extracted(parser.text())
+    text = parser.text()
+    return Extracted(text, structure=parser.structure(len(text)))
 
 
 class _VisibleText(HTMLParser):
@@ -366,6 +419,9 @@ class _VisibleText(HTMLParser):
         self.open: Counter[str] = Counter()  # how many of each are in the stack
         self.hidden: int | None = None  # where in the stack the outermost hidden element is
         self.pre = 0  # open <pre> elements that are shown
+        self.length = 0  # characters in self.parts
+        self.blocks: list[list] = []  # [start, end, kind, level, cells of a row] of each block of text
+        self.cells: list[str] = []  # the cell tags of the table row being read
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         if tag not in self.IN_HEAD and self.stack and self.stack[-1] == "head":  # </head> may be left out too
@@ -389,9 +445,13 @@ class _VisibleText(HTMLParser):
             self._break(1)
         elif tag in ("td", "th"):
             self.cell = True
+            self.cells.append(tag)
         elif tag in self.BLOCKS:
             self._break(2)
             self.pre += tag == "pre"
+            if tag == "tr":
+                self.cells = []
+
 
     def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         self.handle_starttag(tag, attrs)
@@ -442,21 +502,68 @@ class _VisibleText(HTMLParser):
                 data = data.lstrip(" ")
         if not data:
             return
+        kind, level = self._kind()
+        if self.breaks and kind == "description" and self.blocks and self.blocks[-1][2] == "term":
+            self.breaks = 1  # a description on the line under its term: the two are read as one
+        starts = not self.parts or self.breaks >= 2 or (self.breaks and kind != self.blocks[-1][2])
         if self.breaks and self.parts:
-            self.parts.append("\n" * self.breaks)
+            self._append("\n" * self.breaks)
         elif self.cell and self.parts and not self.parts[-1].endswith("\n"):
-            self.parts[-1] = self.parts[-1].rstrip(" ")
-            self.parts.append(CELL_GAP)
+            self._strip_last()
+            self._append(CELL_GAP)
         self.breaks, self.cell = 0, False
-        self.parts.append(data)
+        if starts:
+            self.blocks.append([self.length, self.length, kind, level, self.cells])
+        self._append(data)
+        self.blocks[-1][1] = self.length
+
+    def _append(self, text: str) -> None:
+        self.parts.append(text)
+        self.length += len(text)
+
+    def _strip_last(self) -> None:
+        stripped = self.parts[-1].rstrip(" ")
+        self.length -= len(self.parts[-1]) - len(stripped)
+        self.parts[-1] = stripped
+
+    def _kind(self) -> tuple[str, int]:
+        """What the text being read is, by the innermost element that says (structure.KINDS), and its level."""
+        for tag in reversed(self.stack):
+            if tag in ("h1", "h2", "h3", "h4", "h5", "h6"):
+                return "heading", int(tag[1])
+            if tag == "pre":
+                return "code", 0
+            if tag == "tr":
+                return "row", 0
+            if tag == "li":
+                return "item", sum(self.open[name] for name in ("ul", "ol", "menu")) or 1
+            if tag == "dt":
+                return "term", 0
+            if tag == "dd":
+                return "description", 0
+            if tag in ("table", "body", "blockquote", "section", "article", "main"):
+                break
+        return "paragraph", 0
 
     def _break(self, count: int) -> None:
         if self.parts and not self.pre:
-            self.parts[-1] = self.parts[-1].rstrip(" ")
+            self._strip_last()
         self.breaks = max(self.breaks, count)
 
     def text(self) -> str:
         return "".join(self.parts).rstrip()
+
+    def structure(self, length: int) -> tuple[tuple[int, int, str, int], ...]:
+        """The blocks of the text, as (start, end, kind, level); a row all of whose cells are <th> is a header."""
+        result = []
+        for start, end, kind, level, cells in self.blocks:
+            end = min(end, length)
+            if end <= start:
+                continue
+            if kind == "row" and cells and all(cell == "th" for cell in cells):
+                kind = "header"
+            result.append((start, end, kind, level))
+        return tuple(result)
 
 
 def _hides(attrs: list[tuple[str, str | None]]) -> bool:

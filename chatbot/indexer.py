@@ -94,7 +94,7 @@ def document_changes(
 def scan_documents(config: Config) -> Scan:
     """The configured documents folder's files (the index folder left out, should it be inside it) and the
     documents uploaded through the web page (see load.scan_with_uploads)."""
-    extensions = config.documents.extensions
+    extensions = config.documents.file_types
     return scan_with_uploads(config.paths.docs, extensions, (config.paths.index,), config.paths.uploads_folder)
 
 
@@ -126,7 +126,8 @@ def refresh_index(
     if not scan.files:
         for skipped in scan.skipped:
             log.warning("skipped %s: %s", skipped.path, skipped.reason)
-        raise ChatbotError(f"no documents ({', '.join(config.documents.extensions)}) in {config.paths.docs}")
+        kinds = ", ".join(ext or "no extension" for ext in config.documents.extensions)
+        raise ChatbotError(f"no documents ({kinds}) in {config.paths.docs}")
     store = open_store(config)
     if not force:
         data, report = _load_if_current(store, config, scan.files)
@@ -266,7 +267,8 @@ def _stored_document(previous: IndexData, number: int) -> Document:
     entry = previous.documents[number]
     pages = tuple(entry.get("pages", ()))
     stats = entry["size"], entry["mtime_ns"], entry.get("ctime_ns", 0)  # older indexes kept no ctime
-    return Document(entry["path"], previous.texts[number], entry["sha256"], *stats, pages)
+    structure = tuple(tuple(block) for block in entry.get("structure", ()))
+    return Document(entry["path"], previous.texts[number], entry["sha256"], *stats, pages, structure)
 
 
 def _previous(store: FileStore, config: Config, force: bool) -> tuple[IndexData | None, str]:

@@ -20,8 +20,13 @@ import numpy as np
 import Stemmer
 from bm25s.stopwords import STOPWORDS_EN_PLUS
 
+# Bumped when the same text gives other words, so that indexes counting the old ones are rebuilt.
+VERSION = 2  # 2: words joined by dots or hyphens with a digit among them (3.3, x86-64) count whole too
 STOPWORDS = frozenset(STOPWORDS_EN_PLUS) | {"whose", "whom", "also", "would", "could", "may", "might", "many", "much"}
 _WORD = re.compile(r"\w+")
+# A word joined by dots or hyphens to others: a version (3.3, v1.2.3), a name (ASN.1, x86-64, setup.py). Counted
+# as a word of its own beside its parts, so that "3.3" finds "3.3" and not every 3.
+_COMPOUND = re.compile(r"\w+(?:[.-]\w+)+")
 _stemmer = Stemmer.Stemmer("english")
 
 
@@ -32,8 +37,13 @@ def stem(word: str) -> str:
 
 
 def content_words(text: str) -> list[str]:
-    """The words of `text` that carry meaning: lower case, in order, stop words and stray letters out."""
-    return [word for word in _WORD.findall(text.lower()) if word not in STOPWORDS and (len(word) > 1 or word.isdigit())]
+    """The words of `text` that carry meaning: lower case, in order, stop words and stray letters out; a word
+    joined to others by dots or hyphens ("3.3", "x86-64") also counts whole, after its parts."""
+    lowered = text.lower()
+    words = [word for word in _WORD.findall(lowered) if word not in STOPWORDS and (len(word) > 1 or word.isdigit())]
+    if "." in lowered or "-" in lowered:
+        words += [match.group(0) for match in _COMPOUND.finditer(lowered) if any(c.isdigit() for c in match.group(0))]
+    return words
 
 
 def tokenize(text: str) -> list[str]:

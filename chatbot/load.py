@@ -9,8 +9,10 @@ Usage example:
 from __future__ import annotations
 
 import bisect
+import fnmatch
 import hashlib
 import os
+import re
 import stat
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -67,6 +69,9 @@ class Document:
     mtime_ns: int
     ctime_ns: int
     pages: tuple[int, ...] = ()  # offset in `text` where each page starts, for paged formats (PDF)
+    # The blocks of `text` as the reader found them, (start, end, kind, level), for formats whose reader knows
+    # the structure (HTML); () for text, whose structure is read from its syntax (structure.py).
+    structure: tuple[tuple[int, int, str, int], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -111,7 +116,8 @@ def scan_folder(
     folder: Path, extensions: tuple[str, ...], ignore: Path | Iterable[Path] | None = (), prefix: str = ""
 ) -> Scan:
     """Every file under `folder` with one of `extensions`, recursively, sorted by relative path (each path
-    starting with `prefix`).
+    starting with `prefix`). An extension is ".txt" or "" (no extension); an entry without a leading dot is a
+    pattern of names (case-insensitive): "README*" takes README.Debian, whatever its extension.
 
     Hidden files and folders are passed over, and so are the folders in `ignore` (one or several: the index
     and the uploads, when they are kept inside the documents folder). Files of other types, links that lead
@@ -125,7 +131,7 @@ def scan_folder(
     if not folder.is_dir():
         raise ChatbotError(f"documents path is not a folder: {folder}")
     root = folder.resolve()
-    wanted = {ext.lower() for ext in extensions}
+    wanted = _FileTypes.of(extensions)
     scan = Scan()
     try:
         _scan_into(scan, folder, prefix, root, wanted, tuple(Path(path).resolve() for path in ignore))
@@ -151,7 +157,7 @@ def _skip_links_to_listed_files(scan: Scan) -> None:
 
 
 def _scan_into(
-    scan: Scan, directory: Path, prefix: str, root: Path, wanted: set[str], ignore: tuple[Path, ...]
+    scan: Scan, directory: Path, prefix: str, root: Path, wanted: _FileTypes, ignore: tuple[Path, ...]
 ) -> None:
     """Add the files below `directory` (relative paths starting with `prefix`) to `scan`. Costs one stat
     per file: only a link is resolved, as nothing else under a folder not entered through a link can lead
@@ -177,7 +183,7 @@ def _scan_into(
             if target is not None and target.is_dir():  # a linked folder is not entered
                 continue
             suffix = os.path.splitext(entry.name)[1]
-            if suffix.lower() not in wanted:
+            if not wanted.match(entry.name, suffix):
                 scan.skipped.append(Skipped(relative, f"unsupported file type ({suffix or 'no extension'})"))
                 continue
             if target is not None:
@@ -193,6 +199,25 @@ def _scan_into(
             scan.skipped.append(Skipped(relative, "it is not a regular file"))
             continue
         scan.files.append(FileInfo(relative, path, info.st_size, info.st_mtime_ns, info.st_ctime_ns))
+
+
+@dataclass(frozen=True)
+class _FileTypes:
+    """The files a scan takes: by extension (lower case; "" for none), or by a pattern of the whole name."""
+
+    extensions: frozenset[str]
+    patterns: tuple[re.Pattern, ...]
+
+    @classmethod
+    def of(cls, entries: Iterable[str]) -> _FileTypes:
+        entries = list(entries)
+        extensions = frozenset(entry.lower() for entry in entries if not entry or entry.startswith("."))
+        patterns = tuple(re.compile(fnmatch.translate(entry.lower())) for entry in entries if entry and entry[0] != ".")
+        return cls(extensions, patterns)
+
+    def match(self, name: str, suffix: str) -> bool:
+        lowered = name.lower()
+        return suffix.lower() in self.extensions or any(pattern.match(lowered) for pattern in self.patterns)
 
 
 def _is_utf8(name: str) -> bool:
@@ -218,6 +243,7 @@ def read_document(info: FileInfo) -> Document:
         info.mtime_ns,
         info.ctime_ns,
         extracted.pages,
+        extracted.structure,
     )
 
 

@@ -41,10 +41,11 @@ from .build import lexical_indexes
 from .config import Config
 from .errors import ChatbotError
 from .lexical import tokenize
+from .segment import indexed_text
 from .store import IndexDamaged, IndexData, build_lock, manifest_checksum
 
 log = logging.getLogger("chatbot")
-FORMAT = 1
+FORMAT = 2  # 2: each document's units (IndexData.units) are kept with its text
 PIECE = 16_000  # characters of a text piece: at most 64,000 bytes of UTF-8, under Milvus's 65,535 for a VARCHAR
 BATCH = 1000  # ids per get, rows per query page
 # BM25 as bm25s scores it (k1, b): Milvus's default k1 is 1.2, bm25s's 1.5.
@@ -142,7 +143,7 @@ class MilvusStore:
         pieces_of = f'kind == "doc" and build in {json.dumps(builds)}'
         for row in self._iterate(self.meta, pieces_of, ["blob", "part", "data"]):
             blobs.setdefault(row["blob"], []).append((row["part"], row["data"]))
-        texts, sentence_parts, passage_parts, first = [], [], [], 0
+        texts, sentence_parts, passage_parts, unit_parts, first = [], [], [], [], 0
         for number, entry in enumerate(entries):
             place = entry["milvus"]
             pieces = sorted(blobs.get(_doc_blob(place), []))
@@ -153,18 +154,23 @@ class MilvusStore:
             texts.append(stored["text"])
             spans = np.array(stored["sentences"], dtype=np.int64).reshape(-1, 2)
             groups = np.array(stored["passages"], dtype=np.int64).reshape(-1, 4)
+            units = np.array(stored["units"], dtype=np.int64).reshape(-1, 4)
+            units[:, 1] = np.where(units[:, 1] >= 0, units[:, 1] + first, -1)  # stored per document
+            unit_parts.append(units)
             sentence_parts.append(np.column_stack([np.full(len(spans), number), spans]))
             passage_parts.append(np.column_stack([np.full(len(groups), number), groups[:, :2], groups[:, 2:] + first]))
             first += len(spans)
         sentences = np.concatenate(sentence_parts).reshape(-1, 3) if entries else np.zeros((0, 3), np.int64)
         passages = np.concatenate(passage_parts).reshape(-1, 5) if entries else np.zeros((0, 5), np.int64)
-        sentence_lexical, passage_lexical = lexical_indexes(texts, sentences, passages)
+        units = np.concatenate(unit_parts).reshape(-1, 4) if entries else np.zeros((0, 4), np.int64)
+        sentence_lexical, passage_lexical = lexical_indexes(texts, sentences, passages, units)
         dimension = manifest["model"]["dimension"]
         data = IndexData(
             manifest=manifest,
             texts=texts,
             sentences=sentences,
             passages=passages,
+            units=units,
             sentence_vectors=MilvusVectors(self.client, names["sentences"], RowKeys(entries, sentences), dimension),
             passage_vectors=MilvusVectors(self.client, names["passages"], RowKeys(entries, passages), dimension),
             sentence_search=None,
@@ -203,10 +209,13 @@ class MilvusStore:
                 continue
             lo, hi = sentence_starts[number], sentence_starts[number + 1]
             groups = data.passages[passage_starts[number] : passage_starts[number + 1]]
+            units = data.units[lo:hi].copy()
+            units[:, 1] = np.where(units[:, 1] >= 0, units[:, 1] - lo, -1)
             blob = json.dumps(
                 {
                     "text": data.texts[number],
                     "sentences": data.sentences[lo:hi, 1:].ravel().tolist(),
+                    "units": units.ravel().tolist(),
                     "passages": np.column_stack([groups[:, 1:3], groups[:, 3:5] - lo]).ravel().tolist(),
                 },
                 ensure_ascii=False,
@@ -389,13 +398,16 @@ class MilvusSink:
 
     def __init__(self, store: MilvusStore, build: str) -> None:
         self.store, self.build = store, build
+        self.units = np.zeros((0, 4), dtype=np.int64)  # the new index's units (from place)
         self.names: dict[str, str] = {}
         self.entries: list[dict[str, Any]] = []
         self._tokens: dict[int, list[str]] = {}  # sentence id -> tokens, for the passages of new documents
         self.sentence_starts = np.zeros(1, dtype=np.int64)  # each document's first sentence id
 
-    def place(self, entries: list[dict[str, Any]], reuse: list[int | None], previous: IndexData | None) -> None:
-        self.entries = entries
+    def place(
+        self, entries: list[dict[str, Any]], reuse: list[int | None], previous: IndexData | None, units: np.ndarray
+    ) -> None:
+        self.entries, self.units = entries, units
         for number, (entry, before) in enumerate(zip(entries, reuse)):
             if before is None:
                 entry["milvus"] = {"build": self.build, "key": number}
@@ -432,7 +444,8 @@ class _RowWriter:
             entry, text = self.sink.entries[doc], self.texts[doc][start:end]
             first = int(self.starts[doc])
             if self.kind == "sentences":
-                tokens = self.sink._tokens[row] = tokenize(text)
+                read = indexed_text(self.texts, self.table, self.sink.units, row)
+                tokens = self.sink._tokens[row] = tokenize(read)
             else:
                 lo, hi = (int(value) for value in self.table[row, 3:5])
                 tokens = [token for sentence in range(lo, hi) for token in self.sink._tokens.get(sentence, ())]

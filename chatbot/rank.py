@@ -28,7 +28,7 @@ import numpy as np
 from .config import ConfidenceConfig, RankingConfig
 from .lexical import LexicalIndex, content_words, stem
 from .retrieve import Hits
-from .segment import is_heading, line_around
+from .segment import KIND_CODES, is_heading, line_around
 from .store import IndexData
 
 RANKING_FEATURES = tuple(f.name for f in fields(RankingConfig) if f.name != "bias")
@@ -164,10 +164,12 @@ def rank_sentences(
     following = np.minimum(ids + 1, len(data.sentences) - 1)
     same_document = (ids > 0) & (data.sentences[previous, 0] == rows[:, 0])
     next_in_document = (ids + 1 < len(data.sentences)) & (data.sentences[following, 0] == rows[:, 0])
-    sentence_texts = [texts[d][s:e] for d, s, e in rows]
+    # What each candidate says: a table row, item, term or code block read with its header, term or heading.
+    sentence_texts = [data.indexed_text(int(sentence)) for sentence in ids]
     previous_cosine = np.where(same_document, np.asarray(data.sentence_vectors[previous]) @ vector, 0.0)
     facts = np.array([_sentence_facts(texts[d], s, e) for d, s, e in rows.tolist()], dtype=np.float64).reshape(-1, 3)
-    fragment, continuing, length = facts.T
+    _, continuing, length = facts.T
+    fragment = np.array([is_fragment(data, int(sentence)) for sentence in ids], dtype=np.float64)
     columns = {
         "sentence_cosine": sentence_cosine,
         "passage_cosine": cosine,
@@ -225,8 +227,14 @@ def _word_match(
 
 
 def is_fragment(data: IndexData, sentence: int) -> bool:
-    """Whether a sentence of the index is a heading or a question: it names a subject rather than saying
-    anything about it, so the text after it is what answers."""
+    """Whether a unit of the index is a heading, or a sentence of prose that asks a question: it names a subject
+    rather than saying anything about it, so the text after it is what answers. (A list item, term or table row
+    is never one, however short: it says what it says.)"""
+    kind = int(data.units[sentence, 0])
+    if kind == KIND_CODES["heading"]:
+        return True
+    if kind != KIND_CODES["paragraph"]:
+        return False
     doc, start, end = (int(value) for value in data.sentences[sentence])
     return _sentence_facts(data.texts[doc], start, end)[0] > 0
 

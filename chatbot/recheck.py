@@ -88,7 +88,7 @@ class Rechecker:
     def __init__(
         self,
         docs: str | Path,
-        extensions: Sequence[str] = DocumentsConfig().extensions,
+        extensions: Sequence[str] = DocumentsConfig().file_types,
         ignore: str | Path | None = None,
         uploads: str | Path | None = None,
     ) -> None:
@@ -104,7 +104,7 @@ class Rechecker:
     def from_config(cls, config: Config) -> Rechecker:
         """For the configured documents folder, its uploads and file types (the index folder left out, as the
         index does)."""
-        return cls(config.paths.docs, config.documents.extensions, config.paths.index, config.paths.uploads_folder)
+        return cls(config.paths.docs, config.documents.file_types, config.paths.index, config.paths.uploads_folder)
 
     def check(self, answer: Answer | dict[str, Any]) -> list[QuoteCheck]:
         """One result per quote of `answer`, in its order."""

@@ -43,8 +43,11 @@ from .config import Config, SearchConfig
 from .errors import ChatbotError
 from .lexical import LexicalIndex
 from .load import line_breaks, line_on_page, page_of
+from .segment import KIND_CODES, context_text, indexed_text
 
-FORMAT = 3  # 2: manifest checksum, skipped files, page starts; 3: vectors stored in float16
+KIND_NAMES = {code: kind for kind, code in KIND_CODES.items()}
+
+FORMAT = 4  # 2: manifest checksum, skipped files, page starts; 3: vectors stored in float16; 4: units.npy
 log = logging.getLogger("chatbot")
 _FP16 = faiss.ScalarQuantizer.QT_fp16
 
@@ -73,6 +76,9 @@ class IndexData:
     texts: list[str]  # document texts, in manifest["documents"] order
     sentences: np.ndarray  # int64 (n, 3): document, start, end
     passages: np.ndarray  # int64 (m, 5): document, start, end, first sentence, one past last sentence
+    # int64 (n, 4), a row per sentence (quote unit): its kind (segment.KIND_CODES), the sentence id of its
+    # heading (-1: none), and the start and end of its context in its document (-1: none; segment.unit_table)
+    units: np.ndarray
     sentence_vectors: np.ndarray  # float16 (n, dim), unit length, as stored
     passage_vectors: np.ndarray  # float16 (m, dim), unit length
     sentence_search: faiss.Index | None  # None where the backend searches (Milvus: `searcher`)
@@ -123,6 +129,32 @@ class IndexData:
     def page_of(self, document: int, offset: int) -> int | None:
         """1-based page of a character offset in a paged document (PDF); None for documents without pages."""
         return page_of(self.documents[document].get("pages") or (), offset)
+
+    def context_text(self, sentence: int) -> str:
+        """What a structured unit is read with: its section's heading and its header, term or lead-in line."""
+        return context_text(self.texts, self.sentences, self.units, sentence)
+
+    def indexed_text(self, sentence: int) -> str:
+        """A unit's text as retrieval reads it (segment.indexed_text)."""
+        return indexed_text(self.texts, self.sentences, self.units, sentence)
+
+    def section_path(self, sentence: int) -> list[str]:
+        """The headings above a unit, outermost first (each heading's own text)."""
+        path, heading = [], int(self.units[sentence, 1])
+        while heading >= 0 and len(path) < 16:
+            doc, start, end = (int(value) for value in self.sentences[heading])
+            path.append(self.texts[doc][start:end])
+            heading = int(self.units[heading, 1])
+        return path[::-1]
+
+    def own_context(self, sentence: int) -> str:
+        """A unit's own context (a table row's header, a description's term, a list's lead-in line), or ""."""
+        doc, start, end = int(self.sentences[sentence, 0]), int(self.units[sentence, 2]), int(self.units[sentence, 3])
+        return self.texts[doc][start:end] if start >= 0 else ""
+
+    def kind_of(self, sentence: int) -> str:
+        """"paragraph", "heading", "item", "term", "description", "row" or "code"."""
+        return KIND_NAMES[int(self.units[sentence, 0])]
 
     def text_of(self, path: str) -> str:
         """The stored text of the document at `path` (relative to the documents folder): what offsets count in."""
@@ -327,6 +359,7 @@ def load_index(folder: Path, manifest: dict[str, Any] | None = None, verify: boo
             texts=texts,
             sentences=np.load(build / "sentences.npy", allow_pickle=False),
             passages=np.load(build / "passages.npy", allow_pickle=False),
+            units=np.load(build / "units.npy", allow_pickle=False),
             sentence_vectors=_vectors(build / "sentence_vectors.npy", sentence_search),
             passage_vectors=_vectors(build / "passage_vectors.npy", passage_search),
             sentence_search=sentence_search,
@@ -472,6 +505,7 @@ def _write_files(data: IndexData, folder: Path) -> dict[str, str]:
     _write_texts(folder / "texts.json", data.texts)
     np.save(folder / "sentences.npy", data.sentences.astype(np.int64), allow_pickle=False)
     np.save(folder / "passages.npy", data.passages.astype(np.int64), allow_pickle=False)
+    np.save(folder / "units.npy", data.units.astype(np.int64), allow_pickle=False)
     _save_vectors(folder / "sentence_vectors.npy", data.sentence_vectors)
     _save_vectors(folder / "passage_vectors.npy", data.passage_vectors)
     faiss.write_index(data.sentence_search, str(folder / "sentences.faiss"))

@@ -490,7 +490,7 @@ def test_other_formats_are_quoted_without_pages(mixed_bot, question, source, exp
     assert mixed_bot.data.text_of(source)[quote.start : quote.end] == quote.text
     assert quote.page is None and "page" not in quote.to_dict()
     # answer_span (the answer's words inside the quote) only when the verifier marked them
-    assert set(quote.to_dict()) - {"answer_span"} == {"citation", "text", "source", "start", "end", "line", "source_sha256"}
+    assert set(quote.to_dict()) - {"answer_span", "section", "context"} == {"citation", "text", "source", "start", "end", "line", "source_sha256"}
 
 
 def test_pages_are_recorded_in_the_manifest(mixed_bot):
@@ -549,7 +549,7 @@ def test_markdown_front_matter_and_comments_are_never_quoted(make_bot):
     data = bot.data
     quoted = {(data.documents[d]["path"], data.texts[d][s:e]) for d, s, e in data.sentences[:, :3].tolist()}
     assert ("guide.md", "Visitors park on level 2 of the garage.") in quoted
-    assert ("guide.md", "```html\n<!-- the garage code goes here -->\n```") in quoted
+    assert ("guide.md", "<!-- the garage code goes here -->") in quoted  # a code block: its lines, not its fences
     assert not {sentence for path, sentence in quoted if path == "guide.md" and ("4471" in sentence or "title:" in sentence)}
     assert ("copy.txt", note) in quoted
     answer = bot.ask("What is the parking garage code?")

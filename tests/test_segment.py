@@ -105,15 +105,16 @@ def test_spans_are_ordered_trimmed_and_inside_the_text(pieces):
         previous_end = end
 
 
-def test_a_table_row_is_a_sentence_of_its_own_and_not_a_heading():
+def test_a_table_row_is_a_sentence_of_its_own_with_its_header_as_context_and_not_a_heading():
     text = (
         "## Expenses\n\n| Item | Limit |\n|------|-------|\n| Hotel | EUR 150 per night |\n| Taxi | EUR 60 |\n\n"
         "Weight | 249 g\n\nMax range | 12 km\n\nOutlook\n\nThe company grows."
     )
     blocks = split_blocks(text)
+    rows = [block for block in blocks if block.kind == "row"]
+    assert [text[slice(*block.context)] for block in rows] == ["| Item | Limit |"] * 2  # the header row
     assert [(text[s:e], block.heading) for block in blocks for s, e in block.sentences] == [
         ("Expenses", True),
-        ("| Item | Limit |", False),
         ("| Hotel | EUR 150 per night |", False),
         ("| Taxi | EUR 60 |", False),
         ("Weight | 249 g", False),  # a row as the HTML and DOCX readers write it
