@@ -339,7 +339,7 @@ def _markdown(record: dict[str, Any]) -> str:
             for q in record["quotes"]
         ]
         lines.append("")
-    label = confidence_label(record["confidence"])
+    label = record.get("confidence_label") or confidence_label(record["confidence"])
     return "\n".join(lines + [f"Confidence: {record['confidence']:.2f} ({label})", "", ""])
 
 

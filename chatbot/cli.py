@@ -185,6 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--limit", type=int, metavar="N", help="only the first N paragraphs of each file (a quick run)")
     train.add_argument("--steps", type=int, metavar="N", help="stop after N training steps")
     train.add_argument("--threads", type=int, metavar="N", help="CPU threads (default: all)")
+    train.add_argument("--init", metavar="DIR", help="start from this verifier's weights (default: the bare encoder)")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
 
@@ -513,6 +514,7 @@ def cmd_train_verifier(args: argparse.Namespace) -> int:
         limit=args.limit,
         max_steps=args.steps,
         threads=args.threads,
+        init=Path(args.init) if args.init else None,
     )
     out = Path(args.out) if args.out else DEFAULT_MODEL
     if out.exists() and not out.is_dir():
@@ -602,7 +604,11 @@ def _format_answer(answer: Answer) -> str:
             where = f"page {quote.page}, line {quote.line}" if quote.page is not None else f"line {quote.line}"
             name = printable(quote.source)
             lines.append(f"  [{quote.citation}] {name}, {where}, characters {quote.start}-{quote.end}")
-    lines.append(f"Confidence: {answer.confidence:.2f} ({confidence_label(answer.confidence)})")
+            if quote.section:
+                lines.append(f"      in: {printable(quote.section)}")
+            if quote.context:
+                lines.append(f"      under: {printable(' '.join(quote.context.split()))}")
+    lines.append(f"Confidence: {answer.confidence:.2f} ({answer.label or confidence_label(answer.confidence)})")
     return "\n".join(lines)
 
 

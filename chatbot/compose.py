@@ -9,7 +9,7 @@ Usage example:
 
 from __future__ import annotations
 
-from .answer import ABSTENTION, Answer, Quote, Source
+from .answer import ABSTENTION, Answer, Quote, Source, confidence_label
 from .config import AnswerConfig
 from .rank import Ranked, is_fragment
 from .retrieve import Hits
@@ -18,29 +18,27 @@ from .store import IndexData
 
 def compose(question: str, ranked: Ranked, hits: Hits, data: IndexData, settings: AnswerConfig) -> Answer:
     confidence = ranked.confidence
+    label = confidence_label(confidence, settings.high_confidence, settings.medium_confidence)
     if not len(ranked.sentences) or confidence < settings.min_confidence:
         nearest = tuple(
             _source(data, number, int(passage), None)
             for number, passage in enumerate(hits.passages[: settings.max_sources].tolist(), start=1)
         )
-        return Answer(question, True, confidence, ABSTENTION, (), nearest)
+        return Answer(question, True, confidence, ABSTENTION, (), nearest, label="low")
 
     chosen = _choose(ranked, settings, data)
     runs = _merge(data, chosen) if settings.merge_adjacent else [(s, s, p) for s, p in chosen]
-    citations: dict[int, int] = {}  # passage id -> citation number, in order of first appearance
     quotes, sources = [], []
     spans = _answer_spans(ranked, data)
-    for first, last, passage in runs:
+    for citation, (first, last, passage) in enumerate(runs, start=1):  # one number per quoted range
         doc, start, _ = (int(value) for value in data.sentences[first])
         end = int(data.sentences[last, 2])
         marked = next((spans[s] for s, _ in chosen if first <= s <= last and s in spans), None)
-        if passage not in citations:
-            citations[passage] = len(citations) + 1
-            sources.append(_source(data, citations[passage], passage, (start, end)))
+        sources.append(_source(data, citation, passage, (start, end)))
         entry = data.documents[doc]
         quotes.append(
             Quote(
-                citation=citations[passage],
+                citation=citation,
                 text=data.texts[doc][start:end],
                 source=entry["path"],
                 start=start,
@@ -49,10 +47,12 @@ def compose(question: str, ranked: Ranked, hits: Hits, data: IndexData, settings
                 source_sha256=entry["sha256"],
                 page=data.page_of(doc, start),
                 answer_span=marked,
+                section=" › ".join(data.section_path(first)),
+                context=data.own_context(first),
             )
         )
     text = " ".join(f"“{quote.text}” [{quote.citation}]" for quote in quotes)
-    return Answer(question, False, confidence, text, tuple(quotes), tuple(sources))
+    return Answer(question, False, confidence, text, tuple(quotes), tuple(sources), label=label)
 
 
 def _choose(ranked: Ranked, settings: AnswerConfig, data: IndexData) -> list[tuple[int, int]]:

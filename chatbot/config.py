@@ -35,7 +35,18 @@ class PathsConfig:
 
 @dataclass(frozen=True)
 class DocumentsConfig:
-    extensions: tuple[str, ...] = (".txt", ".md", ".pdf", ".html", ".htm", ".docx")
+    extensions: tuple[str, ...] = (
+        ".txt", ".text", ".md", ".markdown", ".rst", ".adoc", ".pdf", ".html", ".htm", ".docx", "",
+    )
+    names: tuple[str, ...] = (
+        "README*", "INSTALL*", "NEWS*", "FAQ*", "CHANGES*", "CHANGELOG*", "HISTORY*", "TODO*", "AUTHORS*",
+        "THANKS*", "BUGS*", "HACKING*", "USAGE*", "NOTES*", "CONTRIBUTING*", "RELEASE*",
+    )
+
+    @property
+    def file_types(self) -> tuple[str, ...]:
+        """What the folder scan takes: the extensions (".txt"; "" for none) and the name patterns ("README*")."""
+        return self.extensions + self.names
 
 
 @dataclass(frozen=True)
@@ -103,6 +114,8 @@ class AnswerConfig:
     following_quote_ratio: float = 0.15
     merge_adjacent: bool = True
     max_sources: int = 3
+    high_confidence: float = 0.6
+    medium_confidence: float = 0.3
 
 
 @dataclass(frozen=True)
@@ -159,6 +172,7 @@ class VerifierConfig:
     confidence_prior_confidence: float = 1.1628
     confidence_prior: float = -0.7904
     confidence_margin: float = 0.0372
+    confidence_span_margin: float = 0.0
     min_further: float = 0.0
     answer_spans: bool = True
 
@@ -270,8 +284,11 @@ class Config:
         if not self.documents.extensions:
             raise ChatbotError('config: documents.extensions must name at least one file type, e.g. [".txt"]')
         for ext in self.documents.extensions:
-            if not ext.startswith("."):
-                raise ChatbotError(f"config: documents.extensions entries start with a dot, got {ext!r}")
+            if ext and (not ext.startswith(".") or "/" in ext):
+                raise ChatbotError(f'config: documents.extensions entries start with a dot (or are "" for none), got {ext!r}')
+        for name in self.documents.names:
+            if not name or name.startswith(".") or "/" in name:
+                raise ChatbotError(f"config: documents.names entries are file name patterns such as README*, got {name!r}")
         return self
 
 

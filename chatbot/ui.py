@@ -151,7 +151,7 @@ def escape(text: str) -> str:
 
 def answer_html(answer: Answer, turn: int) -> str:
     """A chat message for an answer: the quotes with citation links, or the abstention; then the confidence."""
-    label = confidence_label(answer.confidence)
+    label = answer.label or confidence_label(answer.confidence)
     confidence = (
         f'<span class="qa-conf qa-conf-{label}" title="confidence {answer.confidence:.2f} of 1">'
         f"{label} confidence</span>"
@@ -299,7 +299,7 @@ def conversation_markdown(answers: list[Answer]) -> str:
         if answer.abstained:
             lines += ["Nearest text (not an answer):", ""]
         lines += [f"- {_cited(item)}" for item in (answer.sources if answer.abstained else answer.quotes)]
-        lines += ["", f"Confidence: {answer.confidence:.2f} ({confidence_label(answer.confidence)})", ""]
+        lines += ["", f"Confidence: {answer.confidence:.2f} ({answer.label or confidence_label(answer.confidence)})", ""]
     return "\n".join(lines)
 
 

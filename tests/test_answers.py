@@ -79,10 +79,11 @@ def test_batch_gives_the_same_answers_as_one_by_one(seed_bot):
 
 def test_answer_json_matches_the_contract(seed_bot):
     data = seed_bot.ask(KNOWN[0][0]).to_dict()
-    assert list(data) == ["id", "question", "abstained", "confidence", "answer", "quotes", "sources"]
+    assert list(data) == ["id", "question", "abstained", "confidence", "answer", "quotes", "sources", "confidence_label"]
+    assert data["confidence_label"] in ("high", "medium", "low")
     quote = data["quotes"][0]
     required = {"citation", "text", "source", "start", "end", "line", "source_sha256"}
-    assert required <= set(quote) <= required | {"answer_span", "page"}
+    assert required <= set(quote) <= required | {"answer_span", "page", "section", "context"}
     assert quote["source"] == SEED_FILE
     assert set(data["sources"][0]) >= {"citation", "source", "start", "end", "text"}
 

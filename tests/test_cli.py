@@ -41,7 +41,7 @@ def test_ask_json_matches_the_contract(seed_args, seed_docs):
     result = run("ask", "Which chip did Guangdong single out as a milestone?", "--json", *seed_args)
     assert result.returncode == 0, result.stderr
     answer = json.loads(result.stdout)
-    assert set(answer) == {"id", "question", "abstained", "confidence", "answer", "quotes", "sources"}
+    assert set(answer) == {"id", "question", "abstained", "confidence", "answer", "quotes", "sources", "confidence_label"}
     assert not answer["abstained"] and 0 <= answer["confidence"] <= 1
     text = document_text(seed_docs, SEED_FILE)
     for number, quote in enumerate(answer["quotes"], start=1):

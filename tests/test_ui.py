@@ -262,7 +262,7 @@ def _client(url: str):
 def test_api_answers_with_the_answer_json(server):
     _, url, docs = server
     answer = _client(url).predict("Which chip did Guangdong highlight?", api_name="/ask")
-    assert set(answer) == {"id", "question", "abstained", "confidence", "answer", "quotes", "sources"}
+    assert set(answer) == {"id", "question", "abstained", "confidence", "answer", "quotes", "sources", "confidence_label"}
     assert not answer["abstained"] and answer["quotes"]
     assert "Ascend 910C" in answer["answer"]
     for quote in answer["quotes"]:
