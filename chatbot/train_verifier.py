@@ -30,10 +30,11 @@ import numpy as np
 
 from .embed import cpu_has_bf16, resolve_model
 from .errors import ChatbotError
-from .verifier import build_model, clip_question, encode_pairs, pair_text, save
-from .verifier_data import Example, make_examples, read_paragraphs
+from .verifier import build_model, clip_question, encode_pairs, load_trainable, null_margin, pair_text, save
+from .verifier_data import Example, Mix, make_examples, read_paragraphs
 
 HELD_OUT_SHARE = 0.04  # of the articles of --data, never trained on, scored for the model card
+HELD_OUT_SCORED = 8000  # at most this many held-out pairs are scored (whole questions, drawn at random)
 
 
 @dataclass(frozen=True)
@@ -46,14 +47,18 @@ class TrainSettings:
     batch_size: int = 32
     learning_rate: float = 6e-5
     warmup: float = 0.06
-    negatives: int = 3
+    negatives: int = 2
     swap_share: float = 0.5
+    removed_share: float = 0.6
+    elsewhere_share: float = 0.5
+    foreign_share: float = 0.35
     max_length: int = 160
     span_weight: float = 0.5
     seed: int = 0
     limit: int | None = None  # at most this many paragraphs of each file (a quick run)
     max_steps: int | None = None
     threads: int | None = None  # CPU threads (default: all)
+    init: Path | None = None  # a verifier folder to start from (warm start) instead of the bare encoder
 
 
 @dataclass
@@ -76,21 +81,25 @@ def _held_out(group: str) -> bool:
 
 
 def split_examples(settings: TrainSettings, rng: random.Random) -> tuple[list[Example], list[Example]]:
-    """(training, held-out) examples from the settings' files."""
-    training, held = [], []
-    for path in settings.data:
-        paragraphs = read_paragraphs(path)[: settings.limit]
-        examples = make_examples(paragraphs, rng, settings.negatives, settings.swap_share)
-        for example in examples:
-            (held if _held_out(example.group) else training).append(example)
+    """(training, held-out) examples from the settings' files: a share of the articles of --data, and the
+    left-out fold of --cross-validate, are held out."""
+    paragraphs = [paragraph for path in settings.data for paragraph in read_paragraphs(path)[: settings.limit]]
+    folded = set()
     if settings.cross_validate is not None:
-        paragraphs = read_paragraphs(settings.cross_validate)[: settings.limit]
-        examples = make_examples(paragraphs, rng, settings.negatives, settings.swap_share)
-        for example in examples:
-            (held if in_fold(example.group, settings.folds, settings.fold) else training).append(example)
+        extra = read_paragraphs(settings.cross_validate)[: settings.limit]
+        folded = {paragraph.group for paragraph in extra}
+        paragraphs += extra
+
+    def held(group: str) -> bool:
+        return in_fold(group, settings.folds, settings.fold) if group in folded else _held_out(group)
+
+    mix = Mix(settings.negatives, settings.swap_share, settings.removed_share, settings.elsewhere_share, settings.foreign_share)
+    examples = make_examples(paragraphs, rng, mix=mix, pool_from=lambda paragraph: not held(paragraph.group))
+    training = [example for example in examples if not held(example.group)]
+    held_out = [example for example in examples if held(example.group)]
     if not training:
         raise ChatbotError("no training examples: the data files hold no questions with paragraphs")
-    return training, held
+    return training, held_out
 
 
 def train(
@@ -112,9 +121,12 @@ def train(
         counts[example.kind] += 1
     log(f"{len(training)} training examples ({dict(counts)}), {len(held)} held out")
 
-    base = resolve_model("all-MiniLM-L6-v2")
-    tokenizer = AutoTokenizer.from_pretrained(base)
-    model = build_model(AutoModel.from_pretrained(base))
+    if settings.init is not None:
+        model, tokenizer = load_trainable(settings.init)
+    else:
+        base = resolve_model("all-MiniLM-L6-v2")
+        tokenizer = AutoTokenizer.from_pretrained(base)
+        model = build_model(AutoModel.from_pretrained(base))
     model.encoder.embeddings.word_embeddings.weight.requires_grad_(False)
     model.train()
     inputs = _tokenize(tokenizer, training, settings.max_length)
@@ -155,6 +167,7 @@ def train(
         bar.set_postfix(loss=f"{running:.3f}", refresh=False)
     bar.close()
     model.eval()
+    held = _sample_questions(held, HELD_OUT_SCORED, random.Random(settings.seed))
     held_metrics = score_examples(model, tokenizer, held, settings.max_length, bf16) if held else {}
     report = TrainReport(
         examples=dict(counts),
@@ -169,8 +182,18 @@ def train(
     return report
 
 
+def _sample_questions(examples: list[Example], limit: int, rng: random.Random) -> list[Example]:
+    """At most about `limit` of `examples`, taking all or none of a question's."""
+    if len(examples) <= limit:
+        return examples
+    ids = sorted({example.question_id for example in examples})
+    kept = set(rng.sample(ids, max(1, len(ids) * limit // len(examples))))
+    return [example for example in examples if example.question_id in kept]
+
+
 def _tokenize(tokenizer, examples: list[Example], max_length: int) -> dict[str, np.ndarray]:
-    """Token ids of every example's pair, its label, and the answer's first and last token (-100: none)."""
+    """Token ids of every example's pair, its label, and the answer's first and last token (0, [CLS], for a
+    sentence that does not answer; -100 for an answer not wholly in the sentence, left out of the span loss)."""
     encoded = tokenizer(
         [clip_question(tokenizer, example.question, max_length // 2) for example in examples],
         [pair_text(example.candidate) for example in examples],
@@ -178,8 +201,10 @@ def _tokenize(tokenizer, examples: list[Example], max_length: int) -> dict[str, 
         max_length=max_length,
         return_offsets_mapping=True,
     )
-    starts = np.full(len(examples), -100, dtype=np.int64)
-    ends = np.full(len(examples), -100, dtype=np.int64)
+    # A sentence that does not answer points at [CLS] (token 0), SQuAD 2.0's "no answer"; an answer the
+    # sentence does not hold whole is left out of the span loss (-100).
+    starts = np.where([example.label == 0 for example in examples], 0, -100).astype(np.int64)
+    ends = starts.copy()
     for row, example in enumerate(examples):
         if example.label and example.span:
             sequence = encoded.sequence_ids(row)
@@ -226,14 +251,13 @@ def _pad(rows: np.ndarray, batch: np.ndarray):
 
 
 def predict(model, tokenizer, examples: list[Example], max_length: int, bf16: bool, batch_size: int = 64):
-    """Answer logits and best spans of examples, in order."""
+    """Answer logits, best spans and span margins (best span against [CLS]'s "no answer") of examples, in order."""
     import torch
 
     from .verifier import best_span
 
-    logits, spans = [], []
     order = sorted(range(len(examples)), key=lambda i: len(examples[i].question) + len(pair_text(examples[i].candidate)))
-    results: dict[int, tuple[float, tuple[int, int] | None]] = {}
+    results: dict[int, tuple[float, tuple[int, int] | None, float]] = {}
     for lo in range(0, len(order), batch_size):
         rows = [examples[i] for i in order[lo : lo + batch_size]]
         batch = encode_pairs(tokenizer, [r.question for r in rows], [pair_text(r.candidate) for r in rows], max_length)
@@ -241,14 +265,13 @@ def predict(model, tokenizer, examples: list[Example], max_length: int, bf16: bo
         with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             answer, start, end = model(**batch)
         for j, row in enumerate(rows):
-            span, _ = best_span(
-                start[j].float().numpy(), end[j].float().numpy(), offsets[j], batch.sequence_ids(j), len(row.candidate.sentence)
-            )
-            results[order[lo + j]] = (float(answer[j]), span)
-    for i in range(len(examples)):
-        logits.append(results[i][0])
-        spans.append(results[i][1])
-    return np.array(logits), spans
+            starts, ends = start[j].float().numpy(), end[j].float().numpy()
+            span, value = best_span(starts, ends, offsets[j], batch.sequence_ids(j), len(row.candidate.sentence))
+            results[order[lo + j]] = (float(answer[j]), span, null_margin(starts, ends, value))
+    logits = np.array([results[i][0] for i in range(len(examples))])
+    spans = [results[i][1] for i in range(len(examples))]
+    margins = np.array([results[i][2] for i in range(len(examples))])
+    return logits, spans, margins
 
 
 def score_examples(model, tokenizer, examples: list[Example], max_length: int, bf16: bool) -> dict[str, float]:
@@ -259,20 +282,23 @@ def score_examples(model, tokenizer, examples: list[Example], max_length: int, b
 
     from .evaluate import normalize
 
-    logits, spans = predict(model, tokenizer, examples, max_length, bf16)
+    logits, spans, margins = predict(model, tokenizer, examples, max_length, bf16)
     labels = np.array([example.label for example in examples])
     by_question: dict[str, list[int]] = defaultdict(list)
     for index, example in enumerate(examples):
-        if example.kind != "swap":
+        if example.kind in ("answer", "paragraph", "unanswerable"):  # comparable with earlier models' figures
             by_question[example.question_id].append(index)
     picked, best_answerable, best_unanswerable = [], [], []
+    margin_answerable, margin_unanswerable = [], []
     for rows in by_question.values():
         top = max(rows, key=lambda i: logits[i])
         if labels[rows].any():
             picked.append(labels[top] == 1)
             best_answerable.append(logits[top])
+            margin_answerable.append(margins[top])
         else:
             best_unanswerable.append(logits[top])
+            margin_unanswerable.append(margins[top])
     positives = [i for i in range(len(examples)) if labels[i] == 1]
     swaps = [i for i, example in enumerate(examples) if example.kind == "swap"]
     exact = [
@@ -288,6 +314,16 @@ def score_examples(model, tokenizer, examples: list[Example], max_length: int, b
         "answer_sentence_top1": float(np.mean(picked)) if picked else float("nan"),
         "answerable_vs_unanswerable_auc": _auc(best_answerable, best_unanswerable),
         "answer_vs_swapped_question_auc": _auc([logits[i] for i in positives], [logits[i] for i in swaps]),
+        **{
+            f"answer_vs_{kind}_auc": _auc(
+                [logits[i] for i in positives], [logits[i] for i, e in enumerate(examples) if e.kind == kind]
+            )
+            for kind in ("removed", "elsewhere", "foreign")
+        },
+        "pair_auc_of_span_margin": _auc(
+            [margins[i] for i in positives], [margins[i] for i in range(len(examples)) if labels[i] == 0]
+        ),
+        "answerable_vs_unanswerable_auc_of_span_margin": _auc(margin_answerable, margin_unanswerable),
         "span_exact_match": float(np.mean(exact)) if exact else float("nan"),
     }
     return {key: round(float(value), 4) for key, value in metrics.items() if value == value}  # NaN: not measurable
@@ -327,6 +363,9 @@ def model_card(report: TrainReport) -> str:
     command = " ".join(["chatbot train-verifier"] + [f"--data {path}" for path in settings["data"]])
     if settings.get("cross_validate"):
         command += f" --cross-validate {settings['cross_validate']} --fold {settings['fold'] + 1}/{settings['folds']}"
+    for option, key in (("--init", "init"), ("--steps", "max_steps"), ("--threads", "threads")):
+        if settings.get(key) is not None:
+            command += f" {option} {settings[key]}"
     metrics = "\n".join(f"| {name} | {value} |" for name, value in report.held_out.items())
     return CARD.format(
         command=command,
@@ -337,6 +376,7 @@ def model_card(report: TrainReport) -> str:
         examples=", ".join(f"{count} {kind}" for kind, count in sorted(report.examples.items())),
         metrics=metrics or "| (no held-out examples) | |",
         settings=", ".join(f"{key}={value}" for key, value in settings.items() if key != "data"),
+        scored=HELD_OUT_SCORED,
     )
 
 
@@ -355,7 +395,14 @@ sentences it quotes and to abstain when none answers (see `chatbot/verifier.py`)
 - Examples: {examples}. "answer": a question with the sentence holding its gold answer; "paragraph": with
   another sentence of its paragraph (those sharing most words with it first); "unanswerable": a SQuAD 2.0
   question the paragraph does not answer, with its closest sentences; "swap": an answerable question with a
-  name or number that its answer sentence uses swapped for one the paragraph never mentions.
+  name or number that its answer sentence uses swapped for one the paragraph never mentions; "removed": the
+  answer sentence with its gold answer (and the words leading into it) taken out; "elsewhere": the closest
+  sentence (most words shared) of the article's other paragraphs, holding no gold answer; "foreign": the
+  closest sentence by BM25 from text of another kind (Reddit and Amazon reviews for a Wikipedia question,
+  Wikipedia for the others). Training draws shuffled batches from all of them; `--steps` stops early.
+- The span head learns "no answer" as SQuAD 2.0 does: for every pair that does not answer, the start and end
+  point at [CLS]. The span margin (the best span's start + end logit less [CLS]'s) is a second verdict the
+  confidence model reads.
 
 ## Metrics on held-out articles (never trained on)
 
@@ -364,10 +411,12 @@ sentences it quotes and to abstain when none answers (see `chatbot/verifier.py`)
 {metrics}
 
 pair_auc: answer sentences against all other pairs; answer_sentence_top1: the question's answer sentence
-scores highest among its candidates; answerable_vs_unanswerable_auc: the best candidate's logit of
+scores highest among its paragraph's candidates; answerable_vs_unanswerable_auc: the best candidate's logit of
 answerable against unanswerable questions; answer_vs_swapped_question_auc: the answer sentence with its
-question against the same sentence with the swapped question; span_exact_match: the marked phrase equals
-the gold answer (normalised) on answer sentences. Answer quality in the chatbot, on the development set
+question against the same sentence with the swapped question; answer_vs_KIND_auc: answer sentences against
+the negatives of that kind; ..._of_span_margin: the same, scored by the span margin instead of the answer
+logit; span_exact_match: the marked phrase equals the gold answer (normalised) on answer sentences. At most
+{scored} held-out pairs are scored (whole questions, drawn at random). Answer quality in the chatbot, on the development set
 and the seed question sets, is in benchmarks/RESULTS.md.
 
 ## Training data and licences

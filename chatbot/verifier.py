@@ -55,6 +55,7 @@ class Verification:
     sentences: np.ndarray  # int64 sentence ids read
     logits: np.ndarray  # float64 answer logit of each
     spans: tuple[tuple[int, int] | None, ...]  # the answer's characters inside each sentence, or None
+    margins: np.ndarray | None = None  # float64 span margin of each (null_margin)
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,7 @@ class Scores:
     logits: np.ndarray  # float64: log-odds that each sentence answers the question
     spans: tuple[tuple[int, int] | None, ...]  # the answer's characters inside each sentence, or None
     span_scores: np.ndarray  # float64: start + end logit of each span (-inf without one)
+    margins: np.ndarray  # float64: span score less the [CLS] "no answer" score (null_margin)
 
 
 def pair_text(candidate: Candidate) -> str:
@@ -124,6 +126,13 @@ def _load(folder: Path, dtype: str):
     return model, tokenizer, settings
 
 
+def load_trainable(folder: Path):
+    """(model, tokenizer) of a verifier folder in float32, in training mode: a warm start for training."""
+    model, tokenizer, _ = _load(Path(folder), "float32")
+    model.train()
+    return model, tokenizer
+
+
 def save(model, tokenizer, folder: Path, settings: dict) -> None:
     """Write the model in float16 safetensors with its tokenizer, encoder config and settings."""
     from safetensors.torch import save_file
@@ -181,9 +190,12 @@ class Verifier:
         texts = []
         for sentence in ids.tolist():
             doc, start, end = (int(value) for value in data.sentences[sentence])
-            texts.append(Candidate(data.texts[doc][start:end], context_of(data, sentence)))
+            # A table row, item, term or code block is read with its heading and header, term or lead-in line;
+            # prose with the sentence before it.
+            context = clip_context(data.context_text(sentence)) or context_of(data, sentence)
+            texts.append(Candidate(data.texts[doc][start:end], context))
         scores = self.score(question, texts)
-        return Verification(ids, scores.logits, scores.spans)
+        return Verification(ids, scores.logits, scores.spans, scores.margins)
 
     @property
     def settings(self) -> dict:
@@ -194,7 +206,7 @@ class Verifier:
 
     def score(self, question: str, candidates: Sequence[Candidate]) -> Scores:
         if not candidates:
-            return Scores(np.zeros(0), (), np.zeros(0))
+            return Scores(np.zeros(0), (), np.zeros(0), np.zeros(0))
         import torch
 
         model, tokenizer, _ = load(self.folder, self.dtype)
@@ -204,14 +216,19 @@ class Verifier:
         with torch.inference_mode():
             logits, starts, ends = model(**batch)
         sequence_ids = [batch.sequence_ids(row) for row in range(len(seconds))]
-        spans, span_scores = [], []
+        spans, span_scores, margins = [], [], []
         for row, candidate in enumerate(candidates):
-            span, value = best_span(
-                starts[row].numpy(), ends[row].numpy(), offsets[row], sequence_ids[row], len(candidate.sentence)
-            )
+            start, end = starts[row].numpy(), ends[row].numpy()
+            span, value = best_span(start, end, offsets[row], sequence_ids[row], len(candidate.sentence))
             spans.append(span)
             span_scores.append(value)
-        return Scores(logits.numpy().astype(np.float64), tuple(spans), np.array(span_scores, dtype=np.float64))
+            margins.append(null_margin(start, end, value))
+        return Scores(
+            logits.numpy().astype(np.float64),
+            tuple(spans),
+            np.array(span_scores, dtype=np.float64),
+            np.array(margins, dtype=np.float64),
+        )
 
 
 def apply(ranked: Ranked, verification: Verification, settings: VerifierConfig) -> Ranked:
@@ -248,8 +265,9 @@ def apply(ranked: Ranked, verification: Verification, settings: VerifierConfig) 
 # What the answer's confidence is made of, with the verifier on ([verifier] confidence_NAME weights):
 # the first quote's verifier logit; how close the question comes to the documents at all; the log-odds
 # the [confidence] model gives (its signs of a question the text does not answer, such as a negation the
-# sentence lacks); the first quote's [ranking] logit; and its lead over the runner-up in the verifier's order.
-CONFIDENCE_SIGNALS = ("verifier", "relevance", "prior_confidence", "prior", "margin")
+# sentence lacks); the first quote's [ranking] logit; its lead over the runner-up in the verifier's order;
+# and its span margin: how far the best answer phrase stands above the span head's "no answer" ([CLS]).
+CONFIDENCE_SIGNALS = ("verifier", "relevance", "prior_confidence", "prior", "margin", "span_margin")
 
 
 def verified_confidence(signals: np.ndarray, settings: VerifierConfig) -> np.ndarray:
@@ -270,6 +288,7 @@ def confidence_signals(
         "prior_confidence": float(logit(np.array([ranked.confidence]))[0]),
         "prior": float(logit(ranked.scores[lead : lead + 1])[0]),
         "margin": float(combined[lead]) - runner_up,
+        "span_margin": float(verification.margins[lead]) if verification.margins is not None else 0.0,
     }
     return np.array([values[name] for name in CONFIDENCE_SIGNALS], dtype=np.float64)
 
@@ -302,6 +321,12 @@ def logit(p: np.ndarray) -> np.ndarray:
 
 def _sigmoid(x):
     return 1.0 / (1.0 + np.exp(-np.asarray(x, dtype=np.float64)))
+
+
+def null_margin(starts: np.ndarray, ends: np.ndarray, span_score: float, floor: float = -30.0) -> float:
+    """How far the best answer span's score (start + end logit) stands above [CLS]'s, the "no answer" of a
+    model trained SQuAD 2.0 style: positive when the sentence holds an answer (kept above `floor`)."""
+    return max(floor, float(span_score) - float(starts[0] + ends[0]))
 
 
 def best_span(
