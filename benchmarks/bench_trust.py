@@ -110,7 +110,8 @@ def main() -> int:
     high = _label_threshold(pool, right, out_of_fold, threshold, 0.9)
     medium = _label_threshold(pool, right, out_of_fold, threshold, 0.7)
     final = _fit(signals, right, weights)
-    report = _report(args, pool, right, out_of_fold, threshold, high, medium, final, seconds)
+    ablation = _ablation(pool, signals, right, weights, groups, args.max_false_abstention)
+    report = _report(args, pool, right, out_of_fold, threshold, high, medium, final, seconds, ablation)
     args.out.mkdir(parents=True, exist_ok=True)
     _reliability_plot(pool, right, out_of_fold, args.out / "trust-reliability.png")
     (args.out / "trust.md").write_text(report, encoding="utf-8")
@@ -183,6 +184,29 @@ def _fit(signals: np.ndarray, right: np.ndarray, weights: np.ndarray) -> dict[st
 def _predict(fitted: dict[str, float], signals: np.ndarray) -> np.ndarray:
     weights = np.array([fitted[f"confidence_{name}"] for name in CONFIDENCE_SIGNALS])
     return 1.0 / (1.0 + np.exp(-(fitted["confidence_bias"] + signals @ weights)))
+
+
+def _ablation(pool, signals, right, weights, groups, limit: float) -> list[str]:
+    """Which signal makes off-topic and near-topic questions abstained: the model refitted (and its threshold
+    chosen again) without each signal in turn, and with the verifier's two verdicts alone."""
+    rows = []
+    variants = [("all signals", list(range(len(CONFIDENCE_SIGNALS))))]
+    variants += [(f"without {name}", [j for j in range(len(CONFIDENCE_SIGNALS)) if j != i])
+                 for i, name in enumerate(CONFIDENCE_SIGNALS)]
+    verdicts = [CONFIDENCE_SIGNALS.index(name) for name in ("verifier", "span_margin")]
+    variants += [("verifier and span margin alone", verdicts), ("relevance alone", [CONFIDENCE_SIGNALS.index("relevance")])]
+    for name, columns in variants:
+        masked = np.zeros_like(signals)
+        masked[:, columns] = signals[:, columns]
+        confidence = _cross_validated(masked, right, weights, groups)
+        threshold = _threshold(pool, right, confidence, limit)
+        cells = []
+        for set_name in SETS:
+            f = _figures(pool, right, confidence, threshold, set_name)
+            cells.append(f"{f['hits']}/{f['answerable']}, {f['unanswerable_abstained']}/{f['unanswerable']}, "
+                         f"{f['offtopic_abstained']}/{f['offtopic']}")
+        rows.append(f"| {name} | {threshold:.2f} | " + " | ".join(cells) + " |")
+    return rows
 
 
 def _cross_validated(signals, right, weights, groups) -> np.ndarray:
@@ -277,7 +301,7 @@ def _reliability_plot(pool, right, confidence, path: Path) -> None:
     plt.close(figure)
 
 
-def _report(args, pool, right, confidence, threshold, high, medium, final, seconds) -> str:
+def _report(args, pool, right, confidence, threshold, high, medium, final, seconds, ablation) -> str:
     rows = ["| set | questions | hits | false abstention | near-topic abstained | off-topic abstained | "
             "overall accuracy | \"high\" right | \"medium\" or better right |", "|---|---|---|---|---|---|---|---|---|"]
     names = [(name, None) for name in SETS]
@@ -312,6 +336,15 @@ every set), **"medium"** from {medium:.2f} (0.7).
 Fitted on all questions (what the config ships): {weights}.
 
 ![reliability per set](trust-reliability.png)
+
+## What makes a question abstained: each signal left out in turn
+
+The confidence model refitted without one signal (its threshold chosen again the same way), out of fold. Each
+cell: hits, near-topic abstained, off-topic abstained (the development half has no off-topic questions).
+
+| signals | threshold | {' | '.join(SETS)} |
+|---|---|{'---|' * len(SETS)}
+{chr(10).join(ablation)}
 """
 
 

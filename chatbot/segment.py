@@ -92,17 +92,20 @@ def split_blocks(
     lead: tuple[int, int] | None = None  # a line ending in a colon that introduces the items, rows or code below it
     term: tuple[int, int] | None = None  # the term whose description comes next
 
-    def units(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    def units(spans: list[tuple[int, int]], markers: bool = True) -> list[tuple[int, int]]:
+        """The spans cut around unseen text, trimmed (of a list or heading marker too, unless `markers` is
+        false: in code, "# " is a comment) and cut when too long."""
+        trim = _trim if markers else _trim_space
         return [
             piece
             for s, e in spans
             for seen in _outside(s, e, unseen)
-            for piece in _cut_long(text, *_trim(text, *seen), max_chars)
+            for piece in _cut_long(text, *trim(text, *seen), max_chars)
             if _has_word(text, *piece)
         ]
 
     def add(spans: list[tuple[int, int]], kind: str, level: int = 0, context: tuple[int, int] | None = None) -> None:
-        found = units(spans)
+        found = units(spans, markers=kind != "code")
         if found:
             blocks.append(Block(found[0][0], found[-1][1], found, kind == "heading", kind, level, context))
 
@@ -380,12 +383,18 @@ def _outside(start: int, end: int, unseen: Sequence[tuple[int, int]]) -> list[tu
     return parts
 
 
-def _trim(text: str, start: int, end: int) -> tuple[int, int]:
-    """Shrink a span past surrounding white space (and a byte-order mark) and a leading list or heading marker."""
+def _trim_space(text: str, start: int, end: int) -> tuple[int, int]:
+    """Shrink a span past surrounding white space (and a byte-order mark)."""
     while start < end and (text[start].isspace() or text[start] == "\ufeff"):
         start += 1
     while end > start and text[end - 1].isspace():
         end -= 1
+    return start, end
+
+
+def _trim(text: str, start: int, end: int) -> tuple[int, int]:
+    """Shrink a span past surrounding white space (and a byte-order mark) and a leading list or heading marker."""
+    start, end = _trim_space(text, start, end)
     marker = _LIST_ITEM.match(text, start, end) or _HEADING.match(text, start, end)
     if marker:
         start = marker.end()

@@ -24,7 +24,10 @@ ASCIIDOC_SUFFIXES = (".adoc", ".asciidoc")
 _FENCE = re.compile(r"[ \t]{0,3}(`{3,}|~{3,})")
 _ATX = re.compile(r"[ \t]{0,3}(#{1,6})[ \t]+\S")
 _ASCIIDOC_HEADING = re.compile(r"(={1,6})[ \t]+\S")
-_UNDERLINE = re.compile(r"[ \t]*([=\-~^*+#`'\".:_])\1{2,}[ \t]*$")
+_UNDERLINE = re.compile(r"[ \t]*([=\-~^*+#'\".:_])\1{2,}[ \t]*$")
+# A numbered section heading of a plain text or PDF: "2 ASN.1 structure handling", "2.1 Syntax" (not "1. Item",
+# a list item, nor a table of contents' "2.1 Syntax . . . 4").
+_NUMBERED = re.compile(r"[ \t]*(\d{1,2}(?:\.\d{1,2})+|\d{1,2})[ \t]+[A-Z](?:[^.!?:;]|\.(?=\S))*$")
 _RULE = re.compile(r"[ \t]*(?:([-*_=~])[ \t]*)(?:\1[ \t]*){2,}$")
 _BULLET = re.compile(r"([ \t]*)(?:[-*+•◦▪‣·o]|\d{1,3}[.)]|\(?[a-zA-Z]\)|\(\d{1,3}\))[ \t]+(?=\S)")
 _PIPE_ROW = re.compile(r"[ \t]*\|.*\|[ \t]*$|[^|]*\S \| \S")
@@ -143,8 +146,14 @@ class _Parser:
                 return number + 3
         if _RULE.match(line) or overline:
             return number + 1  # a horizontal rule, or a stray underline: no text
+        numbered = _NUMBERED.match(line)
+        if numbered and self.syntax == "plain" and len(line.strip()) <= 80:
+            self.add(number, number, "heading", numbered.group(1).count(".") + 1)
+            return number + 1
         if number + 1 < len(self.lines):
             under = _UNDERLINE.match(self.line(number + 1))
+            if under and _FENCE.match(self.line(number + 1)) and self.syntax != "rst":
+                under = None  # ~~~ opens a code block
             title = line.strip()
             if (
                 under
@@ -306,6 +315,7 @@ class _Parser:
                 or _ATX.match(following)
                 or (_BULLET.match(following) and not _BULLET.match(self.line(number)) and self._starts_list(last + 1))
                 or (_PIPE_ROW.match(following) and last + 2 < len(self.lines) and _PIPE_ROW.match(self.line(last + 2)))
+                or (self.syntax == "plain" and _NUMBERED.match(following) and len(following.strip()) <= 80)
             ):
                 break
             if last + 2 < len(self.lines) and _UNDERLINE.match(self.line(last + 2)) and not _RULE.match(following):

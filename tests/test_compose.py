@@ -103,3 +103,22 @@ def test_a_heading_brings_only_the_sentence_right_under_it(make_bot):
     assert not any("returned" in quote.text for quote in parking.quotes[:1])
     outlook = bot.ask("What is the regional outlook?", answer={"min_confidence": 0.0, "max_quotes": 1})
     assert [quote.text for quote in outlook.quotes] == ["Regional outlook"]
+
+
+def test_one_citation_number_stands_for_one_quoted_range(seed_bot):
+    """Two quotes from one passage once shared a number ("[1] line 6 / [1] line 7"): now each range has its own,
+    numbered 1, 2, 3 in the order they appear, with a source each."""
+    questions = ["When was the Ascend 910C first released?", "Which chip did Guangdong highlight?"]
+    for answer in seed_bot.ask_batch(questions, answer={"max_quotes": 3, "min_confidence": 0.0}):
+        numbers = [quote.citation for quote in answer.quotes]
+        assert numbers == list(range(1, len(numbers) + 1))
+        assert len({(quote.start, quote.end) for quote in answer.quotes}) == len(numbers)
+        assert [source.citation for source in answer.sources] == numbers
+        for quote, source in zip(answer.quotes, answer.sources):
+            assert source.start <= quote.start and quote.end <= source.end
+
+
+def test_a_quote_says_its_section(seed_bot):
+    answer = seed_bot.ask("Which chip did Guangdong highlight?", answer={"min_confidence": 0.0})
+    assert any(quote.section for quote in answer.quotes)  # the seed article's headings
+    assert all("section" in quote.to_dict() for quote in answer.quotes if quote.section)

@@ -147,3 +147,24 @@ def test_versions_and_dotted_names_are_words_of_their_own():
     assert "3.3" in content_words("When did libffi 3.3 come out?")
     assert "x86-64" in content_words("Who ported it to x86-64?")
     assert "well-known" not in content_words("a well-known name")  # without a digit, only the parts count
+
+
+def test_numbered_section_headings_of_plain_text_and_pdf_are_headings_with_levels():
+    text = "2\n2 ASN.1 structure handling\n2.1 ASN.1 syntax\nThe parser is case sensitive.\n1. An item, not a heading\n"
+    found = units(text)
+    assert found[1:4] == [
+        ("heading", "2 ASN.1 structure handling", None),
+        ("heading", "2.1 ASN.1 syntax", None),
+        ("paragraph", "The parser is case sensitive.", None),
+    ]
+    assert found[4][0] == "item"
+    levels = [p.level for p in parse(text) if p.kind == "heading"]
+    assert levels == [1, 2]
+
+
+def test_a_line_before_a_code_fence_is_not_a_heading_underlined_by_the_fence():
+    text = "To disable lookups, use an empty file:\n```\n# /etc/mdns.allow\n```\n"
+    assert units(text, syntax="markdown") == [
+        ("paragraph", "To disable lookups, use an empty file:", None),
+        ("code", "# /etc/mdns.allow", "To disable lookups, use an empty file:"),
+    ]
