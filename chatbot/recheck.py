@@ -355,6 +355,8 @@ def _quote(record: Any, number: int) -> Quote:
         source_sha256=record.get("source_sha256") if isinstance(record.get("source_sha256"), str) else "",
         page=page if _is_int(page) else None,
         answer_span=_answer_span(record),
+        section=record.get("section") if isinstance(record.get("section"), str) else "",
+        context=record.get("context") if isinstance(record.get("context"), str) else "",
     )
 
 

@@ -271,7 +271,10 @@ def _where(answer: Answer, source: Source) -> str:
     the passage's)."""
     at = next((q for q in answer.quotes if q.citation == source.citation), source)
     page = f", page {at.page}" if getattr(at, "page", None) is not None else ""
-    return f"{escape(source.source)}{page}, line {at.line}"
+    section = getattr(at, "section", "")  # a quote's place: the headings above it, its table's header
+    context = " ".join(getattr(at, "context", "").split())
+    place = (f" · {escape(section)}" if section else "") + (f" · under “{escape(context[:160])}”" if context else "")
+    return f"{escape(source.source)}{page}, line {at.line}{place}"
 
 
 def _shorten(question: str) -> str:

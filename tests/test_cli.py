@@ -202,7 +202,7 @@ def test_an_index_path_that_is_a_file_or_cannot_be_written_is_one_clear_line(see
     [
         (None, ["ask", "   "], "error: the question is empty"),
         (None, ["ask", "Anything?", "--docs", "{tmp}/missing"], "error: documents folder not found"),
-        ("empty", ["ask", "Anything?", "--docs", "{tmp}/empty"], "error: no documents (.txt, .md"),
+        ("empty", ["ask", "Anything?", "--docs", "{tmp}/empty"], "error: no documents (.txt, .text, .md"),
         ("unknown", ["ask", "Anything?", "--config", "{tmp}/c.toml"], "error: config: unknown key answer.colour"),
         ("badvalue", ["ask", "Anything?", "--config", "{tmp}/c.toml"], "error: config: answer.max_quotes must be int"),
         (None, ["ask", "Anything?", "--config", "{tmp}/none.toml"], "error: config file not found"),
