@@ -194,7 +194,8 @@ def _ablation(pool, signals, right, weights, groups, limit: float) -> list[str]:
     variants += [(f"without {name}", [j for j in range(len(CONFIDENCE_SIGNALS)) if j != i])
                  for i, name in enumerate(CONFIDENCE_SIGNALS)]
     verdicts = [CONFIDENCE_SIGNALS.index(name) for name in ("verifier", "span_margin")]
-    variants += [("verifier and span margin alone", verdicts), ("relevance alone", [CONFIDENCE_SIGNALS.index("relevance")])]
+    closeness = [CONFIDENCE_SIGNALS.index(name) for name in ("relevance", "shortfall")]
+    variants += [("verifier and span margin alone", verdicts), ("closeness alone (relevance, shortfall)", closeness)]
     for name, columns in variants:
         masked = np.zeros_like(signals)
         masked[:, columns] = signals[:, columns]

@@ -173,6 +173,8 @@ class VerifierConfig:
     confidence_prior: float = -0.7904
     confidence_margin: float = 0.0372
     confidence_span_margin: float = 0.0
+    confidence_shortfall: float = 0.0
+    relevance_knee: float = 0.45
     min_further: float = 0.0
     answer_spans: bool = True
 

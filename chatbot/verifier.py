@@ -243,7 +243,7 @@ def apply(ranked: Ranked, verification: Verification, settings: VerifierConfig) 
     order = np.argsort(-combined, kind="stable")
     rest = np.arange(count, len(ranked.sentences))
     full = np.concatenate([order, rest])
-    signals = confidence_signals(ranked, verification, combined, order)
+    signals = confidence_signals(ranked, verification, combined, order, settings.relevance_knee)
     confidence = verified_confidence(signals, settings)
     verified = _sigmoid(verification.logits[order])
     passed = verified >= settings.min_further
@@ -266,8 +266,11 @@ def apply(ranked: Ranked, verification: Verification, settings: VerifierConfig) 
 # the first quote's verifier logit; how close the question comes to the documents at all; the log-odds
 # the [confidence] model gives (its signs of a question the text does not answer, such as a negation the
 # sentence lacks); the first quote's [ranking] logit; its lead over the runner-up in the verifier's order;
-# and its span margin: how far the best answer phrase stands above the span head's "no answer" ([CLS]).
-CONFIDENCE_SIGNALS = ("verifier", "relevance", "prior_confidence", "prior", "margin", "span_margin")
+# its span margin: how far the best answer phrase stands above the span head's "no answer" ([CLS]); and how far
+# the question's closeness falls below [verifier] relevance_knee (0 above it): a question foreign to every
+# document, whatever word of it happens to match, is told by this, which a weight on the closeness itself
+# cannot do without also doubting the questions that come close (benchmarks/RESULTS.md, "Trust").
+CONFIDENCE_SIGNALS = ("verifier", "relevance", "prior_confidence", "prior", "margin", "span_margin", "shortfall")
 
 
 def verified_confidence(signals: np.ndarray, settings: VerifierConfig) -> np.ndarray:
@@ -277,7 +280,7 @@ def verified_confidence(signals: np.ndarray, settings: VerifierConfig) -> np.nda
 
 
 def confidence_signals(
-    ranked: Ranked, verification: Verification, combined: np.ndarray, order: np.ndarray
+    ranked: Ranked, verification: Verification, combined: np.ndarray, order: np.ndarray, knee: float
 ) -> np.ndarray:
     """CONFIDENCE_SIGNALS of the lead sentence (`order[0]` of the verified candidates, by `combined` score)."""
     lead = int(order[0])
@@ -289,6 +292,7 @@ def confidence_signals(
         "prior": float(logit(ranked.scores[lead : lead + 1])[0]),
         "margin": float(combined[lead]) - runner_up,
         "span_margin": float(verification.margins[lead]) if verification.margins is not None else 0.0,
+        "shortfall": max(0.0, knee - ranked.relevance),
     }
     return np.array([values[name] for name in CONFIDENCE_SIGNALS], dtype=np.float64)
 
