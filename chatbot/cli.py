@@ -252,9 +252,11 @@ def _path_inside(path: str, folder: Path) -> str | None:
 
 @command
 def cmd_ask(args: argparse.Namespace) -> int:
-    if not args.question.strip():
-        raise ChatbotError("the question is empty")
-    answer = open_bot(args).ask(args.question)
+    bot = open_bot(args)
+    problem = bot.question_problem(args.question)  # before any work: nothing is loaded yet
+    if problem:
+        raise ChatbotError(problem)
+    answer = bot.ask(args.question)
     print(json.dumps(answer.to_dict(), ensure_ascii=False, indent=1) if args.json else format_answer(answer, _bold_terminal()))
     return 0
 
