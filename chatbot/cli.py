@@ -143,9 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
     calibrate.add_argument(
         "--write", metavar="CONFIG", help="put the fitted weights and threshold into this config file"
     )
-    calibrate.add_argument(
-        "--plot", metavar="PNG", default="calibration.png", help="trade-off plot (default calibration.png)"
-    )
+    calibrate.add_argument("--plot", metavar="PNG", help="draw the trade-off against the threshold into this PNG file")
     calibrate.add_argument(
         "--max-false-abstention",
         type=float,
@@ -474,8 +472,9 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         print(f"\nverifier weights: {result.verifier}")
     else:
         print(f"\nranking weights: {result.ranking}\nconfidence weights: {result.confidence}")
-    plot(result.points, result.chosen, Path(args.plot))
-    print(f"plot written to {args.plot}")
+    if args.plot:  # files only where asked
+        plot(result.points, result.chosen, Path(args.plot))
+        print(f"plot written to {args.plot}")
     if args.write:
         write_config(Path(args.write), result)
         print(
