@@ -31,6 +31,7 @@ from typing import Any, ClassVar
 
 from .answer import Answer, Quote, Source, confidence_label
 from .bot import Chatbot
+from .config import PROJECT_ROOT
 from .errors import ChatbotError
 from .indexer import IndexReport
 from .load import UPLOADS
@@ -53,6 +54,12 @@ _ESCAPES.update({9: "&#9;", 10: "<br>", 127: None})
 # (tags, entities) or a highlight (==) within a line; "-", "+", "." and the like matter only at a line's start,
 # where none is put.
 _MARKDOWN_SPECIAL = re.compile(r"[\\`*_\[\]<>#!&|~$=]")
+
+# The page's fonts are the system's own (Gradio's default bundles a subset of Source Sans Pro that lacks most
+# glyphs, so a bold capital "A" was drawn in a fallback font): complete, and nothing to download.
+SYSTEM_FONTS = ("system-ui", "-apple-system", "Segoe UI", "Roboto", "Noto Sans", "Liberation Sans", "Arial", "sans-serif")
+SYSTEM_MONO_FONTS = ("ui-monospace", "SFMono-Regular", "Menlo", "Consolas", "Liberation Mono", "monospace")
+THEME = gr.themes.Default(font=SYSTEM_FONTS, font_mono=SYSTEM_MONO_FONTS)
 
 CSS = """
 #qa-sources { max-height: 75vh; overflow-y: auto !important; }
@@ -807,6 +814,9 @@ def build_app(bot: Chatbot, examples: list[str] | None = None, uploads_off: str 
         question = (question or "").strip()
         if not question:
             return gr.skip(), hint_html(EMPTY)
+        problem = bot.question_problem(question)  # no words in it, or too long: said at once, under the box
+        if problem:
+            return gr.skip(), hint_html(f"{problem[0].upper()}{problem[1:]}.")
         conversation = conversations.of(request)
         settings = {"max_quotes": int(max_quotes), "min_confidence": float(min_confidence)}
         ahead = conversation.add(question, settings, None if order is None else int(order))
@@ -890,6 +900,7 @@ def build_app(bot: Chatbot, examples: list[str] | None = None, uploads_off: str 
                         max_lines=4,
                         scale=5,
                         autofocus=True,
+                        max_length=config.answer.max_question_chars,  # the browser takes no more
                         elem_id="qa-question",
                     )
                     send = gr.Button("Ask", variant="primary", scale=1, min_width=80, elem_id="qa-send")
@@ -955,7 +966,7 @@ def start(
     """
     bot.warm_up()  # the index and the model now, not on the first question
     off = uploads_refusal(host, auth, allow_uploads or bot.config.ui.allow_uploads, bot.config.ui.auth_env)
-    app = build_app(bot, examples=answered_examples(bot, bot.config.ui.examples), uploads_off=off)
+    app = build_app(bot, examples=offered_examples(bot), uploads_off=off)
     app.queue(max_size=256)
     app.launch(
         server_name=host,
@@ -967,6 +978,7 @@ def start(
         footer_links=["api"],
         css=CSS,
         head=HEAD,
+        theme=THEME,
         show_error=True,
         quiet=True,
     )
@@ -1010,6 +1022,17 @@ def _is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def offered_examples(bot: Chatbot) -> list[str]:
+    """The example questions the page offers: [ui] examples, only when the documents folder is the one they
+    were written for ([ui] examples_for; seeds/ when unset), and of those the ones the documents answer. A
+    folder of one's own is offered none of another folder's examples, however its documents score them."""
+    settings = bot.config.ui
+    written_for = settings.examples_for if settings.examples_for is not None else PROJECT_ROOT / "seeds"
+    if Path(written_for).resolve() != Path(bot.config.paths.docs).resolve():
+        return []
+    return answered_examples(bot, settings.examples)
 
 
 def answered_examples(bot: Chatbot, questions: tuple[str, ...] | list[str]) -> list[str]:

@@ -28,6 +28,7 @@ from chatbot.ui import (
     IndexingRun,
     answer_html,
     answered_examples,
+    offered_examples,
     chat_messages,
     conversation_jsonl,
     conversation_markdown,
@@ -247,7 +248,8 @@ def server(tmp_path_factory):
 
     docs = tmp_path_factory.mktemp("ui-docs")
     shutil.copytree(SEEDS, docs, dirs_exist_ok=True)
-    bot = Chatbot.from_config(docs=docs, index=tmp_path_factory.mktemp("ui-index"))
+    # The copy is the folder the seed examples were written for: the page offers them (see offered_examples).
+    bot = Chatbot.from_config(docs=docs, index=tmp_path_factory.mktemp("ui-index"), ui={"examples_for": str(docs)})
     app, url = start(bot, host="127.0.0.1", port=free_port())
     yield bot, url, docs
     app.close()
@@ -325,12 +327,26 @@ def test_http_api_takes_the_settings_as_optional(server):
         ("v2/ask", {"question": {"text": "Where?"}}, "the question must be text"),
         ("v2/ask", {"question": "Where?", "max_quotes": 2.5}, "max_quotes must be int"),
         ("v2/ask", {"question": "Where?", "min_confidence": 7}, "min_confidence must be between 0 and 1"),
+        ("v2/ask", {"question": "?"}, "the question is empty: it has no words"),
+        ("v2/ask", {"question": "\u200b\x1b[2J\x07"}, "the question is empty: it has no words"),
+        ("v2/ask", {"question": "x" * 1_000_000}, "the question is 1,000,000 characters long; at most 2,000"),
     ],
 )
 def test_http_api_reports_a_user_mistake_cleanly(server, capfd, path, body, message):
     event, data = _call(server[1], path, body)
     assert event == "error" and message in json.dumps(data)
+    assert len(json.dumps(data)) < 1000  # the reason, not the question echoed back
     assert "Traceback" not in capfd.readouterr().err  # a mistake of the caller's, not a crash of the server's
+
+
+def test_the_page_uses_the_system_fonts_not_a_partial_bundled_one(server):
+    """Gradio's default theme bundles a subset of Source Sans Pro that lacks most glyphs (a bold capital "A" was
+    drawn in a fallback font): the page names the system's fonts instead, which are complete."""
+    status, css = _get(server[1] + "theme.css")
+    assert status == 200
+    css = css.decode("utf-8")
+    assert "Source Sans Pro" not in css and "IBM Plex Mono" not in css
+    assert re.search(r"--font:\s*(['\"]?)system-ui\1", css), css[:500]
 
 
 def test_eight_clients_get_their_own_answers_while_the_index_is_rebuilt(server, tmp_path):
@@ -434,6 +450,27 @@ def test_serve_takes_allow_uploads_from_the_flag_or_the_config(monkeypatch, tmp_
     args = ["serve", "--host", "0.0.0.0", "--config", str(tmp_path / "c.toml"), "--docs", str(seed_docs), *flag]
     assert main(args) == 0
     assert seen["host"] == "0.0.0.0" and (seen["allow_uploads"] or seen["bot"].config.ui.allow_uploads) == allowed
+
+
+def test_examples_are_offered_only_for_the_folder_they_were_written_for(seed_bot, make_bot, tmp_path):
+    """A folder of one's own was offered a seed question its documents "answered" at low confidence."""
+    from chatbot import Chatbot
+    from chatbot.config import UiConfig
+
+    seed_examples = list(UiConfig().examples)
+    seeds = Chatbot.from_config(index=tmp_path / "seeds-index")  # seeds/ itself (read, never written)
+    assert offered_examples(seeds) == seed_examples  # by config/default.toml
+    assert offered_examples(seed_bot) == []  # a copy of seeds/ is a folder of one's own
+    assert offered_examples(seed_bot.replace(ui={"examples_for": str(seed_bot.config.paths.docs)})) == seed_examples
+    own = make_bot(LIGHTHOUSE, ui={"examples": ["What alternative to Android is mentioned?"]})
+    assert offered_examples(own) == []
+    config = tmp_path / "own.toml"  # a config file with examples of its own: they are for its own folder
+    config.write_text(
+        f'[paths]\ndocs = "{own.config.paths.docs}"\nindex = "{own.config.paths.index}"\n'
+        '[ui]\nexamples = ["Who keeps the Quenby lighthouse?", "What alternative to Android is mentioned?"]\n',
+        encoding="utf-8",
+    )
+    assert offered_examples(Chatbot.from_config(config)) == ["Who keeps the Quenby lighthouse?"]
 
 
 def test_examples_are_only_those_the_documents_answer(seed_bot, make_bot):
@@ -745,12 +782,29 @@ def test_browser_an_empty_question_gets_a_hint(page):
     expect(page.page.locator("#qa-chat .message")).to_have_count(0)
 
 
+def test_browser_a_question_without_a_word_gets_a_hint(page):
+    from playwright.sync_api import expect
+
+    box = page.page.locator("#qa-question textarea")
+    box.fill("?")
+    box.press("Enter")
+    expect(page.page.locator("#qa-hint")).to_have_text(
+        "The question is empty: it has no words, only punctuation, symbols or control characters."
+    )
+    expect(page.page.locator("#qa-chat .message")).to_have_count(0)
+
+
+def test_browser_the_question_box_takes_no_more_than_the_cap(page):
+    box = page.page.locator("#qa-question textarea")
+    assert box.get_attribute("maxlength") == "2000"
+
+
 def test_browser_a_long_question_keeps_the_layout(page):
-    """A 10,000-character question without a space wraps in the chat and the sources panel, and heads its
+    """A 2,000-character question without a space wraps in the chat and the sources panel, and heads its
     sources shortened, rather than stretching the page."""
     from playwright.sync_api import expect
 
-    question = "Where is DeepSeek based?" + "x" * 10_000
+    question = "Where is DeepSeek based?" + "x" * 1_976  # the longest the box takes ([answer] max_question_chars)
     page.ask(question)
     page.ask("Which chip did Guangdong highlight?")
     widths = page.page.evaluate(
