@@ -16,10 +16,12 @@ Usage example:
 from __future__ import annotations
 
 import contextlib
+import errno
 import ipaddress
 import json
 import os
 import re
+import socket
 import tempfile
 import threading
 import time
@@ -964,10 +966,37 @@ def start(
     Uploading and removing documents are off when the page listens beyond this machine without a password,
     unless `allow_uploads` (or config [ui] allow_uploads) says otherwise; see `uploads_refusal`.
     """
+    check_port(host, port)  # before loading anything: a port in use is said at once, in our words
     bot.warm_up()  # the index and the model now, not on the first question
     off = uploads_refusal(host, auth, allow_uploads or bot.config.ui.allow_uploads, bot.config.ui.auth_env)
     app = build_app(bot, examples=offered_examples(bot), uploads_off=off)
     app.queue(max_size=256)
+    try:
+        _launch(app, bot, host, port, auth, off)
+    except OSError as exc:  # taken since check_port looked: Gradio's message names its environment variable
+        if "Cannot find empty port" in str(exc):
+            raise ChatbotError(f"port {port} is in use; pass --port N") from None
+        raise
+    return app, app.local_url
+
+
+def check_port(host: str, port: int) -> None:
+    """ChatbotError, in one line, when the page could not listen on `host`:`port` (another program holds it)."""
+    try:
+        family, kind, protocol, _, address = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM)[0]
+    except (socket.gaierror, UnicodeError) as exc:
+        raise ChatbotError(f"cannot listen on {host}: {getattr(exc, 'strerror', None) or exc}") from None
+    with socket.socket(family, kind, protocol) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as servers do: a closed port's TIME_WAIT is free
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise ChatbotError(f"port {port} is in use; pass --port N") from None
+            raise ChatbotError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+
+
+def _launch(app: gr.Blocks, bot: Chatbot, host: str, port: int, auth: tuple[str, str] | None, off: str) -> None:
     app.launch(
         server_name=host,
         server_port=port,
@@ -982,7 +1011,6 @@ def start(
         show_error=True,
         quiet=True,
     )
-    return app, app.local_url
 
 
 def serve(

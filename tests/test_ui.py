@@ -1208,3 +1208,24 @@ def test_each_session_keeps_one_conversation_whatever_event_asks_for_it():
     assert conversations.of(Request("a")) is first and conversations.of(Request("b")) is not first
     conversations.of(Request("c"))  # a third visitor: the least recently seen one ("a" was seen before "b")
     assert conversations.of(Request("b")).turns == [] and conversations.of(Request("a")).turns == []
+
+
+def test_a_port_in_use_is_one_line_naming_it(seed_docs, capsys, monkeypatch):
+    """Gradio's own wording sends people to an environment variable; `serve` says what to do, before it loads
+    anything."""
+    import socket
+
+    import chatbot.ui
+    from chatbot.cli import main
+
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        assert main(["serve", "--port", str(port), "--docs", str(seed_docs)]) == 1
+        assert capsys.readouterr().err == f"error: port {port} is in use; pass --port N\n"
+        # taken between the check and Gradio's own bind: the same line
+        monkeypatch.setattr(chatbot.ui, "check_port", lambda host, port: None)
+        monkeypatch.setattr(chatbot.ui.Chatbot, "warm_up", lambda self: None)
+        assert main(["serve", "--port", str(port), "--docs", str(seed_docs)]) == 1
+        assert capsys.readouterr().err == f"error: port {port} is in use; pass --port N\n"
