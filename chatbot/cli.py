@@ -81,7 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("question")
     ask.add_argument("--json", action="store_true", help="print the answer JSON")
 
-    sub.add_parser("chat", parents=[common], help="talk in the terminal (empty line or Ctrl-D to leave)")
+    sub.add_parser(
+        "chat", parents=[common], help="talk in the terminal (an empty line, Ctrl-D or Ctrl-C at the prompt leaves)"
+    )
 
     serve = sub.add_parser("serve", parents=[common], help="start the web chat")
     serve.add_argument("--host", help="address to listen on (default 127.0.0.1; 0.0.0.0 shares it)")
@@ -267,11 +269,14 @@ def cmd_chat(args: argparse.Namespace) -> int:
     if interactive:
         with contextlib.suppress(ImportError):
             import readline  # noqa: F401 (line editing and history for input(), and pasted text kept whole)
-        print("Ask about the documents. An empty line or Ctrl-D leaves; Ctrl-C stops an answer.")
+        print("Ask about the documents. An empty line, Ctrl-D or Ctrl-C at the prompt leaves; Ctrl-C during an answer stops it.")
     while True:
         try:
             question = _read_question(interactive)
         except EOFError:
+            break
+        except KeyboardInterrupt:  # at the prompt: the chat ends, and says so (during an answer, only the answer stops)
+            print("\n(Ctrl-C at the prompt: the chat ends)", flush=True)
             break
         if not question:
             break

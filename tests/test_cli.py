@@ -173,6 +173,24 @@ def test_ctrl_c_stops_an_answer_and_the_chat_goes_on(seed_args, monkeypatch, cap
     assert "(stopped; ask another question" in out and "Zhejiang" in out
 
 
+def test_ctrl_c_at_the_prompt_ends_the_chat_and_says_so(seed_args):
+    """In a terminal, Ctrl-C at the prompt (nothing being answered) ends the chat with a line saying so, status 0,
+    as the greeting and the README say; it no longer ends it with "interrupted" and status 130."""
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execve(sys.executable, [sys.executable, "-m", "chatbot", "chat", *seed_args], {**os.environ, "HF_HUB_OFFLINE": "1"})
+    try:
+        greeting = _read_until(fd, "> $")
+        os.write(fd, b"\x03")  # the terminal's Ctrl-C: SIGINT to the chat
+        shown = _read_until(fd, r"the chat ends\)\r?\n", timeout=60)
+        _, status = os.waitpid(pid, 0)
+    finally:
+        os.close(fd)
+    assert "Ctrl-C at the prompt leaves" in greeting
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert "(Ctrl-C at the prompt: the chat ends)" in shown and "interrupted" not in shown
+
+
 def test_chat_ends_on_end_of_input(seed_args):
     result = run("chat", *seed_args, stdin="Who won the 1998 World Cup?\n")
     assert result.returncode == 0 and "do not answer" in result.stdout
