@@ -251,6 +251,7 @@ def test_ids_given_twice_are_named_in_one_warning(tmp_path, seed_args, capsys):
     ]
 
 
+@pytest.mark.slow
 def test_ctrl_c_says_how_far_it_got_and_how_to_go_on(tmp_path, seed_args):
     """A real SIGINT to a real run: one line on stderr with the count, the meta file says interrupted."""
     source, out = tmp_path / "questions.txt", tmp_path / "answers.jsonl"

@@ -21,6 +21,8 @@ from chatbot.milvus import MilvusStore, release
 
 from tests.test_lifecycle import DOCS, ENV, ROOT
 
+pytestmark = pytest.mark.slow  # a Milvus Lite server starts for each database: `make quick` leaves these out
+
 MILVUS = {"backend": "milvus"}
 # The verifier's quality is not under test here: quotes are asserted from the ranking model alone.
 NO_VERIFIER = {"enabled": False}

@@ -586,6 +586,7 @@ def test_over_http_the_upload_handler_is_reachable_only_when_uploads_are_on(serv
 
 
 # ----- the page in a real browser --------------------------------------------------------------------------
+# Each of these is marked slow: `make quick` leaves them out, `make test` and CI run them.
 
 
 @pytest.fixture(scope="module")
@@ -713,6 +714,7 @@ def _in_gradio_temp(name: str) -> list[Path]:
     return list(Path(get_upload_folder()).rglob(name))
 
 
+@pytest.mark.slow
 def test_browser_ask_with_enter_then_follow_a_citation(page):
     from playwright.sync_api import expect
 
@@ -733,6 +735,7 @@ def test_browser_ask_with_enter_then_follow_a_citation(page):
     assert page.dialogs == []
 
 
+@pytest.mark.slow
 def test_browser_citation_works_from_the_keyboard(page):
     from playwright.sync_api import expect
 
@@ -747,6 +750,7 @@ def test_browser_citation_works_from_the_keyboard(page):
     expect(page.page.locator("#qa-src-1-1 mark").first).to_contain_text("Zhejiang")
 
 
+@pytest.mark.slow
 def test_browser_a_question_asked_while_one_is_pending_is_answered_in_turn(page, server, monkeypatch):
     """The box empties at once on Enter; a second question asked before the first is answered waits for it
     instead of being lost, and what is typed meanwhile stays in the box."""
@@ -771,6 +775,7 @@ def test_browser_a_question_asked_while_one_is_pending_is_answered_in_turn(page,
     assert box.input_value() == "a draft"
 
 
+@pytest.mark.slow
 def test_browser_an_empty_question_gets_a_hint(page):
     from playwright.sync_api import expect
 
@@ -782,6 +787,7 @@ def test_browser_an_empty_question_gets_a_hint(page):
     expect(page.page.locator("#qa-chat .message")).to_have_count(0)
 
 
+@pytest.mark.slow
 def test_browser_a_question_without_a_word_gets_a_hint(page):
     from playwright.sync_api import expect
 
@@ -794,11 +800,13 @@ def test_browser_a_question_without_a_word_gets_a_hint(page):
     expect(page.page.locator("#qa-chat .message")).to_have_count(0)
 
 
+@pytest.mark.slow
 def test_browser_the_question_box_takes_no_more_than_the_cap(page):
     box = page.page.locator("#qa-question textarea")
     assert box.get_attribute("maxlength") == "2000"
 
 
+@pytest.mark.slow
 def test_browser_a_long_question_keeps_the_layout(page):
     """A 2,000-character question without a space wraps in the chat and the sources panel, and heads its
     sources shortened, rather than stretching the page."""
@@ -838,6 +846,7 @@ CONTRAST = """selector => {
 }"""
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("theme", ["light", "dark"])
 def test_browser_messages_read_well_and_are_labelled_with_their_text(browser, server, theme):
     tab = Page(browser, f"{server[1]}?__theme={theme}")
@@ -857,6 +866,7 @@ def test_browser_messages_read_well_and_are_labelled_with_their_text(browser, se
         tab.close()
 
 
+@pytest.mark.slow
 def test_browser_abstention_offers_nearest_text(page):
     from playwright.sync_api import expect
 
@@ -869,6 +879,7 @@ def test_browser_abstention_offers_nearest_text(page):
     expect(page.page.locator("#qa-sources mark")).to_have_count(0)
 
 
+@pytest.mark.slow
 def test_browser_example_question(page):
     from playwright.sync_api import expect
 
@@ -879,6 +890,7 @@ def test_browser_example_question(page):
     expect(page.page.locator("#qa-sources")).to_contain_text(f"for “{example}”")
 
 
+@pytest.mark.slow
 def test_browser_settings_apply_and_conversation_downloads(page):
     from playwright.sync_api import expect
 
@@ -901,6 +913,7 @@ def test_browser_settings_apply_and_conversation_downloads(page):
     assert "## Which chip did Guangdong highlight?" in Path(download.value.path()).read_text(encoding="utf-8")
 
 
+@pytest.mark.slow
 def test_browser_upload_then_ask_about_it(page, server, tmp_path):
     """An upload goes to the uploads folder, never the documents folder, and leaves nothing in Gradio's
     temporary folder; it is listed and cited as .uploads/NAME."""
@@ -924,6 +937,7 @@ def test_browser_upload_then_ask_about_it(page, server, tmp_path):
     assert not _in_gradio_temp("River notes.md")
 
 
+@pytest.mark.slow
 def test_browser_a_same_named_upload_keeps_the_original(page, server, tmp_path):
     from playwright.sync_api import expect
 
@@ -952,6 +966,7 @@ def test_browser_a_same_named_upload_keeps_the_original(page, server, tmp_path):
     bot.index()
 
 
+@pytest.mark.slow
 def test_browser_while_an_upload_is_indexed_others_are_answered_from_the_index_as_it_was(
     browser, server, tmp_path, monkeypatch
 ):
@@ -990,6 +1005,7 @@ def test_browser_while_an_upload_is_indexed_others_are_answered_from_the_index_a
         other.close()
 
 
+@pytest.mark.slow
 def test_browser_refuses_a_wrong_upload(page, server, tmp_path):
     from playwright.sync_api import expect
 
@@ -1003,6 +1019,7 @@ def test_browser_refuses_a_wrong_upload(page, server, tmp_path):
     assert not _in_gradio_temp("program.exe")  # removed from Gradio's temporary folder at once
 
 
+@pytest.mark.slow
 def test_browser_upload_status_colours_each_file_by_its_outcome(page, server, tmp_path):
     from playwright.sync_api import expect
 
@@ -1019,6 +1036,7 @@ def test_browser_upload_status_colours_each_file_by_its_outcome(page, server, tm
     assert not _in_gradio_temp("blob.txt") and not _in_gradio_temp("kites.md")
 
 
+@pytest.mark.slow
 def test_browser_number_of_quotes_is_whole(page):
     from playwright.sync_api import expect
 
@@ -1029,6 +1047,7 @@ def test_browser_number_of_quotes_is_whole(page):
     expect(page.page.get_by_label(re.compile("^range slider for Number of quotes"))).to_have_value("3")
 
 
+@pytest.mark.slow
 def test_browser_hostile_document_shows_as_text_and_runs_nothing(page, server, tmp_path):
     from playwright.sync_api import expect
 
@@ -1054,6 +1073,7 @@ def test_browser_hostile_document_shows_as_text_and_runs_nothing(page, server, t
     assert page.dialogs == []
 
 
+@pytest.mark.slow
 def test_browser_remove_asks_removes_only_uploads_and_can_be_undone(page, server, tmp_path):
     from playwright.sync_api import expect
 
@@ -1102,6 +1122,7 @@ def test_browser_remove_asks_removes_only_uploads_and_can_be_undone(page, server
     bot.index()
 
 
+@pytest.mark.slow
 def test_browser_shared_without_a_password_says_why_uploads_are_off(browser, shared):
     """No way to upload or remove on the page, and a line saying why; and a folder of one's own is not offered
     the seed article's example questions."""
@@ -1124,6 +1145,7 @@ def test_browser_shared_without_a_password_says_why_uploads_are_off(browser, sha
         tab.close()
 
 
+@pytest.mark.slow
 def test_browser_shared_with_uploads_allowed_offers_them(browser, start_own):
     from playwright.sync_api import expect
 
@@ -1137,6 +1159,7 @@ def test_browser_shared_with_uploads_allowed_offers_them(browser, start_own):
         tab.close()
 
 
+@pytest.mark.slow
 def test_browser_the_document_list_is_current_each_time_it_is_opened(page, server):
     """Another visitor's upload or removal shows when the Documents panel is next opened, without a reload."""
     from playwright.sync_api import expect
@@ -1159,6 +1182,7 @@ def test_browser_the_document_list_is_current_each_time_it_is_opened(page, serve
         bot.index()
 
 
+@pytest.mark.slow
 def test_browser_narrow_window(browser, server):
     """On a phone-sized window the sources stack below the chat; a citation scrolls down to its source."""
     from playwright.sync_api import expect
