@@ -105,6 +105,9 @@ def _jsonl_rows(text: str, name: str) -> list[Row]:
         except ValueError as exc:
             rows.append(Row("", "", error=f"invalid JSON ({exc.msg})", line=number))
             continue
+        except RecursionError:  # arrays or objects nested thousands deep
+            rows.append(Row("", "", error="invalid JSON (nested too deeply)", line=number))
+            continue
         if not isinstance(record, dict):
             rows.append(Row("", "", error="expected a JSON object", line=number))
             continue
@@ -190,6 +193,10 @@ def answer_rows(
     it got)."""
     counts = counts if counts is not None else Counts()
     counts.questions = len(rows)
+    for number, row in enumerate(rows, start=1):  # no words, too long: an error line naming the row, as for empty
+        problem = bot.question_problem(row.question) if row.error is None else None
+        if problem:
+            row.error = f"line {row.line} (row {number}): {problem}"
     for lo in range(0, len(rows), batch_size):
         batch = list(enumerate(rows[lo : lo + batch_size], start=lo))
         todo = [row for index, row in batch if index not in skip and row.error is None]

@@ -33,6 +33,27 @@ from .verifier import Verification, Verifier, apply
 log = logging.getLogger("chatbot")
 # Undecodable bytes from a command line arrive as lone surrogates, which no encoder accepts.
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+# A question must hold a word: a letter or digit of any script, outside a terminal's escape sequences ("\x1b[2J"
+# holds a "2" and a "J", but clears a screen and asks nothing).
+_WORD = re.compile(r"[^\W_]")
+_ESCAPE_SEQUENCE = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)?|[@-Z\\-_])")
+
+
+def question_problem(question: Any, max_chars: int) -> str | None:
+    """Why `question` cannot be asked, or None: not text, empty (nothing but spaces, punctuation, symbols or
+    control and zero-width characters: no word in it) or longer than `max_chars` ([answer] max_question_chars)."""
+    if not isinstance(question, str):
+        return f"a question must be text, got {type(question).__name__}"
+    if not question.strip():
+        return "the question is empty"
+    if len(question) > max_chars:
+        return (
+            f"the question is {len(question):,} characters long; at most {max_chars:,} are accepted "
+            "([answer] max_question_chars)"
+        )
+    if not _WORD.search(_ESCAPE_SEQUENCE.sub("", question)):
+        return "the question is empty: it has no words, only punctuation, symbols or control characters"
+    return None
 
 
 @dataclass(frozen=True)
@@ -81,6 +102,10 @@ class Chatbot:
         other._pinned = True
         return other
 
+    def question_problem(self, question: Any) -> str | None:
+        """Why `question` cannot be asked (empty, no words, too long), or None; `ask` raises ChatbotError with it."""
+        return question_problem(question, self.config.answer.max_question_chars)
+
     def warm_up(self) -> None:
         """Load (or build) the index and load the model now, with all a first question loads, rather than
         make the first question wait (and so that Ctrl-C during an answer never cuts torch's import short)."""
@@ -115,10 +140,9 @@ class Chatbot:
             _LONE_SURROGATE.sub("\ufffd", question) if isinstance(question, str) else question for question in questions
         ]
         for question in questions:
-            if not isinstance(question, str):
-                raise ChatbotError(f"a question must be text, got {type(question).__name__}")
-            if not question.strip():
-                raise ChatbotError("the question is empty")
+            problem = question_problem(question, settings.max_question_chars)
+            if problem:
+                raise ChatbotError(problem)
         if not questions:
             return []
         data = self.data

@@ -81,7 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("question")
     ask.add_argument("--json", action="store_true", help="print the answer JSON")
 
-    sub.add_parser("chat", parents=[common], help="talk in the terminal (empty line or Ctrl-D to leave)")
+    sub.add_parser(
+        "chat", parents=[common], help="talk in the terminal (an empty line, Ctrl-D or Ctrl-C at the prompt leaves)"
+    )
 
     serve = sub.add_parser("serve", parents=[common], help="start the web chat")
     serve.add_argument("--host", help="address to listen on (default 127.0.0.1; 0.0.0.0 shares it)")
@@ -143,9 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
     calibrate.add_argument(
         "--write", metavar="CONFIG", help="put the fitted weights and threshold into this config file"
     )
-    calibrate.add_argument(
-        "--plot", metavar="PNG", default="calibration.png", help="trade-off plot (default calibration.png)"
-    )
+    calibrate.add_argument("--plot", metavar="PNG", help="draw the trade-off against the threshold into this PNG file")
     calibrate.add_argument(
         "--max-false-abstention",
         type=float,
@@ -253,9 +253,11 @@ def _path_inside(path: str, folder: Path) -> str | None:
 
 @command
 def cmd_ask(args: argparse.Namespace) -> int:
-    if not args.question.strip():
-        raise ChatbotError("the question is empty")
-    answer = open_bot(args).ask(args.question)
+    bot = open_bot(args)
+    problem = bot.question_problem(args.question)  # before any work: nothing is loaded yet
+    if problem:
+        raise ChatbotError(problem)
+    answer = bot.ask(args.question)
     print(json.dumps(answer.to_dict(), ensure_ascii=False, indent=1) if args.json else format_answer(answer, _bold_terminal()))
     return 0
 
@@ -268,11 +270,14 @@ def cmd_chat(args: argparse.Namespace) -> int:
     if interactive:
         with contextlib.suppress(ImportError):
             import readline  # noqa: F401 (line editing and history for input(), and pasted text kept whole)
-        print("Ask about the documents. An empty line or Ctrl-D leaves; Ctrl-C stops an answer.")
+        print("Ask about the documents. An empty line, Ctrl-D or Ctrl-C at the prompt leaves; Ctrl-C during an answer stops it.")
     while True:
         try:
             question = _read_question(interactive)
         except EOFError:
+            break
+        except KeyboardInterrupt:  # at the prompt: the chat ends, and says so (during an answer, only the answer stops)
+            print("\n(Ctrl-C at the prompt: the chat ends)", flush=True)
             break
         if not question:
             break
@@ -473,8 +478,9 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         print(f"\nverifier weights: {result.verifier}")
     else:
         print(f"\nranking weights: {result.ranking}\nconfidence weights: {result.confidence}")
-    plot(result.points, result.chosen, Path(args.plot))
-    print(f"plot written to {args.plot}")
+    if args.plot:  # files only where asked
+        plot(result.points, result.chosen, Path(args.plot))
+        print(f"plot written to {args.plot}")
     if args.write:
         write_config(Path(args.write), result)
         print(

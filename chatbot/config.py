@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import math
 import tomllib
 import typing
 from dataclasses import dataclass, field
@@ -116,6 +117,7 @@ class AnswerConfig:
     max_sources: int = 3
     high_confidence: float = 0.6
     medium_confidence: float = 0.3
+    max_question_chars: int = 2000
 
 
 @dataclass(frozen=True)
@@ -186,12 +188,74 @@ class UiConfig:
     max_upload_mb: float = 10.0
     auth_env: str = "CHATBOT_AUTH"
     allow_uploads: bool = False  # even when shared on the network without a password
+    # The documents folder `examples` were written for; the page offers them for that folder only. Left out
+    # of a config file: the folder that file names when it gives examples of its own, else seeds/.
+    examples_for: Path | None = None
     examples: tuple[str, ...] = (
         "Which chip did Guangdong highlight?",
         "Why is Guangdong promoting its own technology?",
         "What alternative to Android is mentioned?",
         "Which fields is the province investing in?",
     )
+
+
+# The range of every number in the config, (lowest, highest) allowed, checked when a config loads: a value
+# past them is a mistake (a typo, nan, inf) that would otherwise surface as a crash or as NaN in the answer
+# JSON. The upper bounds are far beyond any useful setting; they only stop what no machine could run (a
+# million threads, an infinite upload). Keys not named here: the weights of a logistic model (see _WEIGHTS).
+_WEIGHT = 1e4  # a fitted logistic weight or bias is a few units; this much is a mistake
+_RANGES: dict[str, tuple[float, float]] = {
+    "model.batch_size": (1, 65_536),
+    "model.answer_threads": (0, 1024),
+    "search.exact_up_to": (0, 1_000_000_000),
+    "search.hnsw_m": (2, 256),
+    "search.hnsw_ef_construction": (1, 100_000),
+    "search.hnsw_ef_search": (1, 100_000),
+    "segment.max_sentence_chars": (1, 1_000_000),
+    "chunk.sentences_per_passage": (1, 1000),
+    "chunk.overlap": (0, 999),
+    "retrieve.dense_candidates": (1, 100_000),
+    "retrieve.lexical_candidates": (1, 100_000),
+    "retrieve.passages": (1, 10_000),
+    "retrieve.sentences": (1, 10_000),
+    "retrieve.rrf_k": (1, 1_000_000),
+    "answer.max_quotes": (1, 1000),
+    "answer.min_confidence": (0.0, 1.0),
+    "answer.second_quote_ratio": (0.0, 1.0),
+    "answer.following_quote_ratio": (0.0, 1.0),
+    "answer.max_sources": (0, 1000),
+    "answer.max_question_chars": (1, 1_000_000),
+    "answer.high_confidence": (0.0, 1.0),
+    "answer.medium_confidence": (0.0, 1.0),
+    "verifier.candidates": (1, 1000),
+    "verifier.max_length": (8, 512),  # the model reads at most 512 word-pieces
+    "verifier.min_further": (0.0, 1.0),
+    "verifier.relevance_knee": (-1.0, 1.0),  # a cosine
+    "ui.port": (1, 65_535),
+    "ui.max_upload_mb": (0.001, 100_000.0),
+}
+_WEIGHTS = ("ranking.", "confidence.", "verifier.rank_", "verifier.confidence_")
+
+
+def check_numbers(config: Config) -> None:
+    """Every number of `config` finite and within its range (see _RANGES); ChatbotError naming the key."""
+    for section in dataclasses.fields(config):
+        values = getattr(config, section.name)
+        for item in dataclasses.fields(values):
+            value, key = getattr(values, item.name), f"{section.name}.{item.name}"
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                continue
+            if not math.isfinite(value):
+                raise ChatbotError(f"config: {key} must be a finite number, got {value}")
+            if key in _RANGES:
+                low, high = _RANGES[key]
+            elif key.startswith(_WEIGHTS):
+                low, high = -_WEIGHT, _WEIGHT
+            else:
+                raise ChatbotError(f"config: {key} has no range to check it against (add one to config._RANGES)")
+            if not low <= value <= high:
+                shown = (low, high, value) if isinstance(value, int) else (f"{low:g}", f"{high:g}", f"{value:g}")
+                raise ChatbotError(f"config: {key} must be between {shown[0]} and {shown[1]}, got {shown[2]}")
 
 
 @dataclass(frozen=True)
@@ -216,6 +280,7 @@ class Config:
 
     def validate(self) -> Config:
         """Check values that a type alone cannot; returns self so calls chain."""
+        check_numbers(self)  # every number finite and in its range, before the checks below compare them
         positive = {
             "model.batch_size": self.model.batch_size,
             "segment.max_sentence_chars": self.segment.max_sentence_chars,
@@ -309,7 +374,7 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> Config:
     if path is not None:
         path = Path(path)
         try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
+            data = tomllib.loads(path.read_text(encoding="utf-8-sig"))  # a byte-order mark is no mistake
         except FileNotFoundError:
             raise ChatbotError(f"config file not found: {path}") from None
         except (OSError, UnicodeDecodeError) as exc:
@@ -329,6 +394,14 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> Config:
     if config.store.uri and not config.store.server:  # a Milvus Lite file, relative to the file that names it
         store = dataclasses.replace(config.store, uri=str((base / Path(config.store.uri).expanduser()).resolve()))
         config = dataclasses.replace(config, store=store)
+    ui = data.get("ui") if isinstance(data.get("ui"), dict) else {}
+    if config.ui.examples_for is not None:  # the folder the examples were written for, relative to the file
+        examples_for = (base / config.ui.examples_for).resolve()
+    elif "examples" in ui:  # examples of one's own: for the documents folder the same file names
+        examples_for = config.paths.docs
+    else:  # the built-in examples: questions about the seed article
+        examples_for = PROJECT_ROOT / "seeds"
+    config = dataclasses.replace(config, ui=dataclasses.replace(config.ui, examples_for=examples_for))
     if config.verifier.model:  # a verifier folder of one's own, relative to the file that names it
         model = str((base / Path(config.verifier.model).expanduser()).resolve())
         config = dataclasses.replace(config, verifier=dataclasses.replace(config.verifier, model=model))

@@ -124,6 +124,8 @@ def read_questions(path: Path) -> list[Item]:
         data = json.loads(raw)
     except ValueError as exc:
         raise ChatbotError(f"{path} is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise ChatbotError(f"{path} is not valid JSON: nested too deeply") from None
     if not isinstance(data, dict) or not isinstance(data.get("data"), list):
         raise ChatbotError(f"{path} is not in SQuAD format (no top-level 'data' list)")
     items, problems = [], []
@@ -155,6 +157,9 @@ def _read_jsonl(raw: str, path: Path) -> list[Item]:
             row = json.loads(line)
         except ValueError as exc:
             problems.append(f"{path}, line {number}: invalid JSON ({exc.msg})")
+            continue
+        except RecursionError:
+            problems.append(f"{path}, line {number}: invalid JSON (nested too deeply)")
             continue
         try:
             question = _question(row)

@@ -28,6 +28,7 @@ import json
 import logging
 import os
 import re
+import shutil
 import time
 import uuid
 from collections import OrderedDict
@@ -42,7 +43,7 @@ from .config import Config
 from .errors import ChatbotError
 from .lexical import tokenize
 from .segment import indexed_text
-from .store import IndexDamaged, IndexData, build_lock, manifest_checksum
+from .store import IndexDamaged, IndexData, build_lock, manifest_checksum, manifest_problem
 
 log = logging.getLogger("chatbot")
 FORMAT = 2  # 2: each document's units (IndexData.units) are kept with its text
@@ -60,6 +61,11 @@ def _quiet() -> None:
         logging.getLogger(name).setLevel(logging.CRITICAL)
 
 
+class LiteDamaged(IndexDamaged):
+    """The Milvus Lite database itself cannot be read (a data file zeroed or truncated, a schema garbled, the
+    folder replaced by a file): it is deleted and built anew (it is this program's to recreate)."""
+
+
 class MilvusStore:
     """The index of one documents folder in Milvus, with the methods of store.FileStore."""
 
@@ -67,15 +73,49 @@ class MilvusStore:
         self.config = config
         settings = config.store
         self.uri = settings.uri or str(config.paths.index / "milvus.db")
+        self.lite = not settings.server
         self.prefix = settings.collection or collection_prefix(config.paths.docs)
         self.meta = f"{self.prefix}_meta"
+        self.damaged = False  # a Milvus Lite database found unreadable: the next build starts it anew
         self._client = None
 
     @property
     def client(self):
+        """The client, through `_Guarded`: a failure of Milvus itself is a LiteDamaged (Milvus Lite) or a
+        ChatbotError naming the collection (a server, whose collections are never deleted here), in one line."""
         if self._client is None:
-            self._client = connect(self.uri, self.config.store.token_env)
+            if self.lite and (Path(self.uri).exists() or Path(self.uri).is_symlink()) and not Path(self.uri).is_dir():
+                self.damaged = True  # Milvus Lite keeps a database in a folder
+                raise LiteDamaged(f"the Milvus Lite database {self.uri} is not a folder")
+            self._client = _Guarded(connect(self.uri, self.config.store.token_env), self)
         return self._client
+
+    def failure(self, exc: Exception, collection: str | None) -> Exception:
+        """What a failed Milvus call raises instead of pymilvus's own exception."""
+        where = f"collection {collection}" if collection else "the database"
+        if self.lite:
+            self.damaged = True
+            return LiteDamaged(f"the Milvus Lite database {self.uri} is damaged ({where}: {_reason(exc)})")
+        return ChatbotError(
+            f"Milvus at {self.uri} failed on {where}: {_reason(exc)} (a server's collections are never deleted "
+            "by the chatbot: repair or drop it on the server, then run `chatbot index`)"
+        )
+
+    def reset(self) -> None:
+        """Delete a damaged Milvus Lite database (a file in its place is moved aside), so that a build starts
+        anew. Never a server's: only Milvus Lite's database is this program's to recreate."""
+        if not self.lite:
+            raise ChatbotError(f"will not delete the Milvus server database at {self.uri}")
+        with contextlib.suppress(Exception):
+            release(self.uri)
+        self._client, path = None, Path(self.uri)
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        elif path.exists() or path.is_symlink():
+            aside = path.with_name(f"{path.name}.moved-aside-{time.strftime('%Y%m%d-%H%M%S')}")
+            os.rename(path, aside)
+            log.warning("%s was not a Milvus Lite database folder; moved it to %s", path, aside)
+        self.damaged = False
 
     def has(self, collection: str) -> bool:
         """Whether `collection` exists; it is loaded for searching and reading if so (once per process)."""
@@ -124,6 +164,9 @@ class MilvusStore:
             raise IndexDamaged(f"manifest {build} in Milvus was written in another index format")
         if manifest.get("checksum") != manifest_checksum(manifest):
             raise IndexDamaged(f"manifest {build} in Milvus was altered or damaged")
+        problem = manifest_problem(manifest) or _placement_problem(manifest)
+        if problem:
+            raise IndexDamaged(f"manifest {build} in Milvus is damaged: {problem}")
         return manifest
 
     def load(self, manifest: dict[str, Any] | None = None) -> IndexData | None:
@@ -183,11 +226,25 @@ class MilvusStore:
 
     @contextlib.contextmanager
     def new_build(self) -> Iterator[MilvusSink]:
-        """A sink for a new build's rows; what a failed or killed build wrote is deleted (now, or by the next)."""
-        self._ensure_meta()
-        manifest = self._manifest_or_none()
-        in_use = self.current_name() if manifest else None
-        self._remove_unused(manifest, in_use)  # a killed build's leftovers
+        """A sink for a new build's rows; what a failed or killed build wrote is deleted (now, or by the next).
+        A Milvus Lite database found damaged is deleted first, and the build starts from nothing."""
+        for attempt in range(2):
+            try:
+                if self.damaged:
+                    self.reset()
+                self._ensure_meta()
+                manifest = self._manifest_or_none()
+                in_use = self.current_name() if manifest else None
+                self._remove_unused(manifest, in_use)  # a killed build's leftovers
+                if self.damaged and not attempt:  # found only now (reading the manifest, say, which says nothing)
+                    raise LiteDamaged(f"the Milvus Lite database {self.uri} is damaged")
+                break
+            except LiteDamaged as exc:
+                if attempt:
+                    raise ChatbotError(f"{exc}, and could not be made anew") from None
+                if not self.damaged:
+                    raise
+                log.warning("%s; deleting it and building the index anew", exc)
         sink = MilvusSink(self, time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:8])
         try:
             yield sink
@@ -593,6 +650,30 @@ class MilvusSearch:
         return f"build in {json.dumps(sorted({entry['milvus']['build'] for entry in self.data.documents}))}"
 
 
+class _Guarded:
+    """A MilvusClient whose failed calls raise what `MilvusStore.failure` says (one line, naming the collection),
+    not pymilvus's exceptions with their tracebacks."""
+
+    def __init__(self, client, store: MilvusStore) -> None:
+        self._inner, self._store = client, store
+
+    def __getattr__(self, name: str):
+        attribute = getattr(self._inner, name)
+        if not callable(attribute):
+            return attribute
+
+        def call(*args, **kwargs):
+            try:
+                return attribute(*args, **kwargs)
+            except (ChatbotError, IndexDamaged):
+                raise
+            except Exception as exc:
+                collection = kwargs.get("collection_name", args[0] if args and isinstance(args[0], str) else None)
+                raise self._store.failure(exc, collection) from None
+
+        return call
+
+
 def connect(uri: str, token_env: str = ""):
     """A client for `uri` (one per process and uri): Milvus Lite for a .db file, else a server."""
     token = ""
@@ -641,6 +722,20 @@ def collection_prefix(docs: Path) -> str:
     """A collection name prefix of a documents folder: its name (letters, digits, _) and a hash of its path."""
     name = re.sub(r"\W+", "_", docs.name.encode("ascii", "ignore").decode()).strip("_")[:40] or "docs"
     return f"chatbot_{name}_{hashlib.sha256(str(docs.resolve()).encode('utf-8')).hexdigest()[:10]}"
+
+
+def _placement_problem(manifest: dict[str, Any]) -> str | None:
+    """What is wrong with where a manifest says its rows and texts are in Milvus, or None."""
+    names = manifest.get("store")
+    if not isinstance(names, dict) or not all(isinstance(names.get(kind), str) for kind in ("sentences", "passages")):
+        return "'store' does not name the collections"
+    for number, entry in enumerate(manifest["documents"], start=1):
+        place = entry.get("milvus")
+        if not isinstance(place, dict) or not isinstance(place.get("build"), str) or not isinstance(place.get("sha256"), str):
+            return f"document {number} has no place in Milvus"
+        if not all(isinstance(place.get(key), int) and not isinstance(place.get(key), bool) for key in ("key", "parts", "passages")):
+            return f"document {number} has no place in Milvus"
+    return None
 
 
 def _row_id(place: dict[str, Any], ordinal: int) -> str:

@@ -278,6 +278,8 @@ def read_answers(source: str) -> SavedAnswers:
     try:
         json.loads(lines[numbers[0] - 1])
         json_lines = True
+    except RecursionError:  # a line of its own, nested too deeply: _parse_line says so
+        json_lines = True
     except ValueError:  # the first line is not JSON of its own: indented objects (ask --json)
         json_lines = False
     if json_lines:
@@ -298,6 +300,8 @@ def _parse_line(line: str, name: str, number: int, first: bool) -> Any:
     except ValueError as exc:
         hint = _HINT if first else ""
         raise ChatbotError(f"{name} line {number}: not answer JSON ({getattr(exc, 'msg', exc)}){hint}") from None
+    except RecursionError:  # arrays or objects nested thousands deep
+        raise ChatbotError(f"{name} line {number}: not answer JSON (nested too deeply)") from None
 
 
 def _parse_objects(text: str, name: str) -> tuple[list[Any], list[int]]:
@@ -313,6 +317,9 @@ def _parse_objects(text: str, name: str) -> tuple[list[Any], list[int]]:
         except json.JSONDecodeError as exc:
             hint = "" if records else _HINT
             raise ChatbotError(f"{name} line {exc.lineno}: not answer JSON ({exc.msg}){hint}") from None
+        except RecursionError:
+            line = text.count("\n", 0, position) + 1
+            raise ChatbotError(f"{name} line {line}: not answer JSON (nested too deeply)") from None
         records.append(record)
         numbers.append(text.count("\n", 0, position) + 1)
         position = position_after

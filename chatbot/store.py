@@ -29,6 +29,7 @@ import logging
 import os
 import re
 import shutil
+import stat
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -227,6 +228,7 @@ def new_build(folder: Path) -> Iterator[Path]:
     A staging folder left by a killed process is never used, and the next `publish` removes it.
     """
     builds = folder / "builds"
+    _make_room(builds)
     builds.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=_STAGING_PREFIX, dir=builds))
     os.chmod(staging, FOLDER_MODE)
@@ -308,11 +310,12 @@ def current_build(folder: Path) -> Path | None:
     (a folder, a link that leads nowhere readable, bytes that are not text) or names no build."""
     path = folder / "CURRENT"
     try:
-        with open(path, "rb") as handle:
-            raw = handle.read(256)  # a build's name is short; a huge file there is damage, not a name
+        raw = read_regular(path, 256)  # a build's name is short; a huge file there is damage, not a name
         name = raw.decode("utf-8").strip()
     except FileNotFoundError:
         return None
+    except NotRegular as exc:
+        raise IndexDamaged(str(exc)) from None
     except OSError as exc:
         raise IndexDamaged(f"cannot read {path}: {exc.strerror or exc}") from None
     except UnicodeDecodeError:
@@ -328,14 +331,75 @@ def read_manifest(folder: Path) -> dict[str, Any] | None:
     if build is None:
         return None
     try:
-        manifest = json.loads((build / "manifest.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
+        manifest = json.loads(read_regular(build / "manifest.json").decode("utf-8"))
+    except (OSError, ValueError, RecursionError) as exc:
         raise IndexDamaged(f"manifest of {build} is unreadable: {exc}") from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise IndexDamaged(f"{build} was written in another index format")
     if manifest.get("checksum") != manifest_checksum(manifest):
         raise IndexDamaged(f"manifest of {build} was altered or damaged")
+    files = manifest.get("files")
+    problem = manifest_problem(manifest) or (
+        None
+        if isinstance(files, dict) and all(isinstance(value, str) for value in files.values())
+        else "'files' is not an object of checksums"
+    )
+    if problem:
+        raise IndexDamaged(f"manifest of {build} is damaged: {problem}")
     return manifest
+
+
+class NotRegular(OSError):
+    """A path that should hold a file this module wrote holds something else (a FIFO, a device, a socket)."""
+
+
+def read_regular(path: Path, limit: int = -1) -> bytes:
+    """The bytes of `path` (at most `limit`), only if it is a regular file: a FIFO put in its place would block
+    a plain open() until something writes to it (forever), a device could be read without end."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise NotRegular(f"{path} is not a regular file")
+        os.set_blocking(fd, True)
+        with os.fdopen(fd, "rb", closefd=False) as handle:
+            return handle.read(limit)
+    finally:
+        os.close(fd)
+
+
+def manifest_problem(manifest: dict[str, Any]) -> str | None:
+    """What is wrong with the shape of a manifest whose checksum holds (one written by hand, or by a bug), or
+    None: the fields the index code reads, of the types it reads them as."""
+    if not isinstance(manifest.get("settings", {}), dict):
+        return "'settings' is not an object"
+    model = manifest.get("model")
+    if not isinstance(model, dict) or not isinstance(model.get("name"), str) or not _whole(model.get("dimension")):
+        return "'model' has no name and dimension"
+    documents = manifest.get("documents")
+    if not isinstance(documents, list):
+        return "'documents' is not a list"
+    for number, entry in enumerate(documents, start=1):
+        if not isinstance(entry, dict):
+            return f"document {number} is not an object"
+        for key, kind in (("path", str), ("sha256", str), ("size", int), ("mtime_ns", int), ("sentences", int)):
+            if not isinstance(entry.get(key), kind) or isinstance(entry.get(key), bool):
+                return f"document {number} has no {key!r}"
+        if not _whole(entry.get("ctime_ns", 0)):
+            return f"document {number} has no 'ctime_ns'"
+        pages = entry.get("pages", [])
+        if not isinstance(pages, list) or not all(_whole(page) for page in pages):
+            return f"document {number} has 'pages' that are not a list of offsets"
+    skipped = manifest.get("skipped", [])
+    if not isinstance(skipped, list) or not all(
+        isinstance(entry, dict) and isinstance(entry.get("path"), str) and isinstance(entry.get("reason"), str)
+        for entry in skipped
+    ):
+        return "'skipped' is not a list of files with their reasons"
+    return None
+
+
+def _whole(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def load_index(folder: Path, manifest: dict[str, Any] | None = None, verify: bool = True) -> IndexData | None:
@@ -548,6 +612,16 @@ def _make_way(path: Path) -> None:
         aside = path.with_name(f"{path.name}.moved-aside-{time.strftime('%Y%m%d-%H%M%S')}")
         os.rename(path, aside)
         log.warning("%s was a folder; moved it to %s", path, aside)
+
+
+def _make_room(path: Path) -> None:
+    """Clear the place of a folder this module writes when something else stands there (a file, a link that
+    leads to no folder): it is moved aside, with a warning; its content is kept."""
+    if path.is_dir() or not (path.exists() or path.is_symlink()):
+        return
+    aside = path.with_name(f"{path.name}.moved-aside-{time.strftime('%Y%m%d-%H%M%S')}")
+    os.rename(path, aside)
+    log.warning("%s was not a folder; moved it to %s", path, aside)
 
 
 def _write_texts(path: Path, texts: list[str]) -> None:

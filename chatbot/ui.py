@@ -16,10 +16,12 @@ Usage example:
 from __future__ import annotations
 
 import contextlib
+import errno
 import ipaddress
 import json
 import os
 import re
+import socket
 import tempfile
 import threading
 import time
@@ -31,6 +33,7 @@ from typing import Any, ClassVar
 
 from .answer import Answer, Quote, Source, confidence_label
 from .bot import Chatbot
+from .config import PROJECT_ROOT
 from .errors import ChatbotError
 from .indexer import IndexReport
 from .load import UPLOADS
@@ -53,6 +56,12 @@ _ESCAPES.update({9: "&#9;", 10: "<br>", 127: None})
 # (tags, entities) or a highlight (==) within a line; "-", "+", "." and the like matter only at a line's start,
 # where none is put.
 _MARKDOWN_SPECIAL = re.compile(r"[\\`*_\[\]<>#!&|~$=]")
+
+# The page's fonts are the system's own (Gradio's default bundles a subset of Source Sans Pro that lacks most
+# glyphs, so a bold capital "A" was drawn in a fallback font): complete, and nothing to download.
+SYSTEM_FONTS = ("system-ui", "-apple-system", "Segoe UI", "Roboto", "Noto Sans", "Liberation Sans", "Arial", "sans-serif")
+SYSTEM_MONO_FONTS = ("ui-monospace", "SFMono-Regular", "Menlo", "Consolas", "Liberation Mono", "monospace")
+THEME = gr.themes.Default(font=SYSTEM_FONTS, font_mono=SYSTEM_MONO_FONTS)
 
 CSS = """
 #qa-sources { max-height: 75vh; overflow-y: auto !important; }
@@ -810,6 +819,9 @@ def build_app(bot: Chatbot, examples: list[str] | None = None, uploads_off: str 
         question = (question or "").strip()
         if not question:
             return gr.skip(), hint_html(EMPTY)
+        problem = bot.question_problem(question)  # no words in it, or too long: said at once, under the box
+        if problem:
+            return gr.skip(), hint_html(f"{problem[0].upper()}{problem[1:]}.")
         conversation = conversations.of(request)
         settings = {"max_quotes": int(max_quotes), "min_confidence": float(min_confidence)}
         ahead = conversation.add(question, settings, None if order is None else int(order))
@@ -893,6 +905,7 @@ def build_app(bot: Chatbot, examples: list[str] | None = None, uploads_off: str 
                         max_lines=4,
                         scale=5,
                         autofocus=True,
+                        max_length=config.answer.max_question_chars,  # the browser takes no more
                         elem_id="qa-question",
                     )
                     send = gr.Button("Ask", variant="primary", scale=1, min_width=80, elem_id="qa-send")
@@ -956,10 +969,37 @@ def start(
     Uploading and removing documents are off when the page listens beyond this machine without a password,
     unless `allow_uploads` (or config [ui] allow_uploads) says otherwise; see `uploads_refusal`.
     """
+    check_port(host, port)  # before loading anything: a port in use is said at once, in our words
     bot.warm_up()  # the index and the model now, not on the first question
     off = uploads_refusal(host, auth, allow_uploads or bot.config.ui.allow_uploads, bot.config.ui.auth_env)
-    app = build_app(bot, examples=answered_examples(bot, bot.config.ui.examples), uploads_off=off)
+    app = build_app(bot, examples=offered_examples(bot), uploads_off=off)
     app.queue(max_size=256)
+    try:
+        _launch(app, bot, host, port, auth, off)
+    except OSError as exc:  # taken since check_port looked: Gradio's message names its environment variable
+        if "Cannot find empty port" in str(exc):
+            raise ChatbotError(f"port {port} is in use; pass --port N") from None
+        raise
+    return app, app.local_url
+
+
+def check_port(host: str, port: int) -> None:
+    """ChatbotError, in one line, when the page could not listen on `host`:`port` (another program holds it)."""
+    try:
+        family, kind, protocol, _, address = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM)[0]
+    except (socket.gaierror, UnicodeError) as exc:
+        raise ChatbotError(f"cannot listen on {host}: {getattr(exc, 'strerror', None) or exc}") from None
+    with socket.socket(family, kind, protocol) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as servers do: a closed port's TIME_WAIT is free
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise ChatbotError(f"port {port} is in use; pass --port N") from None
+            raise ChatbotError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+
+
+def _launch(app: gr.Blocks, bot: Chatbot, host: str, port: int, auth: tuple[str, str] | None, off: str) -> None:
     app.launch(
         server_name=host,
         server_port=port,
@@ -970,10 +1010,10 @@ def start(
         footer_links=["api"],
         css=CSS,
         head=HEAD,
+        theme=THEME,
         show_error=True,
         quiet=True,
     )
-    return app, app.local_url
 
 
 def serve(
@@ -1013,6 +1053,17 @@ def _is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def offered_examples(bot: Chatbot) -> list[str]:
+    """The example questions the page offers: [ui] examples, only when the documents folder is the one they
+    were written for ([ui] examples_for; seeds/ when unset), and of those the ones the documents answer. A
+    folder of one's own is offered none of another folder's examples, however its documents score them."""
+    settings = bot.config.ui
+    written_for = settings.examples_for if settings.examples_for is not None else PROJECT_ROOT / "seeds"
+    if Path(written_for).resolve() != Path(bot.config.paths.docs).resolve():
+        return []
+    return answered_examples(bot, settings.examples)
 
 
 def answered_examples(bot: Chatbot, questions: tuple[str, ...] | list[str]) -> list[str]:

@@ -107,16 +107,29 @@ class Uploads:
             self.removed.clear()
 
 
+# The longest file name that file systems take (Linux's NAME_MAX), in bytes: a name is cut to it, less the room
+# that " (999)" needs when the name is taken, by bytes of UTF-8 (a character of Chinese is three), not characters.
+NAME_BYTES = 255
+
+
 def clean_name(name: str) -> str:
-    """A safe file name from an uploaded one: no folders, no `..`, no hidden or odd characters."""
+    """A safe file name from an uploaded one: no folders, no `..`, no hidden or odd characters, and short enough
+    for any file system (NAME_BYTES), cut on a character boundary."""
     name = unicodedata.normalize("NFC", name).replace("\\", "/").rsplit("/", 1)[-1]
     name = re.sub(r"[^\w.\- ]+", "_", name)
     name = re.sub(r"\.{2,}", ".", name).strip(" ._-")
     stem, dot, extension = name.rpartition(".")
     if not dot:
         stem, extension = name, ""
-    stem = stem.strip(" ._-")[:100] or "document"
-    return f"{stem}.{extension.lower()}" if extension else stem
+    extension = _cut_utf8(extension.lower(), 32)
+    room = NAME_BYTES - len(" (999)") - (len(extension.encode("utf-8")) + 1 if extension else 0)
+    stem = _cut_utf8(stem.strip(" ._-"), room).rstrip(" ._-") or "document"
+    return f"{stem}.{extension}" if extension else stem
+
+
+def _cut_utf8(text: str, size: int) -> str:
+    """`text` cut to at most `size` bytes of UTF-8, on a character boundary."""
+    return text.encode("utf-8")[:size].decode("utf-8", "ignore")
 
 
 def save_upload(

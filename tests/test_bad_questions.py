@@ -22,6 +22,66 @@ def test_empty_or_blank_question_is_a_clear_error(seed_bot, question):
         seed_bot.ask(question)
 
 
+# A question with no word in it (a letter or digit of any script) is empty too: answering "?" quoted "1." "2."
+NO_WORDS = {
+    "bell": "\x07",
+    "zero-width space": "\u200b",
+    "zero-width joiner and space": "\u200d\u200b \u2060",
+    "clear screen": "\x1b[2J",
+    "colour codes": "\x1b[31m?\x1b[0m",
+    "bytes that are not UTF-8": b"\xff\xfe".decode("utf-8", "surrogateescape"),
+    "a lone question mark": "?",
+    "punctuation only": "?!.,;:",
+    "underscores and symbols": "__ -- ** ## ~~ ©®",
+    "combining marks only": "\u0301\u20dd",
+}
+
+
+@pytest.mark.parametrize("name", sorted(NO_WORDS))
+def test_a_question_without_a_word_is_empty(seed_bot, name):
+    with pytest.raises(ChatbotError, match="^the question is empty: it has no words") as caught:
+        seed_bot.ask(NO_WORDS[name])
+    assert "\n" not in str(caught.value)
+
+
+def test_a_question_without_a_word_on_the_command_line_is_one_clear_line():
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    result = subprocess.run(
+        [sys.executable, "-m", "chatbot", "ask", "\x1b[2J?"], cwd=ROOT, env=env, capture_output=True, text=True,
+        timeout=300,
+    )
+    assert result.returncode == 1, result.stdout
+    assert result.stderr.strip() == (
+        "error: the question is empty: it has no words, only punctuation, symbols or control characters"
+    )
+
+
+@pytest.mark.parametrize("size", [2001, 1_000_000])
+def test_a_question_over_the_length_cap_is_refused_without_echoing_it(seed_bot, size):
+    question = ("Which chip did Guangdong highlight? " * (size // 36 + 1))[:size]
+    with pytest.raises(ChatbotError, match=f"the question is {size:,} characters long; at most 2,000") as caught:
+        seed_bot.ask(question)
+    assert len(str(caught.value)) < 200
+    assert seed_bot.ask(question[:2000]).question == question[:2000]
+    if size < 10_000:  # a larger cap takes a longer question (a million characters would take seconds)
+        assert seed_bot.replace(answer={"max_question_chars": size}).ask(question).question == question
+
+
+def test_a_question_over_the_length_cap_on_the_command_line_is_one_clear_line(tmp_path):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    config = tmp_path / "short.toml"
+    config.write_text(f'[paths]\ndocs = "{ROOT / "seeds"}"\nindex = "{tmp_path / "index"}"\n[answer]\nmax_question_chars = 10\n')
+    result = subprocess.run(
+        [sys.executable, "-m", "chatbot", "ask", "Where is DeepSeek based?", "--config", str(config)],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 1, result.stdout
+    assert result.stderr.strip() == (
+        "error: the question is 24 characters long; at most 10 are accepted ([answer] max_question_chars)"
+    )
+    assert not (tmp_path / "index").exists()  # refused before any work
+
+
 def test_a_question_that_is_not_text_is_named_as_such(seed_bot):
     with pytest.raises(ChatbotError, match="a question must be text, got int"):
         seed_bot.ask(42)
@@ -39,8 +99,8 @@ def test_empty_question_on_the_command_line_is_one_clear_line():
 
 
 QUESTIONS = {
-    "100,000 characters": ("Which chip did Guangdong highlight? " * 3000)[:100_000],
-    "100,000 characters of one word": "chip" * 25_000,
+    "2,000 characters, the longest taken": ("Which chip did Guangdong highlight? " * 60)[:2000],
+    "2,000 characters of one word": "chip" * 500,
     "control characters": "Which\x00 chip\x07 did \x1b[31mGuangdong\x1b[0m highlight?\x7f\x08",
     "every byte as Latin-1": bytes(range(256)).decode("latin-1"),
     "random binary junk": random.Random(7).randbytes(2000).decode("latin-1"),
@@ -49,7 +109,7 @@ QUESTIONS = {
     "Russian": "Какой чип выделил Гуандун?",
     "emoji": "🤖🚀💾 chip? 🇨🇳",
     "zero-width and combining marks": "\u200b\u200dWhich\u0301 chip\u20dd?",
-    "punctuation only": "?!.,;:",
+    "punctuation and a digit": "?!.,;:7",
     "one letter": "x",
     "right-to-left override": "\u202eWhich chip did Guangdong highlight?",
 }
@@ -84,7 +144,7 @@ def test_a_question_longer_than_the_model_reads_is_noted(seed_bot, caplog, monke
 
     monkeypatch.setattr(logging.getLogger("chatbot"), "propagate", True)  # the CLI's own handler may be set
     with caplog.at_level("WARNING", logger="chatbot"):
-        seed_bot.ask("Which chip did Guangdong highlight? " * 300)
+        seed_bot.ask("Which chip did Guangdong highlight? " * 55)  # 1,980 characters: taken, but over 256 pieces
     assert "longer than the model reads" in caplog.text
     caplog.clear()
     with caplog.at_level("WARNING", logger="chatbot"):

@@ -251,6 +251,7 @@ def test_ids_given_twice_are_named_in_one_warning(tmp_path, seed_args, capsys):
     ]
 
 
+@pytest.mark.slow
 def test_ctrl_c_says_how_far_it_got_and_how_to_go_on(tmp_path, seed_args):
     """A real SIGINT to a real run: one line on stderr with the count, the meta file says interrupted."""
     source, out = tmp_path / "questions.txt", tmp_path / "answers.jsonl"
@@ -269,3 +270,30 @@ def test_ctrl_c_says_how_far_it_got_and_how_to_go_on(tmp_path, seed_args):
     assert run.returncode == 130, err
     assert err == f"interrupted after {written} of 640 questions; run the same command with --resume to continue\n"
     assert json.loads((tmp_path / "answers.jsonl.meta.json").read_text(encoding="utf-8"))["interrupted"]
+
+
+def test_questions_without_words_too_long_or_nested_too_deep_are_error_lines_naming_them(tmp_path, seed_args):
+    """A question with no word in it is empty, one over [answer] max_question_chars is refused, and JSON nested
+    deeper than Python's parser goes is invalid: each an error line naming its line and row; the run goes on."""
+    source = tmp_path / "questions.jsonl"
+    rows = [
+        json.dumps({"question": "Which chip did Guangdong highlight?"}),
+        json.dumps({"question": "\u200b\x07"}),
+        json.dumps({"question": "?"}),
+        json.dumps({"question": "x" * 2001}),
+        '{"question": ' + "[" * 100_000 + "]" * 100_000 + "}",
+        json.dumps({"question": "Where is DeepSeek based?"}),
+    ]
+    source.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    out = tmp_path / "answers.jsonl"
+    assert main(["batch", str(source), "-o", str(out), *seed_args]) == 1
+    records = lines(out)
+    assert ["error" in record for record in records] == [False, True, True, True, True, False]
+    empty = "the question is empty: it has no words, only punctuation, symbols or control characters"
+    assert records[1]["error"] == f"line 2 (row 2): {empty}"
+    assert records[2]["error"] == f"line 3 (row 3): {empty}"
+    assert records[3]["error"] == (
+        "line 4 (row 4): the question is 2,001 characters long; at most 2,000 are accepted ([answer] max_question_chars)"
+    )
+    assert records[4]["error"] == "line 5 (row 5): invalid JSON (nested too deeply)"
+    assert not records[5]["abstained"]

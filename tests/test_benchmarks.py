@@ -44,6 +44,7 @@ def run_script(name: str, *args: str) -> subprocess.CompletedProcess:
     return result
 
 
+@pytest.mark.slow
 def test_bench_store_writes_table_and_plot(tmp_path):
     results, plot = tmp_path / "RESULTS.md", tmp_path / "store.png"
     run_script("bench_store.py", "--sizes", "500,2000", "--queries", "5", "--dimension", "16",
@@ -54,6 +55,7 @@ def test_bench_store_writes_table_and_plot(tmp_path):
     assert plot.stat().st_size > 0
 
 
+@pytest.mark.slow
 def test_bench_build_writes_table(tmp_path, tiny_squad):
     results = tmp_path / "RESULTS.md"
     run_script("bench_build.py", "--squad", str(tiny_squad), "--rounds", "1", "--results", str(results))
@@ -66,6 +68,7 @@ def test_bench_build_writes_table(tmp_path, tiny_squad):
     assert "<!-- begin build-large -->" in text and "| large.txt |" in text and "peak RSS MB" in text
 
 
+@pytest.mark.slow
 def test_bench_batch_writes_both_tables(tmp_path, tiny_squad):
     results = tmp_path / "RESULTS.md"
     run_script("bench_batch.py", "--squad", str(tiny_squad), "--questions", "3", "--rounds", "1",
@@ -75,6 +78,7 @@ def test_bench_batch_writes_both_tables(tmp_path, tiny_squad):
     assert "<!-- begin batch -->" in text and "| ask_batch |" in text
 
 
+@pytest.mark.slow
 def test_bench_cold_writes_table(tmp_path):
     results = tmp_path / "RESULTS.md"
     run_script("bench_cold.py", "--docs", str(SEEDS), "--index", str(tmp_path / "index"), "--rounds", "1",

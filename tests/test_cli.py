@@ -6,6 +6,7 @@ import os
 import pty
 import re
 import select
+import signal
 import subprocess
 import sys
 import time
@@ -171,6 +172,44 @@ def test_ctrl_c_stops_an_answer_and_the_chat_goes_on(seed_args, monkeypatch, cap
     assert main(["chat", *seed_args]) == 0
     out = capsys.readouterr().out
     assert "(stopped; ask another question" in out and "Zhejiang" in out
+
+
+def _wait_until_it_waits_for_a_key(pid: int, timeout: float = 10) -> None:
+    """Return once process `pid` sleeps waiting for the terminal (its main thread in select/poll, from Linux's
+    /proc; elsewhere after a second). CPython's readline shows the prompt, then calls select() and looks at
+    signals only when select() is interrupted: a Ctrl-C that lands in between is acted on at the next key. No
+    person is that quick, but a test that writes Ctrl-C the instant the prompt shows is, on a busy machine."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with open(f"/proc/{pid}/wchan", encoding="ascii") as wchan:
+                waiting = wchan.read()  # where in the kernel it sleeps, such as poll_schedule_timeout
+        except OSError:  # no /proc
+            time.sleep(1)
+            return
+        if "poll" in waiting or "select" in waiting:
+            return
+        time.sleep(0.05)
+
+
+def test_ctrl_c_at_the_prompt_ends_the_chat_and_says_so(seed_args):
+    """In a terminal, Ctrl-C at the prompt (nothing being answered) ends the chat with a line saying so, status 0,
+    as the greeting and the README say; it no longer ends it with "interrupted" and status 130."""
+    pid, fd = pty.fork()
+    if pid == 0:  # Ctrl-C as a terminal's user has it, even if this process was started with SIGINT ignored
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        os.execve(sys.executable, [sys.executable, "-m", "chatbot", "chat", *seed_args], {**os.environ, "HF_HUB_OFFLINE": "1"})
+    try:
+        greeting = _read_until(fd, "> $")
+        _wait_until_it_waits_for_a_key(pid)
+        os.write(fd, b"\x03")  # the terminal's Ctrl-C: SIGINT to the chat
+        shown = _read_until(fd, r"the chat ends\)\r?\n", timeout=60)
+        _, status = os.waitpid(pid, 0)
+    finally:
+        os.close(fd)
+    assert "Ctrl-C at the prompt leaves" in greeting
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert "(Ctrl-C at the prompt: the chat ends)" in shown and "interrupted" not in shown
 
 
 def test_chat_ends_on_end_of_input(seed_args):

@@ -114,6 +114,7 @@ def test_a_single_answer_text_is_one_answer_and_a_bom_is_accepted(tmp_path):
         ('{"question": " ", "answers": ["a"]}', "line 2: the question is empty"),
         ("[1, 2]", "line 2: expected a JSON object with a 'question'"),
         ("{not json", "line 2: invalid JSON (Expecting property name"),
+        ('{"question": ' + "[" * 100_000 + "]" * 100_000 + "}", "line 2: invalid JSON (nested too deeply)"),
     ],
 )
 def test_a_malformed_jsonl_row_is_one_error_naming_the_line(tmp_path, row, message):
@@ -134,6 +135,25 @@ def test_a_malformed_squad_question_is_one_error_naming_its_id(tmp_path):
     with pytest.raises(ChatbotError) as error:
         read_questions(path)
     assert str(error.value) == f"{path}: question {qas[0]['id']}: no 'question' text (and 1 more problem)"
+
+
+def test_squad_json_nested_too_deeply_is_one_error(tmp_path):
+    path = tmp_path / "deep.json"
+    path.write_text('{"data": ' + "[" * 100_000 + "]" * 100_000 + "}", encoding="utf-8")
+    with pytest.raises(ChatbotError) as error:
+        read_questions(path)
+    assert str(error.value) == f"{path} is not valid JSON: nested too deeply"
+
+
+def test_calibrate_without_write_or_plot_writes_no_file(squad_file, tmp_path, monkeypatch, capsys):
+    """Files only where asked: no calibration.png in the working directory unless --plot names it."""
+    here = tmp_path / "here"
+    here.mkdir()
+    monkeypatch.chdir(here)
+    argv = ["calibrate", str(squad_file), "--build-corpus", str(tmp_path / "corpus"), "--index", str(tmp_path / "index")]
+    assert main(argv) == 0
+    assert list(here.iterdir()) == []
+    assert "plot written" not in capsys.readouterr().out
 
 
 def test_the_project_question_sets_load():

@@ -284,6 +284,7 @@ def test_a_build_killed_mid_way_leaves_a_usable_index(built):
     assert len(list((index / "builds").iterdir())) == 1
 
 
+@pytest.mark.slow
 def test_two_processes_indexing_at_once_build_once(tmp_path):
     docs = tmp_path / "docs"
     for name, text in DOCS.items():
@@ -300,6 +301,7 @@ def test_two_processes_indexing_at_once_build_once(tmp_path):
     assert {entry["path"] for entry in load_index(index).documents} == set(DOCS)
 
 
+@pytest.mark.slow
 def test_a_second_process_is_told_it_waits_for_the_lock(tmp_path):
     docs, index = tmp_path / "docs", tmp_path / "index"
     docs.mkdir()
@@ -333,6 +335,7 @@ def _wait_for(lines: queue.Queue, text: str, seen: list[str]) -> str:
     pytest.fail(f"no line with {text!r}; saw {seen}")
 
 
+@pytest.mark.slow
 def test_watch_follows_the_folder_and_stops_cleanly_on_ctrl_c(built):
     docs, index = built.config.paths.docs, built.config.paths.index
     # As in a terminal, Ctrl-C (SIGINT) raises KeyboardInterrupt, even if this test runs where SIGINT is ignored.
@@ -402,6 +405,7 @@ def test_a_build_reports_its_progress_to_the_caller(make_bot):
     assert seen == []  # nothing embedded, nothing reported
 
 
+@pytest.mark.slow
 def test_ctrl_c_while_embedding_leaves_the_last_complete_index_answering(built, tmp_path):
     """A real SIGINT to `chatbot index --rebuild` once its first batch is embedded (one text a batch, so more
     batches wait): status 130, one line, and the build before it still current, whole and answering."""
@@ -459,6 +463,7 @@ def _running(pid: str) -> bool:
         return False
 
 
+@pytest.mark.slow
 def test_ctrl_c_stops_a_build_embedding_in_a_child_process_and_the_child_with_it(built):
     """Ctrl-C in a terminal reaches the whole process group: the child ignores it, the parent stops it and
     exits with 130, nothing is left running or half written, and no warning about leaked resources."""
@@ -508,6 +513,7 @@ def test_texts_are_written_a_slice_at_a_time_as_json_writes_them_whole(tmp_path)
         assert (tmp_path / "sliced.json").read_bytes() == (tmp_path / "whole.json").read_bytes()
 
 
+@pytest.mark.slow
 def test_a_large_build_embeds_in_a_child_process_with_the_same_vectors(built, make_bot, monkeypatch):
     from chatbot import build, embed
 
@@ -536,6 +542,7 @@ def test_a_large_build_embeds_in_a_child_process_with_the_same_vectors(built, ma
     ).ask("What is bronze made of?").to_dict()
 
 
+@pytest.mark.slow
 def test_a_child_embedder_fails_with_the_model_error_and_goes_away(monkeypatch):
     from chatbot.embed import ChildEmbedder, Embedder
     from chatbot.errors import ChatbotError

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -19,6 +20,8 @@ from chatbot.evaluate import evaluate, read_questions
 from chatbot.milvus import MilvusStore, release
 
 from tests.test_lifecycle import DOCS, ENV, ROOT
+
+pytestmark = pytest.mark.slow  # a Milvus Lite server starts for each database: `make quick` leaves these out
 
 MILVUS = {"backend": "milvus"}
 # The verifier's quality is not under test here: quotes are asserted from the ranking model alone.
@@ -231,6 +234,110 @@ def test_damaged_state_is_found_and_rebuilt_with_a_warning(built, make_bot, dama
     assert len(warnings_seen) == 1 and warnings_seen[0].endswith("; rebuilding the index")
     assert "Copper conducts electricity well." in fresh.ask("What conducts electricity?").text
     assert row_count(fresh, "sentences") == len(fresh.data.sentences)
+
+
+# Damage to Milvus Lite's own files (what a disk error or a stray edit does): the database cannot be read at all,
+# or a collection cannot be loaded. Each is reported in one warning line, and the database made anew.
+def _zero_a_parquet_file(db: Path) -> None:
+    path = sorted(db.glob("collections/*_meta/partitions/*/data/*.parquet"))[0]
+    path.write_bytes(b"")
+
+
+def _zero_the_sentences_parquet_file(db: Path) -> None:
+    path = sorted(db.glob("collections/*_sentences_*/partitions/*/data/*.parquet"))[0]
+    path.write_bytes(bytes(path.stat().st_size))
+
+
+def _half_truncate_an_index_file(db: Path) -> None:
+    path = sorted(db.glob("collections/*_sentences_*/partitions/*/indexes/*.flat.idx"))[0]
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def _garble_a_schema(db: Path) -> None:
+    sorted(db.glob("collections/*_meta/schema.json"))[0].write_text("garbage", encoding="utf-8")
+
+
+def _flip_a_byte_of_a_collection_manifest(db: Path) -> None:
+    path = sorted(db.glob("collections/*_meta/manifest.json"))[0]
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def _a_plain_file_in_its_place(db: Path) -> None:
+    shutil.rmtree(db)
+    db.write_text("not a database\n", encoding="utf-8")
+
+
+LITE_DAMAGES = [
+    _zero_a_parquet_file,
+    _zero_the_sentences_parquet_file,
+    _half_truncate_an_index_file,
+    _garble_a_schema,
+    _flip_a_byte_of_a_collection_manifest,
+    _a_plain_file_in_its_place,
+]
+
+
+@pytest.mark.parametrize("force", [False, True], ids=["index", "rebuild"])
+@pytest.mark.parametrize("damage", LITE_DAMAGES, ids=lambda damage: damage.__name__.strip("_"))
+def test_a_damaged_milvus_lite_database_is_reported_in_one_line_and_made_anew(
+    built, make_bot, lite, damage, force, warnings_seen
+):
+    release(lite)  # as if the process had ended: the files are damaged while no server holds them
+    damage(Path(lite))
+    fresh = make_bot(docs=built.config.paths.docs, store=MILVUS, verifier=NO_VERIFIER)
+    fresh.index(force=force)
+    assert "Copper conducts electricity well." in fresh.ask("What conducts electricity?").text
+    assert row_count(fresh, "sentences") == len(fresh.data.sentences)
+    damage_lines = [line for line in warnings_seen if "moved it to" not in line]
+    assert len(damage_lines) <= 1 and all("\n" not in line for line in warnings_seen), warnings_seen
+    if damage is _a_plain_file_in_its_place:  # not ours to delete: kept beside the new database
+        aside = list(Path(lite).parent.glob("milvus.db.moved-aside-*"))
+        assert len(aside) == 1 and aside[0].read_text(encoding="utf-8") == "not a database\n"
+    assert Path(lite).is_dir()
+
+
+def test_a_damaged_milvus_lite_database_on_the_command_line_is_one_warning_and_an_answer(built, lite, tmp_path):
+    config = _config_file(built, tmp_path)
+    release(lite)
+    _zero_a_parquet_file(Path(lite))
+    result = _run("-m", "chatbot", "ask", "What is bronze made of?", "--config", str(config))
+    assert result.returncode == 0 and "Bronze is made by mixing copper with tin." in result.stdout, result.stderr
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning: ")]
+    assert len(warnings) == 1 and "milvus.db is damaged" in warnings[0], result.stderr
+    assert "Traceback" not in result.stderr and "serves one process at a time" not in result.stderr
+
+
+class _FailingServer:
+    """A stand-in for a Milvus server whose collections cannot be read: every call fails, none deletes."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def __getattr__(self, name):
+        def call(*args, **kwargs):
+            self.calls.append(name)
+            raise RuntimeError("segment 7 not loaded: data corrupted")
+
+        return call
+
+
+def test_a_milvus_server_is_never_deleted_and_its_failure_names_the_collection(make_bot, monkeypatch, tmp_path):
+    from chatbot import milvus
+    from chatbot.errors import ChatbotError
+
+    server = _FailingServer()
+    monkeypatch.setattr(milvus, "connect", lambda uri, token_env="": server)
+    bot = make_bot(DOCS, store={"backend": "milvus", "uri": "http://127.0.0.1:9", "collection": "handbook"})
+    with pytest.raises(ChatbotError) as caught:
+        bot.index()
+    message = str(caught.value)
+    assert "Milvus at http://127.0.0.1:9 failed on collection handbook_" in message and "\n" not in message
+    assert "segment 7 not loaded: data corrupted" in message and "never deleted" in message
+    assert not [call for call in server.calls if call.startswith(("drop", "delete"))]
+    with pytest.raises(ChatbotError, match="will not delete the Milvus server database"):
+        MilvusStore(bot.config).reset()
 
 
 def _config_file(bot: Chatbot, tmp_path: Path) -> Path:

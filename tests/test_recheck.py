@@ -366,6 +366,17 @@ def bad_inputs(answer: Answer) -> list[tuple[str, bytes, str]]:
         ),
         ("text.jsonl", json.dumps(no_text).encode(), "{path} line 1: quote 1 has no 'text'"),
         ("indented.json", b'{\n"quotes": [\n}', f"{{path}} line 3: not answer JSON (Expecting value){hint}"),
+        ("deep-first.jsonl", b"[" * 100_000 + b"]" * 100_000 + b"\n", "{path} line 1: not answer JSON (nested too deeply)"),
+        (
+            "deep.jsonl",
+            f"{good}\n".encode() + b'{"quotes": ' + b"[" * 100_000 + b"]" * 100_000 + b"}\n",
+            "{path} line 2: not answer JSON (nested too deeply)",
+        ),
+        (
+            "deep.json",
+            b'{\n"quotes": []}\n{\n"quotes":\n' + b"{\"a\":" * 100_000 + b"1" + b"}" * 100_001,
+            "{path} line 3: not answer JSON (nested too deeply)",
+        ),
         ("binary.jsonl", bytes(range(256)) * 4, "cannot read answers file {path}: it looks like a binary file"),
         ("empty.jsonl", b"\n\n", "no answers in {path}"),
     ]

@@ -15,7 +15,7 @@ import pytest
 
 from chatbot import Chatbot
 from chatbot.cli import main
-from chatbot.store import load_index
+from chatbot.store import load_index, manifest_checksum
 
 KEEPER = "The keeper is Ann."
 DOCS = {
@@ -127,7 +127,13 @@ def _dangling_link(path: Path) -> None:
     path.symlink_to(path.parent / "nowhere")
 
 
-DAMAGES = [_truncate, _zero, _flip, _folder, _loop_link, _dangling_link]
+def _fifo(path: Path) -> None:
+    """A named pipe in the file's place: a plain open() of it for reading waits for a writer, forever."""
+    path.unlink()
+    os.mkfifo(path)
+
+
+DAMAGES = [_truncate, _zero, _flip, _folder, _loop_link, _dangling_link, _fifo]
 
 
 @pytest.fixture(scope="module")
@@ -174,6 +180,91 @@ def test_any_damage_to_any_index_file_ends_answered_or_in_one_clear_line(pristin
             outcomes[name] = err[0]
         shutil.rmtree(copy)
     assert all(outcome == "answered" for outcome in outcomes.values()), outcomes  # here, every case is answered
+
+
+# ----- what stands where the index's files and folders should be ------------------------------------------
+
+
+def _run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    """`chatbot ARGS` in a child process, so that a hang fails the test (TimeoutExpired) rather than wedge it."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    return subprocess.run(
+        [sys.executable, "-m", "chatbot", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout
+    )
+
+
+@pytest.mark.parametrize("name", ["CURRENT", "manifest.json"])
+def test_a_fifo_in_place_of_current_or_the_manifest_is_damage_not_a_hang(pristine, tmp_path, name):
+    docs, index = pristine
+    copy = tmp_path / "index"
+    shutil.copytree(index, copy, symlinks=True)
+    _fifo(copy / name if name == "CURRENT" else _build_of(copy) / name)
+    result = _run_cli("ask", QUESTION, "--docs", str(docs), "--index", str(copy), timeout=120)
+    assert result.returncode == 0 and ANSWER in result.stdout, result.stderr
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning: ")]
+    assert len(warnings) == 1 and "is not a regular file; rebuilding the index" in warnings[0], result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("command", [["ask", QUESTION], ["index"], ["index", "--rebuild"]])
+def test_a_file_in_place_of_the_builds_folder_is_moved_aside_and_the_index_rebuilt(pristine, tmp_path, capsys, command):
+    docs, index = pristine
+    copy = tmp_path / "index"
+    shutil.copytree(index, copy, symlinks=True)
+    shutil.rmtree(copy / "builds")
+    (copy / "builds").write_text("not a folder\n", encoding="utf-8")
+    assert main([*command, "--docs", str(docs), "--index", str(copy)]) == 0
+    out, err = capsys.readouterr()
+    assert "Traceback" not in err and "File exists" not in err, err
+    assert "builds was not a folder; moved it to" in err, err
+    aside = [path for path in copy.iterdir() if path.name.startswith("builds.moved-aside-")]
+    assert len(aside) == 1 and aside[0].read_text(encoding="utf-8") == "not a folder\n"  # kept, not deleted
+    status, answer, _ = ask_json(capsys, QUESTION, "--docs", str(docs), "--index", str(copy))
+    assert status == 0 and ANSWER in answer["answer"]
+
+
+def _reshape(change):
+    """A damage that changes the manifest's content and writes a checksum that holds for it: a manifest of the
+    right format and checksum, but not of the shape the index code reads."""
+
+    def damage(manifest: dict) -> None:
+        change(manifest)
+        manifest["checksum"] = manifest_checksum(manifest)
+
+    damage.__name__ = change.__name__
+    return damage
+
+
+SHAPES = {
+    "an entry without a path": lambda manifest: manifest["documents"][0].pop("path"),
+    "documents as a string": lambda manifest: manifest.update(documents="metals.txt"),
+    "an entry that is a list": lambda manifest: manifest["documents"].__setitem__(0, ["metals.txt"]),
+    "a size that is text": lambda manifest: manifest["documents"][0].update(size="12"),
+    "settings as a list": lambda manifest: manifest.update(settings=[]),
+    "no model": lambda manifest: manifest.pop("model"),
+    "files as a list": lambda manifest: manifest.update(files=["texts.json"]),
+    "a skipped file without a reason": lambda manifest: manifest.update(skipped=[{"path": "x.bin"}]),
+}
+
+
+@pytest.mark.parametrize("command", [["ask", QUESTION], ["index", "--rebuild"]])
+@pytest.mark.parametrize("shape", sorted(SHAPES))
+def test_a_manifest_of_the_wrong_shape_with_a_valid_checksum_is_damage(pristine, tmp_path, capsys, shape, command):
+    docs, index = pristine
+    copy = tmp_path / "index"
+    shutil.copytree(index, copy, symlinks=True)
+    path = _build_of(copy) / "manifest.json"
+    manifest = json.loads(path.read_text(encoding="utf-8"))
+    _reshape(SHAPES[shape])(manifest)
+    path.write_text(json.dumps(manifest), encoding="utf-8")
+    assert main([*command, "--docs", str(docs), "--index", str(copy)]) == 0
+    out, err = capsys.readouterr()
+    assert "Traceback" not in err, err
+    if command[0] == "ask":
+        assert ANSWER in out
+        assert err.startswith("warning: manifest of ") and " is damaged: " in err and "rebuilding the index" in err, err
+    status, answer, _ = ask_json(capsys, QUESTION, "--docs", str(docs), "--index", str(copy))
+    assert status == 0 and ANSWER in answer["answer"]
 
 
 # ----- a running process and its index files ----------------------------------------------------------------

@@ -28,6 +28,7 @@ from chatbot.ui import (
     IndexingRun,
     answer_html,
     answered_examples,
+    offered_examples,
     chat_messages,
     conversation_jsonl,
     conversation_markdown,
@@ -247,7 +248,8 @@ def server(tmp_path_factory):
 
     docs = tmp_path_factory.mktemp("ui-docs")
     shutil.copytree(SEEDS, docs, dirs_exist_ok=True)
-    bot = Chatbot.from_config(docs=docs, index=tmp_path_factory.mktemp("ui-index"))
+    # The copy is the folder the seed examples were written for: the page offers them (see offered_examples).
+    bot = Chatbot.from_config(docs=docs, index=tmp_path_factory.mktemp("ui-index"), ui={"examples_for": str(docs)})
     app, url = start(bot, host="127.0.0.1", port=free_port())
     yield bot, url, docs
     app.close()
@@ -325,12 +327,26 @@ def test_http_api_takes_the_settings_as_optional(server):
         ("v2/ask", {"question": {"text": "Where?"}}, "the question must be text"),
         ("v2/ask", {"question": "Where?", "max_quotes": 2.5}, "max_quotes must be int"),
         ("v2/ask", {"question": "Where?", "min_confidence": 7}, "min_confidence must be between 0 and 1"),
+        ("v2/ask", {"question": "?"}, "the question is empty: it has no words"),
+        ("v2/ask", {"question": "\u200b\x1b[2J\x07"}, "the question is empty: it has no words"),
+        ("v2/ask", {"question": "x" * 1_000_000}, "the question is 1,000,000 characters long; at most 2,000"),
     ],
 )
 def test_http_api_reports_a_user_mistake_cleanly(server, capfd, path, body, message):
     event, data = _call(server[1], path, body)
     assert event == "error" and message in json.dumps(data)
+    assert len(json.dumps(data)) < 1000  # the reason, not the question echoed back
     assert "Traceback" not in capfd.readouterr().err  # a mistake of the caller's, not a crash of the server's
+
+
+def test_the_page_uses_the_system_fonts_not_a_partial_bundled_one(server):
+    """Gradio's default theme bundles a subset of Source Sans Pro that lacks most glyphs (a bold capital "A" was
+    drawn in a fallback font): the page names the system's fonts instead, which are complete."""
+    status, css = _get(server[1] + "theme.css")
+    assert status == 200
+    css = css.decode("utf-8")
+    assert "Source Sans Pro" not in css and "IBM Plex Mono" not in css
+    assert re.search(r"--font:\s*(['\"]?)system-ui\1", css), css[:500]
 
 
 def test_eight_clients_get_their_own_answers_while_the_index_is_rebuilt(server, tmp_path):
@@ -434,6 +450,27 @@ def test_serve_takes_allow_uploads_from_the_flag_or_the_config(monkeypatch, tmp_
     args = ["serve", "--host", "0.0.0.0", "--config", str(tmp_path / "c.toml"), "--docs", str(seed_docs), *flag]
     assert main(args) == 0
     assert seen["host"] == "0.0.0.0" and (seen["allow_uploads"] or seen["bot"].config.ui.allow_uploads) == allowed
+
+
+def test_examples_are_offered_only_for_the_folder_they_were_written_for(seed_bot, make_bot, tmp_path):
+    """A folder of one's own was offered a seed question its documents "answered" at low confidence."""
+    from chatbot import Chatbot
+    from chatbot.config import UiConfig
+
+    seed_examples = list(UiConfig().examples)
+    seeds = Chatbot.from_config(index=tmp_path / "seeds-index")  # seeds/ itself (read, never written)
+    assert offered_examples(seeds) == seed_examples  # by config/default.toml
+    assert offered_examples(seed_bot) == []  # a copy of seeds/ is a folder of one's own
+    assert offered_examples(seed_bot.replace(ui={"examples_for": str(seed_bot.config.paths.docs)})) == seed_examples
+    own = make_bot(LIGHTHOUSE, ui={"examples": ["What alternative to Android is mentioned?"]})
+    assert offered_examples(own) == []
+    config = tmp_path / "own.toml"  # a config file with examples of its own: they are for its own folder
+    config.write_text(
+        f'[paths]\ndocs = "{own.config.paths.docs}"\nindex = "{own.config.paths.index}"\n'
+        '[ui]\nexamples = ["Who keeps the Quenby lighthouse?", "What alternative to Android is mentioned?"]\n',
+        encoding="utf-8",
+    )
+    assert offered_examples(Chatbot.from_config(config)) == ["Who keeps the Quenby lighthouse?"]
 
 
 def test_examples_are_only_those_the_documents_answer(seed_bot, make_bot):
@@ -549,6 +586,7 @@ def test_over_http_the_upload_handler_is_reachable_only_when_uploads_are_on(serv
 
 
 # ----- the page in a real browser --------------------------------------------------------------------------
+# Each of these is marked slow: `make quick` leaves them out, `make test` and CI run them.
 
 
 @pytest.fixture(scope="module")
@@ -676,6 +714,7 @@ def _in_gradio_temp(name: str) -> list[Path]:
     return list(Path(get_upload_folder()).rglob(name))
 
 
+@pytest.mark.slow
 def test_browser_ask_with_enter_then_follow_a_citation(page):
     from playwright.sync_api import expect
 
@@ -696,6 +735,7 @@ def test_browser_ask_with_enter_then_follow_a_citation(page):
     assert page.dialogs == []
 
 
+@pytest.mark.slow
 def test_browser_citation_works_from_the_keyboard(page):
     from playwright.sync_api import expect
 
@@ -710,6 +750,7 @@ def test_browser_citation_works_from_the_keyboard(page):
     expect(page.page.locator("#qa-src-1-1 mark").first).to_contain_text("Zhejiang")
 
 
+@pytest.mark.slow
 def test_browser_a_question_asked_while_one_is_pending_is_answered_in_turn(page, server, monkeypatch):
     """The box empties at once on Enter; a second question asked before the first is answered waits for it
     instead of being lost, and what is typed meanwhile stays in the box."""
@@ -734,6 +775,7 @@ def test_browser_a_question_asked_while_one_is_pending_is_answered_in_turn(page,
     assert box.input_value() == "a draft"
 
 
+@pytest.mark.slow
 def test_browser_an_empty_question_gets_a_hint(page):
     from playwright.sync_api import expect
 
@@ -745,12 +787,32 @@ def test_browser_an_empty_question_gets_a_hint(page):
     expect(page.page.locator("#qa-chat .message")).to_have_count(0)
 
 
+@pytest.mark.slow
+def test_browser_a_question_without_a_word_gets_a_hint(page):
+    from playwright.sync_api import expect
+
+    box = page.page.locator("#qa-question textarea")
+    box.fill("?")
+    box.press("Enter")
+    expect(page.page.locator("#qa-hint")).to_have_text(
+        "The question is empty: it has no words, only punctuation, symbols or control characters."
+    )
+    expect(page.page.locator("#qa-chat .message")).to_have_count(0)
+
+
+@pytest.mark.slow
+def test_browser_the_question_box_takes_no_more_than_the_cap(page):
+    box = page.page.locator("#qa-question textarea")
+    assert box.get_attribute("maxlength") == "2000"
+
+
+@pytest.mark.slow
 def test_browser_a_long_question_keeps_the_layout(page):
-    """A 10,000-character question without a space wraps in the chat and the sources panel, and heads its
+    """A 2,000-character question without a space wraps in the chat and the sources panel, and heads its
     sources shortened, rather than stretching the page."""
     from playwright.sync_api import expect
 
-    question = "Where is DeepSeek based?" + "x" * 10_000
+    question = "Where is DeepSeek based?" + "x" * 1_976  # the longest the box takes ([answer] max_question_chars)
     page.ask(question)
     page.ask("Which chip did Guangdong highlight?")
     widths = page.page.evaluate(
@@ -784,6 +846,7 @@ CONTRAST = """selector => {
 }"""
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("theme", ["light", "dark"])
 def test_browser_messages_read_well_and_are_labelled_with_their_text(browser, server, theme):
     tab = Page(browser, f"{server[1]}?__theme={theme}")
@@ -803,6 +866,7 @@ def test_browser_messages_read_well_and_are_labelled_with_their_text(browser, se
         tab.close()
 
 
+@pytest.mark.slow
 def test_browser_abstention_offers_nearest_text(page):
     from playwright.sync_api import expect
 
@@ -815,6 +879,7 @@ def test_browser_abstention_offers_nearest_text(page):
     expect(page.page.locator("#qa-sources mark")).to_have_count(0)
 
 
+@pytest.mark.slow
 def test_browser_example_question(page):
     from playwright.sync_api import expect
 
@@ -825,6 +890,7 @@ def test_browser_example_question(page):
     expect(page.page.locator("#qa-sources")).to_contain_text(f"for “{example}”")
 
 
+@pytest.mark.slow
 def test_browser_settings_apply_and_conversation_downloads(page):
     from playwright.sync_api import expect
 
@@ -847,6 +913,7 @@ def test_browser_settings_apply_and_conversation_downloads(page):
     assert "## Which chip did Guangdong highlight?" in Path(download.value.path()).read_text(encoding="utf-8")
 
 
+@pytest.mark.slow
 def test_browser_upload_then_ask_about_it(page, server, tmp_path):
     """An upload goes to the uploads folder, never the documents folder, and leaves nothing in Gradio's
     temporary folder; it is listed and cited as .uploads/NAME."""
@@ -870,6 +937,7 @@ def test_browser_upload_then_ask_about_it(page, server, tmp_path):
     assert not _in_gradio_temp("River notes.md")
 
 
+@pytest.mark.slow
 def test_browser_a_same_named_upload_keeps_the_original(page, server, tmp_path):
     from playwright.sync_api import expect
 
@@ -898,6 +966,7 @@ def test_browser_a_same_named_upload_keeps_the_original(page, server, tmp_path):
     bot.index()
 
 
+@pytest.mark.slow
 def test_browser_while_an_upload_is_indexed_others_are_answered_from_the_index_as_it_was(
     browser, server, tmp_path, monkeypatch
 ):
@@ -936,6 +1005,7 @@ def test_browser_while_an_upload_is_indexed_others_are_answered_from_the_index_a
         other.close()
 
 
+@pytest.mark.slow
 def test_browser_refuses_a_wrong_upload(page, server, tmp_path):
     from playwright.sync_api import expect
 
@@ -949,6 +1019,7 @@ def test_browser_refuses_a_wrong_upload(page, server, tmp_path):
     assert not _in_gradio_temp("program.exe")  # removed from Gradio's temporary folder at once
 
 
+@pytest.mark.slow
 def test_browser_upload_status_colours_each_file_by_its_outcome(page, server, tmp_path):
     from playwright.sync_api import expect
 
@@ -965,6 +1036,7 @@ def test_browser_upload_status_colours_each_file_by_its_outcome(page, server, tm
     assert not _in_gradio_temp("blob.txt") and not _in_gradio_temp("kites.md")
 
 
+@pytest.mark.slow
 def test_browser_number_of_quotes_is_whole(page):
     from playwright.sync_api import expect
 
@@ -975,6 +1047,7 @@ def test_browser_number_of_quotes_is_whole(page):
     expect(page.page.get_by_label(re.compile("^range slider for Number of quotes"))).to_have_value("3")
 
 
+@pytest.mark.slow
 def test_browser_hostile_document_shows_as_text_and_runs_nothing(page, server, tmp_path):
     from playwright.sync_api import expect
 
@@ -1000,6 +1073,7 @@ def test_browser_hostile_document_shows_as_text_and_runs_nothing(page, server, t
     assert page.dialogs == []
 
 
+@pytest.mark.slow
 def test_browser_remove_asks_removes_only_uploads_and_can_be_undone(page, server, tmp_path):
     from playwright.sync_api import expect
 
@@ -1048,6 +1122,7 @@ def test_browser_remove_asks_removes_only_uploads_and_can_be_undone(page, server
     bot.index()
 
 
+@pytest.mark.slow
 def test_browser_shared_without_a_password_says_why_uploads_are_off(browser, shared):
     """No way to upload or remove on the page, and a line saying why; and a folder of one's own is not offered
     the seed article's example questions."""
@@ -1070,6 +1145,7 @@ def test_browser_shared_without_a_password_says_why_uploads_are_off(browser, sha
         tab.close()
 
 
+@pytest.mark.slow
 def test_browser_shared_with_uploads_allowed_offers_them(browser, start_own):
     from playwright.sync_api import expect
 
@@ -1083,6 +1159,7 @@ def test_browser_shared_with_uploads_allowed_offers_them(browser, start_own):
         tab.close()
 
 
+@pytest.mark.slow
 def test_browser_the_document_list_is_current_each_time_it_is_opened(page, server):
     """Another visitor's upload or removal shows when the Documents panel is next opened, without a reload."""
     from playwright.sync_api import expect
@@ -1105,6 +1182,7 @@ def test_browser_the_document_list_is_current_each_time_it_is_opened(page, serve
         bot.index()
 
 
+@pytest.mark.slow
 def test_browser_narrow_window(browser, server):
     """On a phone-sized window the sources stack below the chat; a citation scrolls down to its source."""
     from playwright.sync_api import expect
@@ -1154,3 +1232,24 @@ def test_each_session_keeps_one_conversation_whatever_event_asks_for_it():
     assert conversations.of(Request("a")) is first and conversations.of(Request("b")) is not first
     conversations.of(Request("c"))  # a third visitor: the least recently seen one ("a" was seen before "b")
     assert conversations.of(Request("b")).turns == [] and conversations.of(Request("a")).turns == []
+
+
+def test_a_port_in_use_is_one_line_naming_it(seed_docs, capsys, monkeypatch):
+    """Gradio's own wording sends people to an environment variable; `serve` says what to do, before it loads
+    anything."""
+    import socket
+
+    import chatbot.ui
+    from chatbot.cli import main
+
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        assert main(["serve", "--port", str(port), "--docs", str(seed_docs)]) == 1
+        assert capsys.readouterr().err == f"error: port {port} is in use; pass --port N\n"
+        # taken between the check and Gradio's own bind: the same line
+        monkeypatch.setattr(chatbot.ui, "check_port", lambda host, port: None)
+        monkeypatch.setattr(chatbot.ui.Chatbot, "warm_up", lambda self: None)
+        assert main(["serve", "--port", str(port), "--docs", str(seed_docs)]) == 1
+        assert capsys.readouterr().err == f"error: port {port} is in use; pass --port N\n"

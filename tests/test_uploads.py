@@ -48,7 +48,23 @@ def test_clean_name_never_leaves_the_folder(name):
     assert cleaned and Path(cleaned).name == cleaned
     assert "/" not in cleaned and "\\" not in cleaned and ".." not in cleaned and "\x00" not in cleaned
     assert not cleaned.startswith((".", "-", " "))
-    assert len(cleaned) <= 260
+    assert len(f"{cleaned} (999)".encode("utf-8")) <= 255  # even with a number added, when the name is taken
+
+
+@pytest.mark.parametrize("character", ["文", "é", "𠀀", "a"])
+def test_a_long_name_is_cut_to_255_bytes_on_a_character_boundary(tmp_path, character):
+    """A name cut to 100 characters was still 300 bytes in Chinese: "File name too long"."""
+    upload = tmp_path / "upload.bin"
+    upload.write_text("The Quenby lighthouse is painted green.", encoding="utf-8")
+    long_name = character * 300 + ".txt"
+    cleaned = clean_name(long_name)
+    assert cleaned.endswith(".txt") and set(cleaned[:-4]) == {character}
+    assert 240 <= len(f"{cleaned} (999)".encode("utf-8")) <= 255
+    folder = tmp_path / "uploads"
+    assert save_upload(upload, folder, (".txt",), 1000, name=long_name) == cleaned
+    second = save_upload(upload, folder, (".txt",), 1000, name=long_name)  # the name is taken: " (2)" added
+    assert second == cleaned[:-4] + " (2).txt"
+    assert sorted(path.name for path in folder.iterdir()) == sorted([cleaned, second])
 
 
 def test_save_upload_writes_only_a_clean_name_inside_the_folder(tmp_path):

@@ -81,6 +81,7 @@ def tiny_squad(tmp_path):
     return path
 
 
+@pytest.mark.slow
 def test_train_verifier_writes_a_model_that_loads_and_scores(tiny_squad, tmp_path, capsys):
     out = tmp_path / "verifier"
     argv = ["train-verifier", "--data", str(tiny_squad), "--out", str(out), "--steps", "2", "--quiet"]
@@ -95,6 +96,7 @@ def test_train_verifier_writes_a_model_that_loads_and_scores(tiny_squad, tmp_pat
     assert scores.logits.shape == (2,) and all(span is None or span[1] <= 26 for span in scores.spans)
 
 
+@pytest.mark.slow
 def test_training_the_same_slice_twice_gives_the_same_weights(tiny_squad, tmp_path):
     for name in ("one", "two"):
         assert main(["train-verifier", "--data", str(tiny_squad), "--out", str(tmp_path / name), "--steps", "1", "--quiet"]) == 0
@@ -202,7 +204,7 @@ def test_the_ranking_alone_is_still_selectable(seed_docs, tmp_path):
 def test_verifier_settings_are_checked():
     with pytest.raises(ChatbotError, match="verifier.dtype"):
         load_config(verifier={"dtype": "int4"})
-    with pytest.raises(ChatbotError, match="verifier.candidates must be at least 1"):
+    with pytest.raises(ChatbotError, match="verifier.candidates must be between 1 and"):
         load_config(verifier={"candidates": 0})
 
 
