@@ -110,13 +110,13 @@ class RetrieveConfig:
 @dataclass(frozen=True)
 class AnswerConfig:
     max_quotes: int = 3
-    min_confidence: float = 0.14
+    min_confidence: float = 0.21
     second_quote_ratio: float = 0.55
     following_quote_ratio: float = 0.15
     merge_adjacent: bool = True
     max_sources: int = 3
-    high_confidence: float = 0.6
-    medium_confidence: float = 0.3
+    high_confidence: float = 0.95
+    medium_confidence: float = 0.73
     max_question_chars: int = 2000
 
 
@@ -168,14 +168,14 @@ class VerifierConfig:
     rank_bias: float = -0.7314
     rank_verifier: float = 0.61
     rank_prior: float = 0.2197
-    confidence_bias: float = -1.4081
-    confidence_verifier: float = 0.4017
-    confidence_relevance: float = 0.8071
-    confidence_prior_confidence: float = 1.1628
-    confidence_prior: float = -0.7904
-    confidence_margin: float = 0.0372
-    confidence_span_margin: float = 0.0
-    confidence_shortfall: float = 0.0
+    confidence_bias: float = -0.8007
+    confidence_verifier: float = 0.3664
+    confidence_relevance: float = -1.5379
+    confidence_prior_confidence: float = 0.6083
+    confidence_prior: float = -0.4839
+    confidence_margin: float = 0.1648
+    confidence_span_margin: float = 0.0544
+    confidence_shortfall: float = -6.361
     relevance_knee: float = 0.45
     min_further: float = 0.0
     answer_spans: bool = True
