@@ -37,9 +37,10 @@ SENTENCE_STARTERS = frozenset(
     a an as after before when while if then thus also yet our his her their some many most all""".split()
 )
 # Bumped when the same text splits differently, so that indexes split the old way are rebuilt.
-VERSION = 5  # 2: Chinese and Japanese stops end sentences; a byte-order mark is not part of one
+VERSION = 6  # 2: Chinese and Japanese stops end sentences; a byte-order mark is not part of one
 # 3: a table row (cells between "|") is a sentence of its own and never a heading; 4: no sentence holds an
-# unseen span (a Markdown comment), however it stands; 5: units follow the document's structure (structure.py)
+# unseen span (a Markdown comment), however it stands; 5: units follow the document's structure (structure.py);
+# 6: a line without a letter, or starting in lower case, is never taken for a heading
 UNIT_CHARS = 400  # a list item, a description or a code block up to this long is one unit; longer ones are split
 # What each kind of block is, as stored in the index (IndexData.units).
 KIND_CODES = {"paragraph": 0, "heading": 1, "item": 2, "term": 3, "description": 4, "row": 5, "code": 6}
@@ -317,6 +318,9 @@ def _is_title(line: str) -> bool:
     stripped = line.strip().strip("*_").strip()
     if not stripped or len(stripped) > 150 or _TERMINAL.search(stripped) or _TABLE_ROW.match(stripped):
         return False
+    letters = [char for char in stripped if char.isalpha()]
+    if not letters or letters[0].islower():
+        return False  # a page number, or a line that starts in lower case: prose wrapped in mid-sentence, a field
     last_word = stripped.rsplit(None, 1)[-1].lower().strip(",")
     return not stripped.endswith(",") and last_word not in CONTINUING_WORDS
 

@@ -122,3 +122,15 @@ def test_a_table_row_is_a_sentence_of_its_own_with_its_header_as_context_and_not
         ("Outlook", True),
         ("The company grows.", False),
     ]
+
+
+def test_page_numbers_and_lines_wrapped_in_mid_sentence_are_not_headings():
+    """As PDF text has them: a page number alone, and a line that starts in lower case (the rest of a sentence
+    wrapped there) are prose, never a section's heading; a short capitalised line still is one."""
+    text = (
+        "Licence\n\nPermission is granted to copy this document;\n"
+        "with no Invariant Sections, no Front-Cover Texts, and no Back-Cover\n"
+        "Texts. A copy of the license is included.\n\n24\n\nflags: additional flags\n\nThe end."
+    )
+    headings = [text[s:e] for block in split_blocks(text) if block.heading for s, e in block.sentences]
+    assert headings == ["Licence"]
