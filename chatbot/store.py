@@ -609,9 +609,7 @@ def _make_way(path: Path) -> None:
     try:
         path.rmdir()
     except OSError:
-        aside = path.with_name(f"{path.name}.moved-aside-{time.strftime('%Y%m%d-%H%M%S')}")
-        os.rename(path, aside)
-        log.warning("%s was a folder; moved it to %s", path, aside)
+        _move_aside(path, "was a folder")
 
 
 def _make_room(path: Path) -> None:
@@ -619,9 +617,13 @@ def _make_room(path: Path) -> None:
     leads to no folder): it is moved aside, with a warning; its content is kept."""
     if path.is_dir() or not (path.exists() or path.is_symlink()):
         return
+    _move_aside(path, "was not a folder")
+
+
+def _move_aside(path: Path, what: str) -> None:
     aside = path.with_name(f"{path.name}.moved-aside-{time.strftime('%Y%m%d-%H%M%S')}")
     os.rename(path, aside)
-    log.warning("%s was not a folder; moved it to %s", path, aside)
+    log.warning("%s %s; moved it to %s", path, what, aside)
 
 
 def _write_texts(path: Path, texts: list[str]) -> None:
