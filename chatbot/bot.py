@@ -73,7 +73,7 @@ class Chatbot:
     def __init__(self, config: Config) -> None:
         self.config = config
         self.embedder = Embedder(config.model.name, config.model.batch_size, config.model.device, config.model.dtype)
-        self.verifier = Verifier.from_config(config.verifier)
+        self.verifier = Verifier.from_config(config.verifier, config.model.answer_threads)
         self._data: IndexData | None = None
         self._pinned = False  # answer from _data as it is, never refreshing it (see `pinned`)
         self._refresh_lock = threading.Lock()
@@ -88,7 +88,9 @@ class Chatbot:
         index and model; settings that shape the index make it refresh as usual."""
         other = Chatbot(apply_overrides(self.config, **overrides))
         other.embedder = self.embedder
-        if other.verifier.folder == self.verifier.folder and other.verifier.dtype == self.verifier.dtype:
+        if (other.verifier.folder, other.verifier.precision, other.verifier.threads) == (
+            self.verifier.folder, self.verifier.precision, self.verifier.threads
+        ):
             other.verifier = self.verifier
         other._data = self._data
         return other

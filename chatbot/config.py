@@ -164,6 +164,7 @@ class VerifierConfig:
     model: str = ""
     candidates: int = 6
     dtype: str = "auto"
+    runtime: str = "auto"
     max_length: int = 160
     rank_bias: float = -0.7314
     rank_verifier: float = 0.61
@@ -318,9 +319,13 @@ class Config:
             raise ChatbotError(
                 f"config: model.dtype must be \"auto\", \"float32\" or \"bfloat16\", got {self.model.dtype!r}"
             )
-        if self.verifier.dtype not in ("auto", "float32", "bfloat16"):
+        if self.verifier.dtype not in ("auto", "float32", "bfloat16", "int8"):
             raise ChatbotError(
-                f"config: verifier.dtype must be \"auto\", \"float32\" or \"bfloat16\", got {self.verifier.dtype!r}"
+                f"config: verifier.dtype must be \"auto\", \"float32\", \"bfloat16\" or \"int8\", got {self.verifier.dtype!r}"
+            )
+        if self.verifier.runtime not in ("auto", "torch", "onnx"):
+            raise ChatbotError(
+                f"config: verifier.runtime must be \"auto\", \"torch\" or \"onnx\", got {self.verifier.runtime!r}"
             )
         if not 0.0 <= self.verifier.min_further <= 1.0:
             raise ChatbotError(f"config: verifier.min_further must be between 0 and 1, got {self.verifier.min_further}")

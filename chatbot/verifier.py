@@ -16,6 +16,7 @@ Usage example:
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import threading
@@ -26,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from .config import VerifierConfig
+from . import verifier_onnx
 from .errors import ChatbotError
 from .rank import Ranked, is_fragment
 from .store import IndexData
@@ -104,17 +106,23 @@ def load(folder: Path, dtype: str = "float32"):
         return _loaded[key]
 
 
-def _load(folder: Path, dtype: str):
-    import torch
-    from safetensors.torch import load_file
-    from transformers import AutoConfig, AutoModel, AutoTokenizer
-
+def read_settings(folder: Path) -> dict:
+    """What verifier.json in `folder` records (its format checked)."""
     try:
         settings = json.loads((folder / "verifier.json").read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise ChatbotError(f"no answer verifier in {folder}: {exc}") from None
     if settings.get("format") != FORMAT:
         raise ChatbotError(f"{folder} holds a verifier of format {settings.get('format')!r}, not {FORMAT!r}")
+    return settings
+
+
+def _load(folder: Path, dtype: str):
+    import torch
+    from safetensors.torch import load_file
+    from transformers import AutoConfig, AutoModel
+
+    settings = read_settings(folder)
     encoder = AutoModel.from_config(AutoConfig.from_pretrained(folder))
     model = build_model(encoder)
     state = {name: tensor.float() for name, tensor in load_file(folder / "model.safetensors").items()}
@@ -122,8 +130,15 @@ def _load(folder: Path, dtype: str):
     model.eval()
     if dtype == "bfloat16":
         model.to(torch.bfloat16)
-    tokenizer = AutoTokenizer.from_pretrained(folder)
-    return model, tokenizer, settings
+    return model, load_tokenizer(folder), settings
+
+
+@functools.cache
+def load_tokenizer(folder: Path):
+    """The verifier's word-piece tokenizer, loaded once per process."""
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(folder)
 
 
 def load_trainable(folder: Path):
@@ -145,9 +160,10 @@ def save(model, tokenizer, folder: Path, settings: dict) -> None:
     (folder / "verifier.json").write_text(json.dumps({"format": FORMAT, **settings}, indent=2) + "\n", encoding="utf-8")
 
 
-def encode_pairs(tokenizer, questions: Sequence[str], seconds: Sequence[str], max_length: int):
-    """Tokenized (question, second text) pairs, padded to the longest, with character offsets. A question
-    is cut to its first half of `max_length` word-pieces, so that the sentence always has room."""
+def encode_pairs(tokenizer, questions: Sequence[str], seconds: Sequence[str], max_length: int, tensors: str = "pt"):
+    """Tokenized (question, second text) pairs, padded to the longest, with character offsets, as PyTorch
+    ("pt") or NumPy ("np") arrays. A question is cut to its first half of `max_length` word-pieces, so that
+    the sentence always has room."""
     return tokenizer(
         [clip_question(tokenizer, question, max_length // 2) for question in questions],
         list(seconds),
@@ -155,7 +171,7 @@ def encode_pairs(tokenizer, questions: Sequence[str], seconds: Sequence[str], ma
         max_length=max_length,
         padding=True,
         return_offsets_mapping=True,
-        return_tensors="pt",
+        return_tensors=tensors,
     )
 
 
@@ -168,67 +184,122 @@ def clip_question(tokenizer, question: str, limit: int) -> str:
     return question if len(offsets) <= limit else question[: offsets[limit - 1][1]]
 
 
-class Verifier:
-    """The verifier at `folder`, loaded on first use; `score` reads one question's candidates as one batch,
-    so a question's scores never depend on which other questions are asked with it."""
+RUNTIMES = ("torch", "onnx")
 
-    def __init__(self, folder: Path = DEFAULT_MODEL, dtype: str = "float32", max_length: int = 160) -> None:
+
+def effective_runtime(runtime: str, dtype: str) -> str:
+    """What computes the verifier: "auto" is ONNX Runtime where it is installed and the precision is one it
+    runs (float32 or int8), PyTorch otherwise (bfloat16)."""
+    if runtime != "auto":
+        return runtime
+    return "onnx" if dtype in verifier_onnx.DTYPES and verifier_onnx.available() else "torch"
+
+
+class Verifier:
+    """The verifier at `folder`, loaded on first use; `score` reads one question's candidates on their own
+    (never batched with another question's), so a question's scores never depend on which other questions
+    are asked with it. PyTorch reads them as one padded batch; ONNX Runtime one at a time, unpadded."""
+
+    def __init__(
+        self,
+        folder: Path = DEFAULT_MODEL,
+        dtype: str = "float32",
+        max_length: int = 160,
+        runtime: str = "torch",
+        threads: int = 1,
+    ) -> None:
         self.folder = Path(folder)
         self.dtype = dtype
         self.max_length = max_length
+        self.runtime = runtime
+        self.threads = threads
+        if runtime not in RUNTIMES:
+            raise ChatbotError(f"the verifier runs on {' or '.join(RUNTIMES)}, not {runtime!r}")
+        if runtime == "onnx" and not verifier_onnx.available():
+            raise ChatbotError("[verifier] runtime \"onnx\" needs onnxruntime and onnx: pip install onnxruntime onnx")
+        if runtime == "onnx" and dtype not in verifier_onnx.DTYPES:
+            raise ChatbotError(f"ONNX Runtime runs the verifier in float32 or int8, not {dtype}")
+        if runtime == "torch" and dtype == "int8":
+            raise ChatbotError("the verifier runs in int8 on ONNX Runtime only: set [verifier] runtime to \"onnx\" or \"auto\"")
 
     @classmethod
-    def from_config(cls, settings: VerifierConfig) -> Verifier:
+    def from_config(cls, settings: VerifierConfig, threads: int = 1) -> Verifier:
         from .embed import effective_dtype
 
         folder = Path(settings.model) if settings.model else DEFAULT_MODEL
-        return cls(folder, effective_dtype(settings.dtype), settings.max_length)
+        dtype = effective_dtype(settings.dtype)
+        return cls(folder, dtype, settings.max_length, effective_runtime(settings.runtime, dtype), threads)
+
+    @property
+    def precision(self) -> str:
+        """The precision and runtime it reads in, as reports name them ("int8, onnx")."""
+        return f"{self.dtype}, {self.runtime}"
 
     def read(self, data: IndexData, question: str, ranked: Ranked, candidates: int) -> Verification:
         """The verifier's logits and answer spans for the first `candidates` sentences of `ranked`."""
         ids = ranked.sentences[:candidates]
-        texts = []
-        for sentence in ids.tolist():
-            doc, start, end = (int(value) for value in data.sentences[sentence])
-            # A table row, item, term or code block is read with its heading and header, term or lead-in line;
-            # prose with the sentence before it.
-            context = clip_context(data.context_text(sentence)) or context_of(data, sentence)
-            texts.append(Candidate(data.texts[doc][start:end], context))
-        scores = self.score(question, texts)
+        scores = self.score(question, candidates_of(data, ids))
         return Verification(ids, scores.logits, scores.spans, scores.margins)
 
     @property
     def settings(self) -> dict:
-        return load(self.folder, self.dtype)[2]
+        return read_settings(self.folder)
 
     def warm_up(self) -> None:
-        load(self.folder, self.dtype)
+        if self.runtime == "onnx":
+            self._session()
+            load_tokenizer(self.folder)
+        else:
+            load(self.folder, self.dtype)
+
+    def _session(self):
+        return verifier_onnx.load_session(
+            self.folder, self.dtype, self.threads, network=lambda: _load(self.folder, "float32")[:2]
+        )
 
     def score(self, question: str, candidates: Sequence[Candidate]) -> Scores:
         if not candidates:
             return Scores(np.zeros(0), (), np.zeros(0), np.zeros(0))
-        import torch
-
-        model, tokenizer, _ = load(self.folder, self.dtype)
         seconds = [pair_text(candidate) for candidate in candidates]
-        batch = encode_pairs(tokenizer, [question] * len(seconds), seconds, self.max_length)
-        offsets = batch.pop("offset_mapping").numpy()
-        with torch.inference_mode():
-            logits, starts, ends = model(**batch)
-        sequence_ids = [batch.sequence_ids(row) for row in range(len(seconds))]
-        spans, span_scores, margins = [], [], []
-        for row, candidate in enumerate(candidates):
-            start, end = starts[row].numpy(), ends[row].numpy()
-            span, value = best_span(start, end, offsets[row], sequence_ids[row], len(candidate.sentence))
+        rows = self._read_onnx(question, seconds) if self.runtime == "onnx" else self._read_torch(question, seconds)
+        logits, spans, span_scores, margins = [], [], [], []
+        for (logit_, start, end, offsets, sequence_ids), candidate in zip(rows, candidates):
+            span, value = best_span(start, end, offsets, sequence_ids, len(candidate.sentence))
+            logits.append(logit_)
             spans.append(span)
             span_scores.append(value)
             margins.append(null_margin(start, end, value))
         return Scores(
-            logits.numpy().astype(np.float64),
+            np.array(logits, dtype=np.float64),
             tuple(spans),
             np.array(span_scores, dtype=np.float64),
             np.array(margins, dtype=np.float64),
         )
+
+    def _read_torch(self, question: str, seconds: list[str]) -> list[tuple]:
+        """(answer logit, start logits, end logits, offsets, sequence ids) of each pair, read as one batch."""
+        import torch
+
+        model, tokenizer, _ = load(self.folder, self.dtype)
+        batch = encode_pairs(tokenizer, [question] * len(seconds), seconds, self.max_length)
+        offsets = batch.pop("offset_mapping").numpy()
+        with torch.inference_mode():
+            logits, starts, ends = model(**batch)
+        return [
+            (float(logits[row]), starts[row].numpy(), ends[row].numpy(), offsets[row], batch.sequence_ids(row))
+            for row in range(len(seconds))
+        ]
+
+    def _read_onnx(self, question: str, seconds: list[str]) -> list[tuple]:
+        """The same as `_read_torch`, each pair read on its own: no padding is computed."""
+        session, tokenizer = self._session(), load_tokenizer(self.folder)
+        rows = []
+        for second in seconds:
+            encoding = encode_pairs(tokenizer, [question], [second], self.max_length, tensors="np")
+            offsets = encoding.pop("offset_mapping")[0]
+            logits, starts, ends = verifier_onnx.run(session, encoding)
+            rows.append((float(logits[0]), starts[0], ends[0], offsets, encoding.sequence_ids(0)))
+        return rows
 
 
 def apply(ranked: Ranked, verification: Verification, settings: VerifierConfig) -> Ranked:
@@ -295,6 +366,18 @@ def confidence_signals(
         "shortfall": max(0.0, knee - ranked.relevance),
     }
     return np.array([values[name] for name in CONFIDENCE_SIGNALS], dtype=np.float64)
+
+
+def candidates_of(data: IndexData, sentences: np.ndarray) -> list[Candidate]:
+    """The candidates the verifier reads for these sentence ids: each sentence with its context."""
+    texts = []
+    for sentence in sentences.tolist():
+        doc, start, end = (int(value) for value in data.sentences[sentence])
+        # A table row, item, term or code block is read with its heading and header, term or lead-in line;
+        # prose with the sentence before it.
+        context = clip_context(data.context_text(sentence)) or context_of(data, sentence)
+        texts.append(Candidate(data.texts[doc][start:end], context))
+    return texts
 
 
 def context_of(data: IndexData, sentence: int) -> str:
