@@ -118,9 +118,11 @@ def agreement_sets(work: Path, squad: int) -> list[tuple[str, Path, list[str], o
     return sets
 
 
-def agreement(ways_: list[tuple[str, dict]], work: Path, squad: int) -> list[list[object]]:
+def agreement(ways_: list[tuple[str, dict]], work: Path, squad: int, only: str) -> list[list[object]]:
     rows = []
-    for set_name, docs, questions, hit in agreement_sets(work, squad):
+    for set_name, docs, questions, hit in agreement_sets(work, squad if only in "SQuAD dev" else 0):
+        if only not in set_name:
+            continue
         base = Chatbot.from_config(None, docs=docs, index=work / f"index-{docs.name}", verifier=ways_[0][1])
         base.index()
         reference = base.ask_batch(questions)
@@ -143,6 +145,8 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--squad", type=int, default=300, help="SQuAD development questions to compare (0: none)")
     parser.add_argument("--bfloat16", action="store_true", help="measure PyTorch bfloat16 even where it is emulated")
+    parser.add_argument("--questions", type=int, help="time only the first N questions (default: all 62)")
+    parser.add_argument("--sets", help="compare only the sets whose name contains this (default: all)")
     parser.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "RESULTS.md")
     parser.add_argument("--work", type=Path, help="folder for the indexes (default: a temporary one)")
     args = parser.parse_args()
@@ -155,12 +159,13 @@ def main() -> int:
     seed.index()
     bots = {name: seed.replace(verifier=settings) for name, settings in chosen}
     questions = [item.question for item in read_questions(ROOT / "benchmarks" / "seed_questions_reader.jsonl")]
+    questions = questions[: args.questions]
     times = timing(bots, questions, args.rounds)
     bare = statistics.median(times["bare"])
     speed = [["bare float32 forward over the question and its candidates (reference)", round(bare * 1000, 1), 1.0]]
     speed += [[f"ask, verifier {name}", round(statistics.median(times[name]) * 1000, 1),
                round(statistics.median(times[name]) / bare, 2)] for name, _ in chosen]
-    agree = agreement(chosen, work, args.squad)
+    agree = agreement(chosen, work, args.squad, args.sets or "")
 
     text = "\n".join([
         f"CPU flags: {cpu_flags()}",

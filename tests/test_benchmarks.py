@@ -85,6 +85,19 @@ def test_bench_cold_writes_table(tmp_path):
                "--results", str(results))
     text = results.read_text(encoding="utf-8")
     assert "<!-- begin cold -->" in text and "python -m chatbot ask" in text
+    assert "| chatbot index --rebuild |" in text and "start-up | imports | load | work | whole" in text
+
+
+@pytest.mark.slow
+def test_bench_precision_writes_time_and_agreement_per_way(tmp_path):
+    results = tmp_path / "RESULTS.md"
+    run_script("bench_precision.py", "--rounds", "1", "--questions", "2", "--squad", "0", "--sets", "seed_questions_fresh2",
+               "--work", str(tmp_path / "work"), "--results", str(results))
+    text = results.read_text(encoding="utf-8")
+    assert "<!-- begin precision -->" in text and "CPU flags: avx2" in text
+    rows = [line for line in text.splitlines() if line.startswith("| seed_questions_fresh2 |")]
+    assert [row.split(" | ")[1] for row in rows][:1] == ["float32, torch"] and "int8, onnx" in rows[-1]
+    assert rows[0].split(" | ")[2] == "36/36"  # float32 agrees with itself
 
 
 def test_sections_are_replaced_not_repeated(tmp_path):
