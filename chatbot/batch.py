@@ -24,7 +24,7 @@ from typing import Any, TextIO
 from .answer import Answer, confidence_label, printable
 from .bot import Chatbot
 from .errors import ChatbotError
-from .formats import Unreadable, decode_text
+from .load import read_question_file
 
 FORMATS = {".jsonl": "jsonl", ".json": "jsonl", ".csv": "csv", ".md": "md", ".markdown": "md"}
 QUESTION_FORMATS = {".txt": "txt", ".jsonl": "jsonl", ".csv": "csv"}
@@ -72,23 +72,6 @@ def read_rows(source: str, kind: str | None = None) -> list[Row]:
         text, name = read_question_file(path), str(path)
     readers = {"txt": _text_rows, "jsonl": _jsonl_rows, "csv": _csv_rows}
     return _with_ids(readers[kind](text.removeprefix("\ufeff"), name))
-
-
-def read_question_file(path: Path, what: str = "question file") -> str:
-    """A question file's text (batch or eval; or, by `what` it is, another file a user names, such as saved
-    answers), decoded as documents are, without a byte-order mark; a user's mistake is one ChatbotError."""
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise ChatbotError(f"{what} not found: {path}") from None
-    except IsADirectoryError:
-        raise ChatbotError(f"{what} is a folder: {path}") from None
-    except OSError as exc:
-        raise ChatbotError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
-    try:
-        return decode_text(data, path.name).removeprefix("\ufeff")
-    except Unreadable as exc:
-        raise ChatbotError(f"cannot read {what} {path}: {exc}") from None
 
 
 def _text_rows(text: str, name: str) -> list[Row]:

@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from .answer import Answer
-from .batch import read_question_file
 from .bot import Chatbot, Evidence
 from .errors import ChatbotError
+from .load import read_question_file
 from .store import IndexData
 
 WINDOW = 400  # characters of the joined quotes that count

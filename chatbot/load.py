@@ -36,6 +36,7 @@ __all__ = [
     "line_on_page",
     "page_of",
     "read_document",
+    "read_question_file",
     "scan_folder",
     "scan_with_uploads",
 ]
@@ -277,3 +278,20 @@ def line_on_page(breaks: np.ndarray, pages: Sequence[int], offset: int) -> int:
     page = page_of(pages, offset)
     first = pages[page - 1] if page else 0
     return int(np.searchsorted(breaks, offset) - np.searchsorted(breaks, first)) + 1
+
+
+def read_question_file(path: Path, what: str = "question file") -> str:
+    """A question file's text (batch or eval; or, by `what` it is, another file a user names, such as saved
+    answers), decoded as documents are, without a byte-order mark; a user's mistake is one ChatbotError."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise ChatbotError(f"{what} not found: {path}") from None
+    except IsADirectoryError:
+        raise ChatbotError(f"{what} is a folder: {path}") from None
+    except OSError as exc:
+        raise ChatbotError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
+    try:
+        return decode_text(data, path.name).removeprefix("\ufeff")
+    except Unreadable as exc:
+        raise ChatbotError(f"cannot read {what} {path}: {exc}") from None

@@ -25,11 +25,18 @@ from typing import Any
 import numpy as np
 
 from .answer import Answer, Quote
-from .batch import read_question_file
 from .config import Config, DocumentsConfig
 from .errors import ChatbotError
 from .formats import Unreadable, unseen_spans
-from .load import Document, line_breaks, line_on_page, page_of, read_document, scan_with_uploads
+from .load import (
+    Document,
+    line_breaks,
+    line_on_page,
+    page_of,
+    read_document,
+    read_question_file,
+    scan_with_uploads,
+)
 
 OK, MOVED, CHANGED, MISSING = "ok", "moved", "changed", "missing"
 STATUSES = (OK, MOVED, CHANGED, MISSING)
