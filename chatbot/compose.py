@@ -9,8 +9,9 @@ Usage example:
 
 from __future__ import annotations
 
-from .answer import ABSTENTION, Answer, Quote, Source, confidence_label
+from .answer import ABSTENTION, Answer, confidence_label
 from .config import AnswerConfig
+from .quote import Quote, Source
 from .rank import Ranked, is_fragment
 from .retrieve import Hits
 from .store import IndexData

@@ -20,11 +20,10 @@ import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
-from .answer import Answer, Quote
 from .config import Config, DocumentsConfig
 from .errors import ChatbotError
 from .formats import Unreadable, unseen_spans
@@ -37,10 +36,18 @@ from .load import (
     read_question_file,
     scan_with_uploads,
 )
+from .quote import Quote
 
 OK, MOVED, CHANGED, MISSING = "ok", "moved", "changed", "missing"
 STATUSES = (OK, MOVED, CHANGED, MISSING)
 MARK = "recheck"  # the field --fix adds to a quote or source whose text is gone: {"status", "detail"}
+
+
+class Quoted(Protocol):
+    """An answer as a check sees it: its quotes. answer.Answer is one (its `verify` calls this module, which
+    therefore knows it by this shape only, not by importing it)."""
+
+    quotes: tuple[Quote, ...]
 
 
 @dataclass(frozen=True)
@@ -113,11 +120,11 @@ class Rechecker:
         index does)."""
         return cls(config.paths.docs, config.documents.file_types, config.paths.index, config.paths.uploads_folder)
 
-    def check(self, answer: Answer | dict[str, Any]) -> list[QuoteCheck]:
+    def check(self, answer: Quoted | dict[str, Any]) -> list[QuoteCheck]:
         """One result per quote of `answer`, in its order."""
         return self.check_batch([answer])[0]
 
-    def check_batch(self, answers: Iterable[Answer | dict[str, Any]]) -> list[list[QuoteCheck]]:
+    def check_batch(self, answers: Iterable[Quoted | dict[str, Any]]) -> list[list[QuoteCheck]]:
         """`check` of each answer; a dict that is not answer JSON raises ChatbotError."""
         return [[self._check_quote(quote) for quote in quotes_of(answer)] for answer in answers]
 
@@ -221,7 +228,7 @@ class Rechecker:
         return line_on_page(self._breaks[document.path], document.pages, offset)
 
 
-def check_answer(answer: Answer | dict[str, Any], docs: str | Path) -> list[QuoteCheck]:
+def check_answer(answer: Quoted | dict[str, Any], docs: str | Path) -> list[QuoteCheck]:
     """Each quote of `answer` (an Answer or its JSON) checked against the documents under `docs`."""
     return Rechecker(docs).check(answer)
 
@@ -335,12 +342,12 @@ def _parse_objects(text: str, name: str) -> tuple[list[Any], list[int]]:
 _HINT = "; verify reads answer JSON: ask --json, batch's JSON lines or the web page's JSON lines export"
 
 
-def quotes_of(answer: Answer | dict[str, Any]) -> tuple[Quote, ...]:
+def quotes_of(answer: Quoted | dict[str, Any]) -> tuple[Quote, ...]:
     """The quotes of an Answer or of answer JSON; a dict that is not answer JSON raises ChatbotError. A
     `batch` record of a question that failed ({"question", "error"}) has none."""
-    if isinstance(answer, Answer):
-        return answer.quotes
     if not isinstance(answer, dict):
+        if isinstance(getattr(answer, "quotes", None), tuple):  # an Answer
+            return answer.quotes
         raise ChatbotError(f"not answer JSON (an answer is an object, not {_kind(answer)})")
     quotes = answer.get("quotes")
     if quotes is None and "error" in answer:

@@ -31,12 +31,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from .answer import Answer, Quote, Source, confidence_label
+from .answer import Answer, confidence_label
 from .bot import Chatbot
 from .config import PROJECT_ROOT
 from .errors import ChatbotError
 from .indexer import IndexReport
 from .load import UPLOADS
+from .quote import Quote, Source
 from .uploads import Uploads, clean_name, size_text
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
