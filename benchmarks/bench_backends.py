@@ -102,7 +102,7 @@ def child_build(backend: str, docs: Path, index: Path) -> dict:
 def child_query(backend: str, docs: Path, index: Path, queries: int) -> dict:
     from chatbot.lexical import tokenize
     from chatbot.retrieve import retrieve
-    from chatbot.store import open_store
+    from chatbot.backend import open_store
 
     config = config_of(backend, docs, index)
     before = current_rss_mb()

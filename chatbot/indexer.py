@@ -18,12 +18,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .backend import open_store
 from .build import Progress, build_data, passage_vectors_of, settings_of
 from .config import Config
 from .embed import Embedder
 from .errors import ChatbotError
 from .load import Document, FileInfo, Scan, Unreadable, file_sha256, read_document, scan_with_uploads
-from .store import FileStore, IndexDamaged, IndexData, open_store
+from .store import FileStore, IndexDamaged, IndexData
 
 log = logging.getLogger("chatbot")
 # Settings whose change is made good from the stored vectors (embedding, at most, the passages again).

@@ -16,7 +16,7 @@ writes only what changed. Answering reads the manifest, texts and offsets, and l
 searches run there, and the few vectors ranking reads are fetched by id.
 
 Usage example:
-    store = MilvusStore(config)                 # what store.open_store(config) gives for backend = "milvus"
+    store = MilvusStore(config)                 # what backend.open_store(config) gives for backend = "milvus"
     data = store.load()                         # None when there is no index; IndexDamaged when damaged
 """
 

@@ -40,7 +40,7 @@ from typing import Any
 import faiss
 import numpy as np
 
-from .config import Config, SearchConfig
+from .config import SearchConfig
 from .errors import ChatbotError
 from .lexical import LexicalIndex
 from .load import line_breaks, line_on_page, page_of
@@ -204,15 +204,6 @@ class FileStore:
         except IndexDamaged:
             return None
         return build.name if build else None
-
-
-def open_store(config: Config) -> FileStore:
-    """The configured backend's store ([store] backend) for `config`'s index."""
-    if config.store.backend == "milvus":
-        from .milvus import MilvusStore  # pymilvus is imported only where it is used
-
-        return MilvusStore(config)
-    return FileStore(config.paths.index)
 
 
 def save_index(data: IndexData, folder: Path) -> Path:
