@@ -13,8 +13,9 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from typing import Protocol
 
-from .bot import Chatbot
+from .config import Config
 from .errors import ChatbotError
 from .indexer import IndexReport, scan_documents
 
@@ -23,7 +24,16 @@ log = logging.getLogger("chatbot")
 Snapshot = dict[str, tuple[int, int, int]]
 
 
-def snapshot(bot: Chatbot) -> Snapshot:
+class Indexed(Protocol):
+    """What is watched: a config naming the documents folder, and `index()`, which brings the index up to date
+    and says what it did (a Chatbot is one; this module, below it, knows it by this shape only)."""
+
+    config: Config
+
+    def index(self, force: bool = False) -> IndexReport: ...
+
+
+def snapshot(bot: Indexed) -> Snapshot:
     """Path -> (size, modification and change time) of every document file; empty when the folder is missing."""
     try:
         scan = scan_documents(bot.config)
@@ -33,7 +43,7 @@ def snapshot(bot: Chatbot) -> Snapshot:
 
 
 def watch_folder(
-    bot: Chatbot,
+    bot: Indexed,
     on_report: Callable[[IndexReport], None],
     interval: float = 1.0,
     settle: float = 1.0,
