@@ -56,7 +56,7 @@ def synthetic(count: int, dimension: int, seed: int, clusters: int = 2000, laten
 
 def single_query_ms(search, queries: np.ndarray, k: int = 10) -> list[float]:
     """Milliseconds per query, one at a time, searched the way retrieve.py does (store.search_vectors)."""
-    from chatbot.store import search_vectors
+    from chatbot.index.store import search_vectors
 
     samples = []
     for row in range(len(queries)):
@@ -71,7 +71,7 @@ def measure(size: int, queries: int, dimension: int, settings: dict) -> dict:
     import faiss
 
     from chatbot.config import SearchConfig
-    from chatbot.store import vector_search
+    from chatbot.index.store import vector_search
 
     vectors = synthetic(size, dimension, seed=1)
     asked = synthetic(queries, dimension, seed=2)

@@ -8,8 +8,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from chatbot import Answer
-from chatbot.answer import ABSTENTION
-from chatbot.bot import question_problem
+from chatbot.answering.answer import ABSTENTION
+from chatbot.answering.bot import question_problem
 
 from .conftest import SEED_FILE, document_text
 

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from chatbot.cli import main
+from chatbot.app.cli import main
 
 QUESTIONS = [
     "Which chip did Guangdong highlight?",
@@ -133,12 +133,12 @@ def test_resume_skips_what_is_answered_and_appends_the_rest(tmp_path, seed_args)
 
 
 def test_the_record_of_a_run_says_it_was_cut_short_and_keeps_the_runs_before_a_resume(tmp_path, seed_args, monkeypatch):
-    import chatbot.batch
+    import chatbot.app.batch
 
     source = tmp_path / "questions.txt"
     source.write_text("\n".join(QUESTIONS) + "\n", encoding="utf-8")
     out, meta = tmp_path / "answers.jsonl", tmp_path / "answers.jsonl.meta.json"
-    record_of = chatbot.batch.record_of
+    record_of = chatbot.app.batch.record_of
     calls = []
 
     def interrupted_at_the_second(row, answer):
@@ -147,12 +147,12 @@ def test_the_record_of_a_run_says_it_was_cut_short_and_keeps_the_runs_before_a_r
             raise KeyboardInterrupt
         return record_of(row, answer)
 
-    monkeypatch.setattr(chatbot.batch, "record_of", interrupted_at_the_second)
+    monkeypatch.setattr(chatbot.app.batch, "record_of", interrupted_at_the_second)
     assert main(["batch", str(source), "-o", str(out), *seed_args]) == 130
     first = json.loads(meta.read_text(encoding="utf-8"))
     assert first["interrupted"] and first["counts"]["answered"] == 1 and len(lines(out)) == 1
 
-    monkeypatch.setattr(chatbot.batch, "record_of", record_of)
+    monkeypatch.setattr(chatbot.app.batch, "record_of", record_of)
     assert main(["batch", str(source), "-o", str(out), "--resume", *seed_args]) == 0
     second = json.loads(meta.read_text(encoding="utf-8"))
     assert not second["interrupted"] and second["counts"]["skipped"] == 1 and second["counts"]["answered"] == 2

@@ -3,8 +3,8 @@
 from hypothesis import given
 from hypothesis import strategies as st
 
-from chatbot.chunk import group_sentences
-from chatbot.segment import Block, split_blocks
+from chatbot.documents.chunk import group_sentences
+from chatbot.documents.segment import Block, split_blocks
 
 from .conftest import SEED_FILE, SEEDS, document_text
 

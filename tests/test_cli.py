@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from chatbot.cli import main
+from chatbot.app.cli import main
 
 from .conftest import SEED_FILE, document_text
 

@@ -3,9 +3,9 @@ bar), and how they are joined into quotes."""
 
 import numpy as np
 
-from chatbot.compose import compose
-from chatbot.rank import RANKING_FEATURES, Ranked
-from chatbot.retrieve import Hits
+from chatbot.answering.compose import compose
+from chatbot.answering.rank import RANKING_FEATURES, Ranked
+from chatbot.answering.retrieve import Hits
 
 
 def quoted(bot, sentences, scores, **answer):

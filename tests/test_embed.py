@@ -5,8 +5,8 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 from transformers.utils import logging as transformers_logging
 
-from chatbot import embed
 from chatbot.config import ModelConfig
+from chatbot.index import embed
 
 
 def test_loading_the_model_prints_no_progress_bar_and_leaves_the_setting_alone(capfd):

@@ -5,12 +5,12 @@ import json
 import numpy as np
 import pytest
 
-from chatbot.answer import Answer, Quote
-from chatbot.calibrate import QUOTE_GRID, QuotePoint, choose_quotes
-from chatbot.cli import main
+from chatbot.answering.answer import Answer, Quote
+from chatbot.app.cli import main
 from chatbot.config import DEFAULT_CONFIG, load_config
 from chatbot.errors import ChatbotError
-from chatbot.evaluate import is_hit, read_questions
+from chatbot.training.calibrate import QUOTE_GRID, QuotePoint, choose_quotes
+from chatbot.training.evaluate import is_hit, read_questions
 
 from .conftest import ROOT
 

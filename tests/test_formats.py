@@ -17,9 +17,9 @@ import docx
 import pytest
 from fpdf import FPDF
 
-from chatbot.formats import CELL_GAP, PAGE_BREAK, Unreadable, extract, unseen_spans
-from chatbot.load import FileInfo, read_document
-from chatbot.segment import split_blocks
+from chatbot.documents.formats import CELL_GAP, PAGE_BREAK, Unreadable, extract, unseen_spans
+from chatbot.documents.load import FileInfo, read_document
+from chatbot.documents.segment import split_blocks
 
 ROOT = Path(__file__).resolve().parent.parent
 EXTENSIONS = [".txt", ".md", ".pdf", ".html", ".htm", ".docx"]

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from chatbot.lexical import LexicalIndex, token_table, tokenize
+from chatbot.index.lexical import LexicalIndex, token_table, tokenize
 
 TEXTS = [
     "Copper conducts electricity well.",

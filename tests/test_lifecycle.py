@@ -17,9 +17,9 @@ import faiss
 import numpy as np
 import pytest
 
-from chatbot.embed import resolve_model
-from chatbot.indexer import is_current
-from chatbot.store import build_lock, load_index, read_manifest
+from chatbot.index.embed import resolve_model
+from chatbot.index.indexer import is_current
+from chatbot.index.store import build_lock, load_index, read_manifest
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = {
@@ -341,7 +341,7 @@ def test_watch_follows_the_folder_and_stops_cleanly_on_ctrl_c(built):
     # As in a terminal, Ctrl-C (SIGINT) raises KeyboardInterrupt, even if this test runs where SIGINT is ignored.
     script = (
         "import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
-        "from chatbot.cli import main; sys.exit(main(sys.argv[1:]))"
+        "from chatbot.app.cli import main; sys.exit(main(sys.argv[1:]))"
     )
     process = subprocess.Popen(
         [sys.executable, "-c", script, "index", "--watch", "--docs", str(docs), "--index", str(index)],
@@ -422,7 +422,7 @@ def test_ctrl_c_while_embedding_leaves_the_last_complete_index_answering(built, 
         "        print('embedding', flush=True); time.sleep(60)\n"
         "    return real(self, texts, note)\n"
         "embed.Embedder.encode_documents = slow\n"
-        "from chatbot.cli import main; sys.exit(main(sys.argv[1:]))"
+        "from chatbot.app.cli import main; sys.exit(main(sys.argv[1:]))"
     )
     command = [sys.executable, "-c", script, "index", "--rebuild", "--config", str(config)]
     command += ["--docs", str(docs), "--index", str(index)]
@@ -478,7 +478,7 @@ def test_ctrl_c_stops_a_build_embedding_in_a_child_process_and_the_child_with_it
         "    print('started', flush=True)\n"
         "    return real(self, texts * 2000, on_batch)[: len(texts)]\n"
         "embed.ChildEmbedder.encode_documents = noted\n"
-        "from chatbot.cli import main; sys.exit(main(sys.argv[1:]))"
+        "from chatbot.app.cli import main; sys.exit(main(sys.argv[1:]))"
     )
     command = [sys.executable, "-c", script, "index", "--rebuild", "--docs", str(docs), "--index", str(index)]
     process = subprocess.Popen(
@@ -505,7 +505,7 @@ def test_ctrl_c_stops_a_build_embedding_in_a_child_process_and_the_child_with_it
 
 
 def test_texts_are_written_a_slice_at_a_time_as_json_writes_them_whole(tmp_path):
-    from chatbot import store
+    from chatbot.index import store
 
     for texts in ([], [""], ["x\"y\\z\n\t\u2028\U0001F600 é\x00\x1f", "", "long " * 300_000 + "\U0001F600" * 5]):
         store._write_json(tmp_path / "whole.json", texts)
@@ -515,7 +515,7 @@ def test_texts_are_written_a_slice_at_a_time_as_json_writes_them_whole(tmp_path)
 
 @pytest.mark.slow
 def test_a_large_build_embeds_in_a_child_process_with_the_same_vectors(built, make_bot, monkeypatch):
-    from chatbot import build, embed
+    from chatbot.index import build, embed
 
     children = []
 
@@ -544,8 +544,8 @@ def test_a_large_build_embeds_in_a_child_process_with_the_same_vectors(built, ma
 
 @pytest.mark.slow
 def test_a_child_embedder_fails_with_the_model_error_and_goes_away(monkeypatch):
-    from chatbot.embed import ChildEmbedder, Embedder
     from chatbot.errors import ChatbotError
+    from chatbot.index.embed import ChildEmbedder, Embedder
 
     with pytest.raises(ChatbotError, match="cannot load embedding model"):
         with ChildEmbedder(Embedder("/nonexistent/model-folder", dtype="float32")) as child:

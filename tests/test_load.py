@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from chatbot.documents.formats import Unreadable, decode_text
+from chatbot.documents.load import scan_folder
 from chatbot.errors import ChatbotError
-from chatbot.formats import Unreadable, decode_text
-from chatbot.load import scan_folder
 
 GOOD = "Copper conducts electricity well. It is used in most electrical wiring.\n"
 

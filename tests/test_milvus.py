@@ -16,9 +16,8 @@ import numpy as np
 import pytest
 
 from chatbot import Chatbot
-from chatbot.evaluate import evaluate, read_questions
-from chatbot.milvus import MilvusStore, release
-
+from chatbot.index.milvus import MilvusStore, release
+from chatbot.training.evaluate import evaluate, read_questions
 from tests.test_lifecycle import DOCS, ENV, ROOT
 
 pytestmark = pytest.mark.slow  # a Milvus Lite server starts for each database: `make quick` leaves these out
@@ -324,8 +323,8 @@ class _FailingServer:
 
 
 def test_a_milvus_server_is_never_deleted_and_its_failure_names_the_collection(make_bot, monkeypatch, tmp_path):
-    from chatbot import milvus
     from chatbot.errors import ChatbotError
+    from chatbot.index import milvus
 
     server = _FailingServer()
     monkeypatch.setattr(milvus, "connect", lambda uri, token_env="": server)
@@ -357,8 +356,8 @@ def _run(*args: str) -> subprocess.CompletedProcess:
 # In a child process: index, but die (SIGKILL) at a given point of publishing the new build.
 KILLED_INDEX = """
 import os, signal, sys
-from chatbot import milvus
-from chatbot.cli import main
+from chatbot.index import milvus
+from chatbot.app.cli import main
 point = sys.argv[1]
 if point == "before-switch":
     milvus.MilvusStore.publish = lambda self, data, sink: os.kill(os.getpid(), signal.SIGKILL)
@@ -442,7 +441,7 @@ def test_a_second_process_on_a_milvus_lite_file_is_told_why_it_cannot(built, tmp
 def test_serve_answers_from_milvus(built):
     from gradio_client import Client
 
-    from chatbot.ui import start
+    from chatbot.app.ui import start
     from tests.test_ui import free_port
 
     app, url = start(built, host="127.0.0.1", port=free_port())

@@ -4,10 +4,10 @@ import re
 
 import numpy as np
 
-from chatbot.calibrate import MIN_SUPPORT, fit_logistic
+from chatbot.answering.rank import RANKING_FEATURES, _word_match, expected_kind, holds_kind
 from chatbot.config import RankingConfig
-from chatbot.rank import RANKING_FEATURES, _word_match, expected_kind, holds_kind
-from chatbot.segment import is_heading, split_sentences
+from chatbot.documents.segment import is_heading, split_sentences
+from chatbot.training.calibrate import MIN_SUPPORT, fit_logistic
 
 from .conftest import SEED_FILE, SEEDS, document_text
 

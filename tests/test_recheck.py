@@ -1,4 +1,4 @@
-"""`chatbot verify` and chatbot.recheck: saved answers re-checked against documents that were edited, moved
+"""`chatbot verify` and chatbot.answering.recheck: saved answers re-checked against documents that were edited, moved
 around, deleted or renamed after answering; `--fix` output; a PDF checked against its extracted text."""
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from chatbot import Answer, ChatbotError
-from chatbot.cli import main
-from chatbot.load import FileInfo, read_document
-from chatbot.recheck import MARK, Rechecker, check_answer, read_answers
+from chatbot.answering.recheck import MARK, Rechecker, check_answer, read_answers
+from chatbot.app.cli import main
+from chatbot.documents.load import FileInfo, read_document
 
 from .conftest import ROOT, SEED_FILE, document_text
 from .test_formats import EXTENSIONS, PAGES, write_pdf
@@ -295,7 +295,7 @@ def test_cli_needs_neither_the_model_nor_the_index(answer, docs, tmp_path):
     saved = write_jsonl(tmp_path / "answers.jsonl", [answer.to_dict()])
     index = tmp_path / "no-index"
     code = (
-        "import sys; from chatbot.cli import main; "
+        "import sys; from chatbot.app.cli import main; "
         f"code = main(['verify', {str(saved)!r}, '--docs', {str(docs)!r}, '--index', {str(index)!r}]); "
         "print(sorted(name for name in ('torch', 'sentence_transformers') if name in sys.modules)); sys.exit(code)"
     )
@@ -318,7 +318,7 @@ def test_batch_lines_with_errors_and_abstentions_have_nothing_to_check(answer, d
 
 
 def test_the_web_pages_json_lines_export_carries_what_verify_needs(answer, docs, tmp_path, capsys):
-    from chatbot.ui import conversation_jsonl
+    from chatbot.app.ui import conversation_jsonl
 
     saved = tmp_path / "conversation.jsonl"
     saved.write_text(conversation_jsonl([answer, answer]), encoding="utf-8")

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from chatbot import Chatbot
-from chatbot.cli import main
-from chatbot.store import load_index, manifest_checksum
+from chatbot.app.cli import main
+from chatbot.index.store import load_index, manifest_checksum
 
 KEEPER = "The keeper is Ann."
 DOCS = {

@@ -4,7 +4,7 @@ abbreviations, decimals or quoted speech."""
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from chatbot.segment import split_blocks, split_sentences
+from chatbot.documents.segment import split_blocks, split_sentences
 
 from .conftest import SEED_FILE, SEEDS, document_text
 

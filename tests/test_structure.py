@@ -1,11 +1,11 @@
 """Structure survives extraction: headings with levels, list items, terms with descriptions, table rows with
 their header, and code blocks, in plain text, Markdown, reST, HTML and PDF; and quote units follow it."""
 
-from chatbot.formats import extract, parts_of, reflow
-from chatbot.lexical import content_words
-from chatbot.load import scan_folder
-from chatbot.segment import sections, split_blocks, split_sentences
-from chatbot.structure import parse, syntax_of
+from chatbot.documents.formats import extract, parts_of, reflow
+from chatbot.documents.load import scan_folder
+from chatbot.documents.segment import sections, split_blocks, split_sentences
+from chatbot.documents.structure import parse, syntax_of
+from chatbot.index.lexical import content_words
 
 
 def units(text, **kwargs):

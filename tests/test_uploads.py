@@ -12,10 +12,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from chatbot import ChatbotError
-from chatbot.cli import main
+from chatbot.app.cli import main
 from chatbot.config import index_for, load_config
-from chatbot.store import FILE_MODE
-from chatbot.uploads import UPLOADS, Uploads, clean_name, save_upload
+from chatbot.index.store import FILE_MODE
+from chatbot.index.uploads import UPLOADS, Uploads, clean_name, save_upload
 
 KNOWN = hashlib.sha256(b"Known.").hexdigest()
 DOCS = {"a.txt": "The keeper of the lighthouse is Ann.\n"}

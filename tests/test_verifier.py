@@ -8,11 +8,11 @@ import tomllib
 
 import pytest
 
-from chatbot.cli import main
+from chatbot.answering.verifier import DEFAULT_MODEL, Candidate, Verifier, best_span, pair_text
+from chatbot.app.cli import main
 from chatbot.config import load_config
 from chatbot.errors import ChatbotError
-from chatbot.verifier import DEFAULT_MODEL, Candidate, Verifier, best_span, pair_text
-from chatbot.verifier_data import Paragraph, make_examples, read_paragraphs, sentences_of
+from chatbot.training.verifier_data import Paragraph, make_examples, read_paragraphs, sentences_of
 
 from .conftest import ROOT, document_text
 

@@ -29,12 +29,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .bot import Chatbot, Evidence
-from .compose import compose
-from .config import ConfidenceConfig
+from ..answering.bot import Chatbot, Evidence
+from ..answering.compose import compose
+from ..answering.rank import CONFIDENCE_FEATURES, RANKING_FEATURES, confidence_of
+from ..answering.verifier import CONFIDENCE_SIGNALS, apply, logit, verified_confidence
+from ..config import ConfidenceConfig
 from .evaluate import Item, is_hit, normalize, quoted_text
-from .rank import CONFIDENCE_FEATURES, RANKING_FEATURES, confidence_of
-from .verifier import CONFIDENCE_SIGNALS, apply, logit, verified_confidence
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,8 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
-from .config import Config
-from .errors import ChatbotError
+from ..config import Config
+from ..errors import ChatbotError
 from .indexer import IndexReport, scan_documents
 
 log = logging.getLogger("chatbot")

@@ -9,12 +9,12 @@ Usage example:
 
 from __future__ import annotations
 
+from ..config import AnswerConfig
+from ..index.store import IndexData
 from .answer import ABSTENTION, Answer, confidence_label
-from .config import AnswerConfig
 from .quote import Quote, Source
 from .rank import Ranked, is_fragment
 from .retrieve import Hits
-from .store import IndexData
 
 
 def compose(question: str, ranked: Ranked, hits: Hits, data: IndexData, settings: AnswerConfig) -> Answer:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import ChatbotError
+from ..errors import ChatbotError
 from .formats import Unreadable, decode_text, extract
 
 __all__ = [

@@ -36,10 +36,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import ChatbotError
-from .lexical import tokenize
-from .segment import split_blocks
-from .verifier import BLANK_LINE, Candidate, clip_context
+from ..answering.verifier import BLANK_LINE, Candidate, clip_context
+from ..documents.segment import split_blocks
+from ..errors import ChatbotError
+from ..index.lexical import tokenize
 
 _NAME = re.compile(r"(?<=\s)(?:[A-Z][\w'’.-]*)(?:\s+(?:of|the|de|and|&)?\s*[A-Z][\w'’.-]*)*")
 _NUMBER = re.compile(r"\b\d[\d,.]*\b")

@@ -17,17 +17,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..config import Config, apply_overrides, load_config
+from ..errors import ChatbotError
+from ..index.build import Progress
+from ..index.embed import Embedder, torch_threads
+from ..index.indexer import IndexReport, is_current, refresh_index
+from ..index.lexical import tokenize
+from ..index.store import IndexData
 from .answer import Answer
-from .build import Progress
 from .compose import compose
-from .config import Config, apply_overrides, load_config
-from .embed import Embedder, torch_threads
-from .errors import ChatbotError
-from .indexer import IndexReport, is_current, refresh_index
-from .lexical import tokenize
 from .rank import Ranked, rank_sentences
 from .retrieve import Hits, retrieve
-from .store import IndexData
 from .verifier import Verification, Verifier, apply
 
 log = logging.getLogger("chatbot")

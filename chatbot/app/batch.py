@@ -21,10 +21,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from .answer import Answer, confidence_label, printable
-from .bot import Chatbot
-from .errors import ChatbotError
-from .load import read_question_file
+from ..answering.answer import Answer, confidence_label, printable
+from ..answering.bot import Chatbot
+from ..documents.load import read_question_file
+from ..errors import ChatbotError
 
 FORMATS = {".jsonl": "jsonl", ".json": "jsonl", ".csv": "csv", ".md": "md", ".markdown": "md"}
 QUESTION_FORMATS = {".txt": "txt", ".jsonl": "jsonl", ".csv": "csv"}

@@ -9,7 +9,7 @@ Usage example:
 
 from __future__ import annotations
 
-from .config import Config
+from ..config import Config
 from .milvus import MilvusStore
 from .store import FileStore
 

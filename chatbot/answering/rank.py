@@ -25,11 +25,11 @@ from functools import lru_cache
 
 import numpy as np
 
-from .config import ConfidenceConfig, RankingConfig
-from .lexical import LexicalIndex, content_words, stem
+from ..config import ConfidenceConfig, RankingConfig
+from ..documents.segment import KIND_CODES, is_heading, line_around
+from ..index.lexical import LexicalIndex, content_words, stem
+from ..index.store import IndexData
 from .retrieve import Hits
-from .segment import KIND_CODES, is_heading, line_around
-from .store import IndexData
 
 RANKING_FEATURES = tuple(f.name for f in fields(RankingConfig) if f.name != "bias")
 CONFIDENCE_FEATURES = tuple(f.name for f in fields(ConfidenceConfig) if f.name != "bias")

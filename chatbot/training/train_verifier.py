@@ -28,9 +28,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .embed import cpu_has_bf16, resolve_model
-from .errors import ChatbotError
-from .verifier import build_model, clip_question, encode_pairs, load_trainable, null_margin, pair_text, save
+from ..answering.verifier import build_model, clip_question, encode_pairs, load_trainable, null_margin, pair_text, save
+from ..errors import ChatbotError
+from ..index.embed import cpu_has_bf16, resolve_model
 from .verifier_data import Example, Mix, make_examples, read_paragraphs
 
 HELD_OUT_SHARE = 0.04  # of the articles of --data, never trained on, scored for the model card
@@ -254,7 +254,7 @@ def predict(model, tokenizer, examples: list[Example], max_length: int, bf16: bo
     """Answer logits, best spans and span margins (best span against [CLS]'s "no answer") of examples, in order."""
     import torch
 
-    from .verifier import best_span
+    from ..answering.verifier import best_span
 
     order = sorted(range(len(examples)), key=lambda i: len(examples[i].question) + len(pair_text(examples[i].candidate)))
     results: dict[int, tuple[float, tuple[int, int] | None, float]] = {}

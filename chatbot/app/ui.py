@@ -6,7 +6,7 @@ time (`Chatbot.ask(..., answer=...)`); the chatbot itself is shared by all visit
 
 Usage example:
     from chatbot import Chatbot
-    from chatbot.ui import serve
+    from chatbot.app.ui import serve
     serve(Chatbot.from_config(), host="127.0.0.1", port=7860)       # blocks; Ctrl-C stops it
 
     # from another program, with gradio_client:
@@ -31,14 +31,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from .answer import Answer, confidence_label
-from .bot import Chatbot
-from .config import PROJECT_ROOT
-from .errors import ChatbotError
-from .indexer import IndexReport
-from .load import UPLOADS
-from .quote import Quote, Source
-from .uploads import Uploads, clean_name, size_text
+from ..answering.answer import Answer, confidence_label
+from ..answering.bot import Chatbot
+from ..answering.quote import Quote, Source
+from ..config import PROJECT_ROOT
+from ..documents.load import UPLOADS
+from ..errors import ChatbotError
+from ..index.indexer import IndexReport
+from ..index.uploads import Uploads, clean_name, size_text
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 

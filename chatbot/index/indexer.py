@@ -18,12 +18,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..config import Config
+from ..documents.load import Document, FileInfo, Scan, Unreadable, file_sha256, read_document, scan_with_uploads
+from ..errors import ChatbotError
 from .backend import open_store
 from .build import Progress, build_data, passage_vectors_of, settings_of
-from .config import Config
 from .embed import Embedder
-from .errors import ChatbotError
-from .load import Document, FileInfo, Scan, Unreadable, file_sha256, read_document, scan_with_uploads
 from .store import FileStore, IndexDamaged, IndexData
 
 log = logging.getLogger("chatbot")

@@ -40,11 +40,11 @@ from typing import Any
 import faiss
 import numpy as np
 
-from .config import SearchConfig
-from .errors import ChatbotError
+from ..config import SearchConfig
+from ..documents.load import line_breaks, line_on_page, page_of
+from ..documents.segment import KIND_CODES, context_text, indexed_text
+from ..errors import ChatbotError
 from .lexical import LexicalIndex
-from .load import line_breaks, line_on_page, page_of
-from .segment import KIND_CODES, context_text, indexed_text
 
 KIND_NAMES = {code: kind for kind, code in KIND_CODES.items()}
 

@@ -25,12 +25,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import VerifierConfig
-from .errors import ChatbotError
+from ..config import VerifierConfig
+from ..errors import ChatbotError
+from ..index.store import IndexData
 from .rank import Ranked, is_fragment
-from .store import IndexData
 
-DEFAULT_MODEL = Path(__file__).resolve().parent / "models" / "verifier"
+DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "models" / "verifier"
 FORMAT = "chatbot-verifier/1"  # what verifier.json says a folder holds; bumped when inputs or heads change
 MAX_SPAN_TOKENS = 30  # the longest answer phrase the span head may mark
 CONTEXT_CHARS = 250  # the most of the sentence before that a candidate carries as context
@@ -179,7 +179,7 @@ class Verifier:
 
     @classmethod
     def from_config(cls, settings: VerifierConfig) -> Verifier:
-        from .embed import effective_dtype
+        from ..index.embed import effective_dtype
 
         folder = Path(settings.model) if settings.model else DEFAULT_MODEL
         return cls(folder, effective_dtype(settings.dtype), settings.max_length)

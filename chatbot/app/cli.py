@@ -20,12 +20,12 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from .answer import Answer, confidence_label, printable
-from .errors import ChatbotError
+from ..answering.answer import Answer, confidence_label, printable
+from ..errors import ChatbotError
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
 # The training data the project is trained on, beside the project (see shared/train/README.md).
-DEFAULT_TRAINING = Path(__file__).resolve().parent.parent.parent / "shared" / "train" / "qa-train.json.gz"
+DEFAULT_TRAINING = Path(__file__).resolve().parent.parent.parent.parent / "shared" / "train" / "qa-train.json.gz"
 
 
 def command(function: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
@@ -199,7 +199,7 @@ def _display(path: Path) -> str:
 
 def open_bot(args: argparse.Namespace):
     """The Chatbot for the command's --config, --docs and --index (its index is checked on first use)."""
-    from .bot import Chatbot
+    from ..answering.bot import Chatbot
 
     return Chatbot.from_config(args.config, docs=args.docs, index=args.index)
 
@@ -215,7 +215,7 @@ def cmd_index(args: argparse.Namespace) -> int:
         )
 
     if args.watch:
-        from .watch import watch_folder
+        from ..index.watch import watch_folder
 
         watch_folder(bot, show, force=args.rebuild)  # refreshes first, then on every change until Ctrl-C
     else:
@@ -231,7 +231,7 @@ def cmd_source(args: argparse.Namespace) -> int:
     except ChatbotError:  # perhaps a path to the file itself, such as a shell completes
         inside = _path_inside(args.path, bot.config.paths.docs)
         if inside is None:  # or a file in the uploads folder, which citations name .uploads/NAME
-            from .load import UPLOADS
+            from ..documents.load import UPLOADS
 
             uploaded = _path_inside(args.path, bot.config.paths.uploads_folder)
             inside = UPLOADS + uploaded if uploaded else None
@@ -418,8 +418,8 @@ def _same_file(a: Path, b: Path) -> bool:
 @command
 def cmd_verify(args: argparse.Namespace) -> int:
     """Reads the documents only: no model, no index."""
-    from .config import load_config
-    from .recheck import OK, Rechecker, json_text, read_answers, summary
+    from ..answering.recheck import OK, Rechecker, json_text, read_answers, summary
+    from ..config import load_config
 
     check_writable(args.fix)
     rechecker = Rechecker.from_config(load_config(args.config, docs=args.docs, index=args.index))
@@ -446,7 +446,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 @command
 def cmd_eval(args: argparse.Namespace) -> int:
-    from .evaluate import evaluate
+    from ..training.evaluate import evaluate
 
     check_writable(args.report, args.errors)
     bot, items = _qa_setup(args)
@@ -462,13 +462,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 @command
 def cmd_calibrate(args: argparse.Namespace) -> int:
-    from .calibrate import calibrate, format_quotes, format_table, plot, write_config
+    from ..training.calibrate import calibrate, format_quotes, format_table, plot, write_config
 
     check_writable(args.write, args.plot)
     bot, items = _qa_setup(args)
     off_topic = None
     if args.off_topic:
-        from .bot import Chatbot
+        from ..answering.bot import Chatbot
 
         off_topic = Chatbot.from_config(args.config, docs=args.off_topic)
     result = calibrate(bot, items, args.max_false_abstention, off_topic, args.max_answer_chars)
@@ -493,8 +493,8 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 
 @command
 def cmd_train_verifier(args: argparse.Namespace) -> int:
-    from .train_verifier import TrainSettings, train
-    from .verifier import DEFAULT_MODEL
+    from ..answering.verifier import DEFAULT_MODEL
+    from ..training.train_verifier import TrainSettings, train
 
     data = tuple(Path(path) for path in args.data) if args.data else (DEFAULT_TRAINING,)
     for path in data + ((Path(args.cross_validate),) if args.cross_validate else ()):
@@ -548,7 +548,7 @@ def check_writable(*paths: str | os.PathLike | None) -> None:
 
 def _qa_setup(args: argparse.Namespace):
     """The chatbot and questions for eval/calibrate; --build-corpus writes the SQuAD articles first."""
-    from .evaluate import build_corpus, read_questions
+    from ..training.evaluate import build_corpus, read_questions
 
     items = read_questions(Path(args.qa_file))
     if args.limit is not None:

@@ -20,11 +20,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .answer import Answer
-from .bot import Chatbot, Evidence
-from .errors import ChatbotError
-from .load import read_question_file
-from .store import IndexData
+from ..answering.answer import Answer
+from ..answering.bot import Chatbot, Evidence
+from ..documents.load import read_question_file
+from ..errors import ChatbotError
+from ..index.store import IndexData
 
 WINDOW = 400  # characters of the joined quotes that count
 IMPOSSIBLE = '"impossible": true'  # how a JSONL row says the documents do not answer it

@@ -30,14 +30,15 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from . import formats, lexical, segment
-from .chunk import group_sentences
-from .config import Config, SearchConfig
+from ..config import Config, SearchConfig
+from ..documents import formats, segment
+from ..documents.chunk import group_sentences
+from ..documents.load import Document
+from ..documents.segment import indexed_text, split_blocks, unit_table
+from ..documents.structure import syntax_of
+from . import lexical
 from .embed import ChildEmbedder, Embedder, effective_dtype, libraries_loaded
 from .lexical import LexicalIndex, token_table
-from .load import Document
-from .segment import indexed_text, split_blocks, unit_table
-from .structure import syntax_of
 from .store import IndexData, VectorWriter, stored_vectors, vector_search
 
 log = logging.getLogger("chatbot")

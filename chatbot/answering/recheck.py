@@ -24,10 +24,9 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from .config import Config, DocumentsConfig
-from .errors import ChatbotError
-from .formats import Unreadable, unseen_spans
-from .load import (
+from ..config import Config, DocumentsConfig
+from ..documents.formats import Unreadable, unseen_spans
+from ..documents.load import (
     Document,
     line_breaks,
     line_on_page,
@@ -36,6 +35,7 @@ from .load import (
     read_question_file,
     scan_with_uploads,
 )
+from ..errors import ChatbotError
 from .quote import Quote
 
 OK, MOVED, CHANGED, MISSING = "ok", "moved", "changed", "missing"

@@ -60,5 +60,5 @@ class Answer:
 
     def verify(self, docs: str | Path) -> list[QuoteCheck]:
         """Each quote checked against the documents under `docs` as they are now: ok, moved, changed or
-        missing (see chatbot.recheck)."""
+        missing (see chatbot.answering.recheck)."""
         return check_answer(self, docs)

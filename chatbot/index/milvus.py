@@ -38,11 +38,11 @@ from typing import Any
 
 import numpy as np
 
+from ..config import Config
+from ..documents.segment import indexed_text
+from ..errors import ChatbotError
 from .build import lexical_indexes
-from .config import Config
-from .errors import ChatbotError
 from .lexical import tokenize
-from .segment import indexed_text
 from .store import IndexDamaged, IndexData, build_lock, manifest_checksum, manifest_problem
 
 log = logging.getLogger("chatbot")
