@@ -77,7 +77,8 @@ def large_index(sentences: int) -> Path:
     from bench_store import synthetic
 
     from chatbot.index.lexical import LexicalIndex, tokenize
-    from chatbot.index.store import IndexData, save_index, vector_search
+    from chatbot.index.store import IndexData, save_index
+    from chatbot.index.vectors import vector_search
 
     words = ["copper", "river", "harbour", "orchard", "lantern", "quarry", "meadow", "signal", "ledger", "summit"]
     per_document = 500

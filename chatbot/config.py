@@ -61,7 +61,7 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class SearchConfig:
-    """Which FAISS index holds the vectors (see store.vector_search)."""
+    """Which FAISS index holds the vectors (see index/vectors.py, vector_search)."""
 
     kind: str = "auto"
     exact_up_to: int = 50_000

@@ -505,11 +505,11 @@ def test_ctrl_c_stops_a_build_embedding_in_a_child_process_and_the_child_with_it
 
 
 def test_texts_are_written_a_slice_at_a_time_as_json_writes_them_whole(tmp_path):
-    from chatbot.index import store
+    from chatbot.index import files
 
     for texts in ([], [""], ["x\"y\\z\n\t\u2028\U0001F600 é\x00\x1f", "", "long " * 300_000 + "\U0001F600" * 5]):
-        store._write_json(tmp_path / "whole.json", texts)
-        store._write_texts(tmp_path / "sliced.json", texts)
+        files.write_json(tmp_path / "whole.json", texts)
+        files.write_texts(tmp_path / "sliced.json", texts)
         assert (tmp_path / "sliced.json").read_bytes() == (tmp_path / "whole.json").read_bytes()
 
 

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from chatbot import ChatbotError
 from chatbot.app.cli import main
 from chatbot.config import index_for, load_config
-from chatbot.index.store import FILE_MODE
+from chatbot.index.files import FILE_MODE
 from chatbot.index.uploads import UPLOADS, Uploads, clean_name, save_upload
 
 KNOWN = hashlib.sha256(b"Known.").hexdigest()

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..config import RetrieveConfig
-from ..index.store import IndexData, search_vectors
+from ..index.store import IndexData
+from ..index.vectors import search_vectors
 
 # Per question: passage ids by vector, sentence ids by vector, passage ids by BM25, sentence ids by BM25; best first.
 Rankings = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]

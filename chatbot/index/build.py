@@ -39,7 +39,8 @@ from ..documents.structure import syntax_of
 from . import lexical
 from .embed import ChildEmbedder, Embedder, effective_dtype, libraries_loaded
 from .lexical import LexicalIndex, token_table
-from .store import IndexData, VectorWriter, stored_vectors, vector_search
+from .store import IndexData
+from .vectors import VectorWriter, stored_vectors, vector_search
 
 log = logging.getLogger("chatbot")
 
@@ -60,7 +61,7 @@ def settings_of(config: Config) -> dict[str, Any]:
     vectors; a change to any other means embedding everything again."""
     dtype = effective_dtype(config.model.dtype, config.model.device)
     search = asdict(config.search)
-    del search["hnsw_ef_search"]  # applied at search time (store.search_vectors)
+    del search["hnsw_ef_search"]  # applied at search time (vectors.search_vectors)
     return {
         "model": config.model.name if dtype == "float32" else f"{config.model.name} ({dtype})",
         "segment": {**asdict(config.segment), "version": segment.VERSION, "words": lexical.VERSION},

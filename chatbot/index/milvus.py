@@ -333,7 +333,7 @@ class MilvusStore:
         return name
 
     def _vector_index(self, rows: int) -> dict[str, Any]:
-        """As store.vector_search picks: exact search while small ("auto" up to exact_up_to), HNSW beyond."""
+        """As vectors.vector_search picks: exact search while small ("auto" up to exact_up_to), HNSW beyond."""
         search = self.config.search
         if search.kind == "flat" or (search.kind == "auto" and rows <= search.exact_up_to):
             return {"index_type": "FLAT", "metric_type": "IP", "params": {}}

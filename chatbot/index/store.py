@@ -29,7 +29,6 @@ import logging
 import os
 import re
 import shutil
-import stat
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -40,29 +39,34 @@ from typing import Any
 import faiss
 import numpy as np
 
-from ..config import SearchConfig
 from ..documents.load import line_breaks, line_on_page, page_of
 from ..documents.segment import KIND_CODES, context_text, indexed_text
 from ..errors import ChatbotError
+from .files import (
+    FOLDER_MODE,
+    NotRegular,
+    fsync_tree,
+    make_room,
+    make_way,
+    read_regular,
+    sha256_of,
+    write_atomic,
+    write_json,
+    write_texts,
+)
 from .lexical import LexicalIndex
+from .vectors import stored_vectors
 
 KIND_NAMES = {code: kind for kind, code in KIND_CODES.items()}
 
 FORMAT = 4  # 2: manifest checksum, skipped files, page starts; 3: vectors stored in float16; 4: units.npy
 log = logging.getLogger("chatbot")
-_FP16 = faiss.ScalarQuantizer.QT_fp16
 
 # Names of the folders this module writes under builds/: a published build ("20261129-230000-ab12cd34") and
 # a staging folder a killed process left behind. Nothing else there is ever removed: the folder may be one
 # the user already had.
 _BUILD_NAME = re.compile(r"\d{8}-\d{6}-[\w-]+")
 _STAGING_PREFIX = ".staging-"
-# Permissions for new files and folders as the user's umask would give them (tempfile's are private), so
-# that an index built by one user can be read by others who may read the folder. Python cannot read the
-# umask without setting it; this is done once, at import.
-_UMASK = os.umask(0o022)
-os.umask(_UMASK)
-FILE_MODE, FOLDER_MODE = 0o666 & ~_UMASK, 0o777 & ~_UMASK
 
 
 class IndexDamaged(Exception):
@@ -219,7 +223,7 @@ def new_build(folder: Path) -> Iterator[Path]:
     A staging folder left by a killed process is never used, and the next `publish` removes it.
     """
     builds = folder / "builds"
-    _make_room(builds)
+    make_room(builds)
     builds.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=_STAGING_PREFIX, dir=builds))
     os.chmod(staging, FOLDER_MODE)
@@ -229,62 +233,18 @@ def new_build(folder: Path) -> Iterator[Path]:
         shutil.rmtree(staging, ignore_errors=True)  # nothing is left there once published
 
 
-class VectorWriter:
-    """Write a float16 (rows, dimension) .npy file piece by piece, so the vectors need not all sit in memory.
-
-    Usage example:
-        with VectorWriter(staging / "sentence_vectors.npy", rows, 384) as writer:
-            writer.append(vectors)                       # as many times as needed, in row order
-        vectors = writer.result                          # read-only memory map of the finished file
-    """
-
-    def __init__(self, path: Path, rows: int, dimension: int) -> None:
-        self.path, self.rows, self.dimension, self.written = path, rows, dimension, 0
-        self.result: np.ndarray | None = None
-        self._handle = open(path, "wb")  # noqa: SIM115 (closed by __exit__)
-        header = {"descr": "<f2", "fortran_order": False, "shape": (rows, dimension)}
-        np.lib.format.write_array_header_1_0(self._handle, header)
-
-    def append(self, vectors: np.ndarray) -> None:
-        if vectors.ndim != 2 or vectors.shape[1] != self.dimension or self.written + len(vectors) > self.rows:
-            raise ValueError(f"vectors of shape {vectors.shape} do not fit {self.path.name}")
-        self._handle.write(np.ascontiguousarray(vectors, dtype="<f2").tobytes())
-        self.written += len(vectors)
-
-    def __enter__(self) -> VectorWriter:
-        return self
-
-    def __exit__(self, kind, value, traceback) -> None:
-        self._handle.close()
-        if kind is None:
-            if self.written != self.rows:
-                raise ValueError(f"{self.path.name}: {self.written} of {self.rows} rows written")
-            shape = (self.rows, self.dimension)
-            self.result = np.load(self.path, mmap_mode="r") if self.rows else np.zeros(shape, dtype=np.float16)
-
-    def chunks(self, size: int) -> Iterator[np.ndarray]:
-        """The finished file's vectors, `size` rows at a time, read rather than memory-mapped: a build reading
-        them back does not keep the whole file's pages resident."""
-        with open(self.path, "rb") as handle:
-            np.lib.format.read_magic(handle)
-            np.lib.format.read_array_header_1_0(handle)
-            for lo in range(0, self.rows, size):
-                count = min(size, self.rows - lo) * self.dimension
-                yield np.fromfile(handle, dtype="<f2", count=count).reshape(-1, self.dimension)
-
-
 def publish(data: IndexData, staging: Path, folder: Path) -> Path:
     """Write the rest of `data` into `staging`, then make it the current build in one atomic step."""
     files = _write_files(data, staging)
     manifest = {**data.manifest, "format": FORMAT, "files": files}
     manifest["checksum"] = manifest_checksum(manifest)
-    _write_json(staging / "manifest.json", manifest)
-    _fsync_tree(staging)
+    write_json(staging / "manifest.json", manifest)
+    fsync_tree(staging)
     name = time.strftime("%Y%m%d-%H%M%S-") + staging.name.removeprefix(_STAGING_PREFIX)
     final = folder / "builds" / name
     os.replace(staging, final)
-    _make_way(folder / "CURRENT")
-    _write_atomic(folder / "CURRENT", name + "\n")
+    make_way(folder / "CURRENT")
+    write_atomic(folder / "CURRENT", name + "\n")
     data.manifest = manifest
     # Vectors streamed into the build's files are memory maps of them: hold them in memory, as a load does.
     vectors = data.sentence_vectors
@@ -340,24 +300,6 @@ def read_manifest(folder: Path) -> dict[str, Any] | None:
     return manifest
 
 
-class NotRegular(OSError):
-    """A path that should hold a file this module wrote holds something else (a FIFO, a device, a socket)."""
-
-
-def read_regular(path: Path, limit: int = -1) -> bytes:
-    """The bytes of `path` (at most `limit`), only if it is a regular file: a FIFO put in its place would block
-    a plain open() until something writes to it (forever), a device could be read without end."""
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise NotRegular(f"{path} is not a regular file")
-        os.set_blocking(fd, True)
-        with os.fdopen(fd, "rb", closefd=False) as handle:
-            return handle.read(limit)
-    finally:
-        os.close(fd)
-
-
 def manifest_problem(manifest: dict[str, Any]) -> str | None:
     """What is wrong with the shape of a manifest whose checksum holds (one written by hand, or by a bug), or
     None: the fields the index code reads, of the types it reads them as."""
@@ -404,7 +346,7 @@ def load_index(folder: Path, manifest: dict[str, Any] | None = None, verify: boo
         if verify:
             for name, expected in manifest["files"].items():
                 path = build / name
-                if not path.is_file() or _sha256(path) != expected:
+                if not path.is_file() or sha256_of(path) != expected:
                     raise IndexDamaged(f"index file {name} is missing or damaged")
         texts = json.loads((build / "texts.json").read_text(encoding="utf-8"))
         sentence_search = faiss.read_index(str(build / "sentences.faiss"))
@@ -445,31 +387,6 @@ def _resident(search: faiss.Index, shape: tuple[int, ...], read: Callable[[], np
     return stored if stored is not None and stored.shape == tuple(shape) else read()
 
 
-def stored_vectors(search: faiss.Index) -> np.ndarray | None:
-    """A read-only array over the float16 vectors a FAISS index stores (the codes of IndexScalarQuantizer
-    and IndexHNSWSQ in QT_fp16 are the vectors in IEEE half precision), which keeps the index alive as long
-    as the array (or any view of it) is; None for other kinds."""
-    store = faiss.downcast_index(search.storage) if isinstance(search, faiss.IndexHNSW) else search
-    if (
-        not isinstance(store, faiss.IndexScalarQuantizer)
-        or store.sq.qtype != faiss.ScalarQuantizer.QT_fp16
-        or store.ntotal == 0
-    ):
-        return None
-    shape = (store.ntotal, store.d)
-    address = faiss.rev_swig_ptr(store.codes.data(), store.ntotal * store.code_size).__array_interface__["data"][0]
-    owner = _Owner(search, {"shape": shape, "typestr": "<f2", "data": (address, True), "version": 3})
-    return np.asarray(owner)
-
-
-class _Owner:
-    """Lends FAISS's memory to numpy: an array made from it has this as its base, which holds the index."""
-
-    def __init__(self, index: faiss.Index, interface: dict[str, Any]) -> None:
-        self.index = index
-        self.__array_interface__ = interface
-
-
 def _stamp(build: Path, names: Any) -> tuple:
     """What a build's files look like on disk (inode, size, modification and change times): any write or
     replacement changes it, even one that restores the modification time."""
@@ -478,61 +395,6 @@ def _stamp(build: Path, names: Any) -> tuple:
         info = os.stat(build / name)
         stamp.append((name, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns))
     return tuple(stamp)
-
-
-def vector_search(vectors: np.ndarray, settings: SearchConfig | None = None, expected: int = 0) -> faiss.Index:
-    """An inner-product FAISS index over unit vectors (inner product = cosine), stored in float16 (half the
-    memory of float32; cosines within about 1e-3), of the kind `settings` picks for max(len(vectors),
-    expected) vectors: exact (IndexScalarQuantizer) while small, HNSW (IndexHNSWSQ) beyond
-    `settings.exact_up_to`. Pass `expected` when more vectors will be added later (neither needs training).
-    """
-    settings = settings or SearchConfig()
-    dimension = vectors.shape[1]
-    size = max(len(vectors), expected)
-    if settings.kind == "hnsw" or (settings.kind == "auto" and size > settings.exact_up_to):
-        search = faiss.IndexHNSWSQ(dimension, _FP16, settings.hnsw_m, faiss.METRIC_INNER_PRODUCT)
-        search.hnsw.efConstruction = settings.hnsw_ef_construction
-        search.hnsw.efSearch = settings.hnsw_ef_search  # the default; search_vectors passes the current one
-    else:
-        search = faiss.IndexScalarQuantizer(dimension, _FP16, faiss.METRIC_INNER_PRODUCT)
-    _reserve(search, size)
-    for lo in range(0, len(vectors), 65536):  # a slice at a time: a memory map is not copied whole
-        search.add(np.ascontiguousarray(vectors[lo : lo + 65536], dtype=np.float32))
-    return search
-
-
-def _reserve(search: faiss.Index, rows: int) -> None:
-    """Make room in `search` for `rows` vectors before any is added. FAISS keeps vectors (and HNSW's links) in
-    arrays that grow by doubling, copying what they hold: filled a slice at a time, they would briefly take
-    twice their size (380 MB above the rest, measured on a 50 MB file). Grown to the full size and emptied
-    again, they keep that capacity, and adding copies nothing."""
-    store = faiss.downcast_index(search.storage) if isinstance(search, faiss.IndexHNSW) else search
-    store.codes.resize(rows * store.code_size)
-    store.codes.resize(0)
-    if isinstance(search, faiss.IndexHNSW):  # links: 2 M at the bottom level, and about M / (M - 1) above
-        links = search.hnsw.nb_neighbors(0) + search.hnsw.nb_neighbors(1) // 16 + 1
-        search.hnsw.neighbors.resize(rows * links)
-        search.hnsw.neighbors.resize(0)
-
-
-def search_vectors(
-    search: faiss.Index, vectors: np.ndarray, k: int, ef_search: int | None = None
-) -> tuple[np.ndarray, np.ndarray]:
-    """`search.search(vectors, k)`, with `ef_search` candidates kept if `search` is HNSW; a handful of
-    queries run on this thread alone, because waking FAISS's OpenMP threads for one query costs more than
-    the query (on a busy 2-core machine: 24 ms against 0.25 ms for 10,000 vectors). The results are the
-    same either way."""
-    params = (
-        faiss.SearchParametersHNSW(efSearch=ef_search) if ef_search and isinstance(search, faiss.IndexHNSW) else None
-    )
-    if len(vectors) >= 20:
-        return search.search(vectors, k, params=params)
-    threads = faiss.omp_get_max_threads()
-    faiss.omp_set_num_threads(1)
-    try:
-        return search.search(vectors, k, params=params)
-    finally:
-        faiss.omp_set_num_threads(threads)
 
 
 @contextlib.contextmanager
@@ -557,7 +419,7 @@ def build_lock(folder: Path) -> Iterator[None]:
 
 
 def _write_files(data: IndexData, folder: Path) -> dict[str, str]:
-    _write_texts(folder / "texts.json", data.texts)
+    write_texts(folder / "texts.json", data.texts)
     np.save(folder / "sentences.npy", data.sentences.astype(np.int64), allow_pickle=False)
     np.save(folder / "passages.npy", data.passages.astype(np.int64), allow_pickle=False)
     np.save(folder / "units.npy", data.units.astype(np.int64), allow_pickle=False)
@@ -567,7 +429,7 @@ def _write_files(data: IndexData, folder: Path) -> dict[str, str]:
     faiss.write_index(data.passage_search, str(folder / "passages.faiss"))
     data.sentence_lexical.save(folder / "lexical_sentences")
     data.passage_lexical.save(folder / "lexical_passages")
-    return {path.relative_to(folder).as_posix(): _sha256(path) for path in sorted(folder.rglob("*")) if path.is_file()}
+    return {path.relative_to(folder).as_posix(): sha256_of(path) for path in sorted(folder.rglob("*")) if path.is_file()}
 
 
 def _save_vectors(path: Path, vectors: np.ndarray) -> None:
@@ -592,84 +454,3 @@ def _remove_old_builds(builds: Path, keep: str) -> None:
             shutil.rmtree(path, ignore_errors=True)
 
 
-def _make_way(path: Path) -> None:
-    """Clear the place of a file this module writes when a folder stands there (nothing can replace a folder
-    in one step): an empty one is removed, any other moved aside, with a warning; its content is kept."""
-    if not path.is_dir() or path.is_symlink():
-        return
-    try:
-        path.rmdir()
-    except OSError:
-        _move_aside(path, "was a folder")
-
-
-def _make_room(path: Path) -> None:
-    """Clear the place of a folder this module writes when something else stands there (a file, a link that
-    leads to no folder): it is moved aside, with a warning; its content is kept."""
-    if path.is_dir() or not (path.exists() or path.is_symlink()):
-        return
-    _move_aside(path, "was not a folder")
-
-
-def _move_aside(path: Path, what: str) -> None:
-    aside = path.with_name(f"{path.name}.moved-aside-{time.strftime('%Y%m%d-%H%M%S')}")
-    os.rename(path, aside)
-    log.warning("%s %s; moved it to %s", path, what, aside)
-
-
-def _write_texts(path: Path, texts: list[str]) -> None:
-    """The documents' texts as the JSON list `_write_json` writes, a megabyte of characters at a time: json
-    escapes a string whole, and a 50 MB document would be held three times over (text, escaped, encoded)."""
-    with open(path, "w", encoding="utf-8") as handle:
-        handle.write("[")
-        for number, text in enumerate(texts):
-            handle.write(",\n " if number else "\n ")
-            handle.write('"')
-            for lo in range(0, len(text), 1 << 20):  # JSON escapes each character alone: slices join up
-                handle.write(json.dumps(text[lo : lo + (1 << 20)], ensure_ascii=False)[1:-1])
-            handle.write('"')
-        handle.write("\n]" if texts else "]")
-
-
-def _write_json(path: Path, value: Any) -> None:
-    with open(path, "w", encoding="utf-8") as handle:  # streamed: a large text is not encoded twice in memory
-        json.dump(value, handle, ensure_ascii=False, indent=1)
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            os.fchmod(handle.fileno(), FILE_MODE)
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
-
-
-def _fsync_tree(folder: Path) -> None:
-    for path in folder.rglob("*"):
-        if path.is_file():
-            with open(path, "rb") as handle:
-                os.fsync(handle.fileno())
-    _fsync_dir(folder)
-
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

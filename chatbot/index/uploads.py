@@ -25,7 +25,7 @@ from pathlib import Path
 from ..config import Config
 from ..documents.load import UPLOADS, file_sha256
 from ..errors import ChatbotError
-from .store import FILE_MODE
+from .files import FILE_MODE
 
 __all__ = ["UPLOADS", "Uploads", "clean_name", "save_upload", "size_text"]
 
