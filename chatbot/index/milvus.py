@@ -13,7 +13,8 @@ A build writes its rows and pieces under a new build id, switches "current" to i
 what that manifest does not use. A build killed before the switch leaves the last complete index in use (the
 next build deletes its leftovers); rows of unchanged documents stay where they are, so an update embeds and
 writes only what changed. Answering reads the manifest, texts and offsets, and leaves the vectors in Milvus:
-searches run there, and the few vectors ranking reads are fetched by id.
+searches run there, and the few vectors ranking reads are fetched by id. This module keeps the collections,
+the manifest and the texts; milvus_rows.py writes and reads the rows, milvus_client.py holds the clients.
 
 Usage example:
     store = MilvusStore(config)                 # what backend.open_store(config) gives for backend = "milvus"
@@ -31,7 +32,6 @@ import re
 import shutil
 import time
 import uuid
-from collections import OrderedDict
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -39,26 +39,16 @@ from typing import Any
 import numpy as np
 
 from ..config import Config
-from ..documents.segment import indexed_text
 from ..errors import ChatbotError
 from .build import lexical_indexes
-from .lexical import tokenize
+from .milvus_client import BATCH, PIECE, Guarded, collection_prefix, connect, loaded, reason, release
+from .milvus_rows import MilvusSearch, MilvusSink, MilvusVectors, RowKeys
 from .store import IndexDamaged, IndexData, build_lock, manifest_checksum, manifest_problem
 
 log = logging.getLogger("chatbot")
 FORMAT = 2  # 2: each document's units (IndexData.units) are kept with its text
-PIECE = 16_000  # characters of a text piece: at most 64,000 bytes of UTF-8, under Milvus's 65,535 for a VARCHAR
-BATCH = 1000  # ids per get, rows per query page
 # BM25 as bm25s scores it (k1, b): Milvus's default k1 is 1.2, bm25s's 1.5.
 BM25_PARAMS = {"bm25_k1": 1.5, "bm25_b": 0.75}
-_clients: dict[tuple[str, str], Any] = {}
-_loaded: dict[str, set[str]] = {}  # uri -> collections loaded by this process
-
-
-def _quiet() -> None:
-    """pymilvus and Milvus Lite log every failed call with a traceback; this module says what went wrong."""
-    for name in ("pymilvus", "pymilvus.decorators", "milvus_lite", "milvus_lite.server_manager", "grpc._server"):
-        logging.getLogger(name).setLevel(logging.CRITICAL)
 
 
 class LiteDamaged(IndexDamaged):
@@ -81,13 +71,13 @@ class MilvusStore:
 
     @property
     def client(self):
-        """The client, through `_Guarded`: a failure of Milvus itself is a LiteDamaged (Milvus Lite) or a
+        """The client, through `Guarded`: a failure of Milvus itself is a LiteDamaged (Milvus Lite) or a
         ChatbotError naming the collection (a server, whose collections are never deleted here), in one line."""
         if self._client is None:
             if self.lite and (Path(self.uri).exists() or Path(self.uri).is_symlink()) and not Path(self.uri).is_dir():
                 self.damaged = True  # Milvus Lite keeps a database in a folder
                 raise LiteDamaged(f"the Milvus Lite database {self.uri} is not a folder")
-            self._client = _Guarded(connect(self.uri, self.config.store.token_env), self)
+            self._client = Guarded(connect(self.uri, self.config.store.token_env), self.failure)
         return self._client
 
     def failure(self, exc: Exception, collection: str | None) -> Exception:
@@ -95,9 +85,9 @@ class MilvusStore:
         where = f"collection {collection}" if collection else "the database"
         if self.lite:
             self.damaged = True
-            return LiteDamaged(f"the Milvus Lite database {self.uri} is damaged ({where}: {_reason(exc)})")
+            return LiteDamaged(f"the Milvus Lite database {self.uri} is damaged ({where}: {reason(exc)})")
         return ChatbotError(
-            f"Milvus at {self.uri} failed on {where}: {_reason(exc)} (a server's collections are never deleted "
+            f"Milvus at {self.uri} failed on {where}: {reason(exc)} (a server's collections are never deleted "
             "by the chatbot: repair or drop it on the server, then run `chatbot index`)"
         )
 
@@ -120,11 +110,11 @@ class MilvusStore:
     def has(self, collection: str) -> bool:
         """Whether `collection` exists; it is loaded for searching and reading if so (once per process)."""
         if not self.client.has_collection(collection):
-            _loaded.get(self.uri, set()).discard(collection)
+            loaded.get(self.uri, set()).discard(collection)
             return False
-        if collection not in _loaded.get(self.uri, set()):
+        if collection not in loaded.get(self.uri, set()):
             self.client.load_collection(collection)
-            _loaded.setdefault(self.uri, set()).add(collection)
+            loaded.setdefault(self.uri, set()).add(collection)
         return True
 
     def lock(self) -> contextlib.AbstractContextManager:
@@ -416,7 +406,7 @@ class MilvusStore:
             used = collection in (names.get("sentences"), names.get("passages"))
             if not used and rows_collection.fullmatch(collection):
                 self.client.drop_collection(collection)
-                _loaded.get(self.uri, set()).discard(collection)
+                loaded.get(self.uri, set()).discard(collection)
         for collection in (names.get("sentences"), names.get("passages")):
             if collection and self.has(collection):
                 self.client.delete(collection, filter=f"build not in {json.dumps(sorted(keys))}")
@@ -436,7 +426,7 @@ class MilvusStore:
         try:
             return self.client.query(collection, filter=filter, output_fields=fields)
         except Exception as exc:
-            raise IndexDamaged(f"cannot read Milvus collection {collection}: {_reason(exc)}") from None
+            raise IndexDamaged(f"cannot read Milvus collection {collection}: {reason(exc)}") from None
 
     def _iterate(self, collection: str, filter: str, fields: list[str]) -> Iterator[dict[str, Any]]:
         try:
@@ -445,283 +435,7 @@ class MilvusStore:
                 yield from page
             iterator.close()
         except Exception as exc:
-            raise IndexDamaged(f"cannot read Milvus collection {collection}: {_reason(exc)}") from None
-
-
-class MilvusSink:
-    """A build's rows: written to Milvus as they are embedded (rows of unchanged documents stay where they are)."""
-
-    reuse_by_path = True  # a row holds its document's path: a renamed document's rows are written anew
-
-    def __init__(self, store: MilvusStore, build: str) -> None:
-        self.store, self.build = store, build
-        self.units = np.zeros((0, 4), dtype=np.int64)  # the new index's units (from place)
-        self.names: dict[str, str] = {}
-        self.entries: list[dict[str, Any]] = []
-        self._tokens: dict[int, list[str]] = {}  # sentence id -> tokens, for the passages of new documents
-        self.sentence_starts = np.zeros(1, dtype=np.int64)  # each document's first sentence id
-
-    def place(
-        self, entries: list[dict[str, Any]], reuse: list[int | None], previous: IndexData | None, units: np.ndarray
-    ) -> None:
-        self.entries, self.units = entries, units
-        for number, (entry, before) in enumerate(zip(entries, reuse)):
-            if before is None:
-                entry["milvus"] = {"build": self.build, "key": number}
-            else:
-                entry["milvus"] = dict(previous.documents[before]["milvus"])
-
-    @contextlib.contextmanager
-    def open(self, kind: str, table: np.ndarray, texts: list[str], dimension: int, old: np.ndarray | None):
-        name = self.names[kind] = self.store.rows_collection(kind, dimension, len(table))
-        writer = _RowWriter(self, kind, name, table, texts)
-        if kind == "sentences":
-            self.sentence_starts = writer.starts
-        yield writer
-        if kind == "passages":
-            self._tokens.clear()
-            for entry, count in zip(self.entries, np.bincount(table[:, 0], minlength=len(self.entries)).tolist()):
-                entry["milvus"]["passages"] = count
-        writer.result = (MilvusVectors(self.store.client, name, RowKeys(self.entries, table), dimension), None)
-
-    def attach(self, data: IndexData) -> None:
-        data.searcher = MilvusSearch(data)
-
-
-class _RowWriter:
-    def __init__(self, sink: MilvusSink, kind: str, name: str, table: np.ndarray, texts: list[str]) -> None:
-        self.sink, self.kind, self.name, self.table, self.texts = sink, kind, name, table, texts
-        self.starts = np.searchsorted(table[:, 0], np.arange(len(sink.entries) + 1))
-        self.result = None
-
-    def put(self, rows: list[int], vectors: np.ndarray) -> None:
-        records = []
-        for row, vector in zip(rows, vectors):
-            doc, start, end = (int(value) for value in self.table[row, :3])
-            entry, text = self.sink.entries[doc], self.texts[doc][start:end]
-            first = int(self.starts[doc])
-            if self.kind == "sentences":
-                read = indexed_text(self.texts, self.table, self.sink.units, row)
-                tokens = self.sink._tokens[row] = tokenize(read)
-            else:
-                lo, hi = (int(value) for value in self.table[row, 3:5])
-                tokens = [token for sentence in range(lo, hi) for token in self.sink._tokens.get(sentence, ())]
-            record = {
-                "id": _row_id(entry["milvus"], row - first),
-                "build": entry["milvus"]["build"],
-                "doc": entry["milvus"]["key"],
-                "ordinal": row - first,
-                "path": _cut(entry["path"], 1000),
-                "sha256": entry["sha256"],
-                "start_char": start,
-                "end_char": end,
-                "text": _cut(text, PIECE),
-                "terms": _cut(" ".join(tokens), PIECE),
-                "vector": np.asarray(vector, dtype=np.float32).tolist(),
-            }
-            if self.kind == "passages":
-                first_sentence = lo - int(self.sink.sentence_starts[doc])
-                record["first_sentence"], record["end_sentence"] = first_sentence, first_sentence + hi - lo
-            records.append(record)
-        self.sink.store.client.insert(self.name, records)
-
-    def keep(self, rows: slice, old_rows: slice) -> None:
-        pass  # the rows are in Milvus already, under the build that wrote them
-
-
-class RowKeys:
-    """Row ids (positions in the sentence or passage table) to Milvus primary keys, and back."""
-
-    def __init__(self, entries: list[dict[str, Any]], table: np.ndarray) -> None:
-        self.places = [entry["milvus"] for entry in entries]
-        self.starts = np.searchsorted(table[:, 0], np.arange(len(entries) + 1))
-        self.numbers = {(place["build"], place["key"]): number for number, place in enumerate(self.places)}
-        self.count = len(table)
-
-    def key(self, row: int) -> str:
-        doc = int(np.searchsorted(self.starts, row, side="right")) - 1
-        return _row_id(self.places[doc], row - int(self.starts[doc]))
-
-    def row(self, key: str) -> int | None:
-        """The table row of a primary key; None for a row the manifest does not use (deleted soon)."""
-        build, doc, ordinal = key.rsplit(":", 2)
-        number = self.numbers.get((build, int(doc)))
-        if number is None or int(ordinal) >= self.starts[number + 1] - self.starts[number]:
-            return None
-        return int(self.starts[number]) + int(ordinal)
-
-
-class MilvusVectors:
-    """The vectors of a table's rows, read from Milvus by row id as numpy indexing asks (`vectors[ids]`),
-    with the most recent ones kept."""
-
-    def __init__(self, client, collection: str, keys: RowKeys, dimension: int, keep: int = 50_000) -> None:
-        self.client, self.collection, self.keys, self.keep = client, collection, keys, keep
-        self.shape = (keys.count, dimension)
-        self.dtype = np.dtype(np.float32)
-        self.ndim = 2
-        self._cache: OrderedDict[int, np.ndarray] = OrderedDict()
-
-    def __len__(self) -> int:
-        return self.shape[0]
-
-    def __getitem__(self, index) -> np.ndarray:
-        if isinstance(index, (int, np.integer)):
-            return self[np.array([index])][0]
-        if isinstance(index, slice):
-            rows = np.arange(*index.indices(self.shape[0]))
-        else:
-            rows = np.asarray(index)
-            rows = np.flatnonzero(rows) if rows.dtype == bool else rows.astype(np.int64).ravel()
-        missing = [row for row in dict.fromkeys(rows.tolist()) if row not in self._cache]
-        for lo in range(0, len(missing), BATCH):
-            chunk = missing[lo : lo + BATCH]
-            keys = {self.keys.key(row): row for row in chunk}
-            try:
-                found = self.client.get(self.collection, ids=list(keys), output_fields=["vector"])
-            except Exception as exc:
-                raise ChatbotError(f"cannot read vectors from Milvus: {_reason(exc)}") from None
-            for item in found:
-                self._cache[keys[item["id"]]] = np.asarray(item["vector"], dtype=np.float32)
-            if len(found) < len(keys):
-                raise ChatbotError(f"Milvus collection {self.collection} lacks rows; run `chatbot index --rebuild`")
-        out = np.empty((len(rows), self.shape[1]), dtype=np.float32)
-        for position, row in enumerate(rows.tolist()):
-            out[position] = self._cache[row]
-            self._cache.move_to_end(row)
-        while len(self._cache) > self.keep:
-            self._cache.popitem(last=False)
-        return out
-
-
-class MilvusSearch:
-    """The four rankings of retrieve.py from Milvus: passages and sentences by vector, and by Milvus's BM25."""
-
-    def __init__(self, data: IndexData) -> None:
-        self.data = data
-
-    def rankings(self, data, queries, vectors, k, ef_search):
-        k_dense, k_sentences, k_lexical = k
-        passages, sentences = self.data.passage_vectors, self.data.sentence_vectors
-        dense = [v.tolist() for v in np.asarray(vectors, dtype=np.float32)]
-        dense_passages = self._search(passages, dense, "vector", k_dense, ef_search)
-        dense_sentences = self._search(sentences, dense, "vector", k_sentences, ef_search)
-        asked = [number for number, tokens in enumerate(queries) if tokens]
-        words = [" ".join(queries[number]) for number in asked]
-        lexical_passages = dict(zip(asked, self._search(passages, words, "sparse", k_lexical)))
-        lexical_sentences = dict(zip(asked, self._search(sentences, words, "sparse", k_lexical)))
-        none = np.zeros(0, dtype=np.int64)
-        return [
-            (
-                dense_passages[row],
-                dense_sentences[row],
-                lexical_passages.get(row, none),
-                lexical_sentences.get(row, none),
-            )
-            for row in range(len(queries))
-        ]
-
-    def _search(
-        self, vectors: MilvusVectors, data: list, field: str, limit: int, ef: int | None = None
-    ) -> list[np.ndarray]:
-        if not data or limit < 1:
-            return [np.zeros(0, dtype=np.int64) for _ in data]
-        if field == "sparse":
-            params = {"metric_type": "BM25"}
-        else:
-            params = {"metric_type": "IP", "params": {"ef": max(ef or 0, limit)}}  # ef: for HNSW only
-        try:
-            found = vectors.client.search(
-                vectors.collection, data=data, anns_field=field, limit=limit, filter=self.filter,
-                search_params=params, output_fields=[],
-            )
-        except Exception as exc:
-            raise ChatbotError(f"Milvus search failed: {_reason(exc)}") from None
-        rows = []
-        for hits in found:  # BM25 finds only rows that share a term with the question
-            scored = [(vectors.keys.row(hit["id"]), abs(hit["distance"])) for hit in hits]
-            if field == "sparse":  # equal scores in row order, as the FAISS backend's stable sort gives them
-                scored.sort(key=lambda item: (-round(item[1], 5), item[0] if item[0] is not None else -1))
-            rows.append(np.array([row for row, _ in scored if row is not None], dtype=np.int64))
-        return rows
-
-    @property
-    def filter(self) -> str:
-        return f"build in {json.dumps(sorted({entry['milvus']['build'] for entry in self.data.documents}))}"
-
-
-class _Guarded:
-    """A MilvusClient whose failed calls raise what `MilvusStore.failure` says (one line, naming the collection),
-    not pymilvus's exceptions with their tracebacks."""
-
-    def __init__(self, client, store: MilvusStore) -> None:
-        self._inner, self._store = client, store
-
-    def __getattr__(self, name: str):
-        attribute = getattr(self._inner, name)
-        if not callable(attribute):
-            return attribute
-
-        def call(*args, **kwargs):
-            try:
-                return attribute(*args, **kwargs)
-            except (ChatbotError, IndexDamaged):
-                raise
-            except Exception as exc:
-                collection = kwargs.get("collection_name", args[0] if args and isinstance(args[0], str) else None)
-                raise self._store.failure(exc, collection) from None
-
-        return call
-
-
-def connect(uri: str, token_env: str = ""):
-    """A client for `uri` (one per process and uri): Milvus Lite for a .db file, else a server."""
-    token = ""
-    if token_env:
-        token = os.environ.get(token_env, "")
-        if not token:
-            raise ChatbotError(f"store.token_env names {token_env}, which is not set")
-    if (uri, token) in _clients:
-        return _clients[(uri, token)]
-    from pymilvus import MilvusClient
-
-    _quiet()  # after the import, which sets its loggers' levels
-
-    options = {}
-    if uri.endswith(".db"):
-        Path(uri).parent.mkdir(parents=True, exist_ok=True)
-        # Milvus Lite's gRPC server takes the library's defaults, which refuse pings more often than every 5
-        # minutes: pymilvus's 10-second keepalive gets the connection dropped during a long embedding.
-        options = {"grpc_options": {"grpc.keepalive_time_ms": 600_000, "grpc.keepalive_permit_without_calls": False}}
-    try:
-        client = MilvusClient(uri=uri, token=token, timeout=30, **options)
-    except Exception as exc:
-        if uri.endswith(".db"):
-            raise ChatbotError(
-                f"cannot open the Milvus Lite index {uri}: {_reason(exc)} (Milvus Lite serves one process at a "
-                "time; is another chatbot using it? Several processes need a Milvus server: see the README)"
-            ) from None
-        raise ChatbotError(f"cannot reach Milvus at {uri}: {_reason(exc)}") from None
-    _clients[(uri, token)] = client
-    return client
-
-
-def release(uri: str) -> None:
-    """Close this process's clients of `uri` and, for Milvus Lite, let another process open the file."""
-    _loaded.pop(uri, None)
-    for key in [key for key in _clients if key[0] == uri]:
-        with contextlib.suppress(Exception):
-            _clients.pop(key).close()
-    if uri.endswith(".db"):
-        from milvus_lite.server_manager import server_manager_instance
-
-        server_manager_instance.release_server(uri)
-
-
-def collection_prefix(docs: Path) -> str:
-    """A collection name prefix of a documents folder: its name (letters, digits, _) and a hash of its path."""
-    name = re.sub(r"\W+", "_", docs.name.encode("ascii", "ignore").decode()).strip("_")[:40] or "docs"
-    return f"chatbot_{name}_{hashlib.sha256(str(docs.resolve()).encode('utf-8')).hexdigest()[:10]}"
+            raise IndexDamaged(f"cannot read Milvus collection {collection}: {reason(exc)}") from None
 
 
 def _placement_problem(manifest: dict[str, Any]) -> str | None:
@@ -738,10 +452,6 @@ def _placement_problem(manifest: dict[str, Any]) -> str | None:
     return None
 
 
-def _row_id(place: dict[str, Any], ordinal: int) -> str:
-    return f"{place['build']}:{place['key']}:{ordinal}"
-
-
 def _doc_blob(place: dict[str, Any]) -> str:
     return f"doc/{place['build']}/{place['key']}"
 
@@ -751,13 +461,7 @@ def _meta_row(kind: str, part: int, blob: str, build: str, data: str) -> dict[st
             "unused": [0.0, 0.0]}
 
 
-def _cut(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[:limit]
-
-
 def _sha256(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def _reason(exc: Exception) -> str:
-    return getattr(exc, "message", None) or str(exc) or type(exc).__name__
