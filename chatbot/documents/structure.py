@@ -5,7 +5,7 @@ Plain text, Markdown, reStructuredText and AsciiDoc are read from their syntax: 
 (setext, reST) and AsciiDoc (`== Title`) headings; fenced code; bulleted and numbered items; pipe tables and
 plain-text tables whose columns line up; a term line followed by its more deeply indented description (option
 lists, changelogs, man pages). The HTML reader knows its structure from the tags and hands it over as blocks of
-the same kinds (formats.py), so a document of any format reaches segment.py as the same `Part`s.
+the same kinds (html_text.py), so a document of any format reaches segment.py as the same `Part`s.
 
 Usage example:
     parts = parse(text, "markdown")        # [Part(start, end, kind="heading", level=2), Part(..., "row"), ...]
@@ -17,6 +17,7 @@ import re
 from dataclasses import dataclass
 
 KINDS = ("paragraph", "heading", "item", "term", "description", "row", "header", "code")
+CELL_GAP = " | "  # between the cells of a table row, which is one line (as the HTML and DOCX readers write it)
 MARKDOWN_SUFFIXES = (".md", ".markdown", ".mdown", ".mkd")
 RST_SUFFIXES = (".rst", ".rest")
 ASCIIDOC_SUFFIXES = (".adoc", ".asciidoc")
