@@ -415,7 +415,7 @@ def test_ctrl_c_while_embedding_leaves_the_last_complete_index_answering(built, 
     config.write_text("[model]\nbatch_size = 1\n", encoding="utf-8")
     script = (  # as in a terminal, Ctrl-C raises KeyboardInterrupt; "embedding" is printed after the first batch
         "import signal, sys, time; signal.signal(signal.SIGINT, signal.default_int_handler)\n"
-        "from chatbot import embed\n"
+        "from chatbot.index import embed\n"
         "real = embed.Embedder.encode_documents\n"
         "def slow(self, texts, on_batch=None):\n"
         "    def note(count):\n"
@@ -471,7 +471,7 @@ def test_ctrl_c_stops_a_build_embedding_in_a_child_process_and_the_child_with_it
     before = (index / "CURRENT").read_text()
     script = (  # every build embeds in a child; "started" once the child is at work
         "import signal, sys, time; signal.signal(signal.SIGINT, signal.default_int_handler)\n"
-        "from chatbot import build, embed\n"
+        "from chatbot.index import build, embed\n"
         "build.CHILD_FROM = 1\n"
         "real = embed.ChildEmbedder.encode_documents\n"
         "def noted(self, texts, on_batch=None):\n"
