@@ -23,7 +23,7 @@ import logging
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path, PurePosixPath
 from typing import Any, Protocol
@@ -92,7 +92,56 @@ def build_data(
     progress display of the caller's own.
     """
     sink = FileVectors(staging, config.search) if isinstance(staging, Path) else staging
-    key = (lambda entry: (entry["path"], entry["sha256"])) if sink.reuse_by_path else (lambda entry: entry["sha256"])
+    tables = _tables(documents, config, previous, sink.reuse_by_path)
+    texts = [doc.text for doc in documents]
+    # BM25 first: what it needs while it is built (about twice what it keeps) is then not on top of the model's
+    # memory and the vectors'.
+    sentence_lexical, passage_lexical = lexical_indexes(texts, tables.sentences, tables.passages, tables.units)
+    release_freed_memory()
+    vectors = _Vectors(tables, texts, config.chunk.passage_vectors, previous, on_progress)
+    (sentence_vectors, sentence_search), (passage_vectors, passage_search) = vectors.write(sink, embedder)
+    manifest = {
+        "version": _package_version(),
+        "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "documents_folder": str(config.paths.docs.resolve()),
+        "settings": settings_of(config),
+        "model": {"name": config.model.name, "dimension": int(vectors.dimension)},
+        "counts": {"documents": len(documents), "sentences": len(tables.sentences), "passages": len(tables.passages)},
+        "documents": tables.entries,
+    }
+    data = IndexData(
+        manifest=manifest,
+        texts=texts,
+        sentences=tables.sentences,
+        passages=tables.passages,
+        units=tables.units,
+        sentence_vectors=sentence_vectors,
+        passage_vectors=passage_vectors,
+        sentence_search=sentence_search,
+        passage_search=passage_search,
+        sentence_lexical=sentence_lexical,
+        passage_lexical=passage_lexical,
+    )
+    sink.attach(data)
+    return data, vectors.embedded
+
+
+@dataclass
+class _Tables:
+    """The new index's tables of all documents (see IndexData), its manifest entries, and for each document the
+    number of the previous build's document whose vectors it keeps (None: embedded anew)."""
+
+    sentences: np.ndarray
+    passages: np.ndarray
+    units: np.ndarray
+    entries: list[dict[str, Any]]
+    reuse: list[int | None]
+
+
+def _tables(documents: list[Document], config: Config, previous: IndexData | None, by_path: bool) -> _Tables:
+    """Segment and chunk every document; a document the previous build holds unchanged (the same content, and the
+    same path too when the backend keeps paths in its rows: `by_path`) keeps its vectors."""
+    key = (lambda entry: (entry["path"], entry["sha256"])) if by_path else (lambda entry: entry["sha256"])
     reusable = {key(doc): number for number, doc in enumerate(previous.documents)} if previous else {}
     sentence_parts, passage_parts, unit_parts, entries, reuse = [], [], [], [], []
     sentence_count = 0
@@ -110,119 +159,123 @@ def build_data(
         first, last = spans[groups[:, 0], 0], spans[groups[:, 1] - 1, 1]
         passage_parts.append(np.column_stack([np.full(len(groups), number), first, last, groups + sentence_count]))
         sentence_count += len(spans)
-        entry = {
-            "path": doc.path,
-            "sha256": doc.sha256,
-            "size": doc.size,
-            "mtime_ns": doc.mtime_ns,
-            "ctime_ns": doc.ctime_ns,
-            "chars": len(doc.text),
-            "sentences": len(spans),
-        }
-        if doc.pages:
-            entry["pages"] = list(doc.pages)
-        if doc.structure:
-            entry["structure"] = doc.structure
-        entries.append(entry)
-        reuse.append(reusable.get(key(entry)))
-
+        entries.append(_entry(doc, len(spans)))
+        reuse.append(reusable.get(key(entries[-1])))
     sentences = np.concatenate(sentence_parts).reshape(-1, 3) if sentence_parts else np.zeros((0, 3), np.int64)
     passages = np.concatenate(passage_parts).reshape(-1, 5) if passage_parts else np.zeros((0, 5), np.int64)
     units = np.concatenate(unit_parts).reshape(-1, 4) if unit_parts else np.zeros((0, 4), np.int64)
-    del sentence_parts, passage_parts, unit_parts
-    texts = [doc.text for doc in documents]
-    # BM25 first: what it needs while it is built (about twice what it keeps) is then not on top of the model's
-    # memory and the vectors'.
-    sentence_lexical, passage_lexical = lexical_indexes(texts, sentences, passages, units)
-    release_freed_memory()
-    fresh = np.array([number is None for number in reuse], dtype=bool)
-    embedded = int(fresh[sentences[:, 0]].sum())
-    # An unchanged document keeps its passage vectors unless they were made another way.
-    mode = config.chunk.passage_vectors
-    made_by = None if previous is None else passage_vectors_of(previous.manifest.get("settings", {}))
-    made_alike = made_by == PASSAGE_VECTORS[mode]
-    passage_reuse = reuse if made_alike else [None] * len(reuse)
-    remade = np.array([number is None for number in passage_reuse], dtype=bool)  # per document: passages made anew
-    total = embedded
-    if mode == "embedded":
-        total += int(remade[passages[:, 0]].sum())
-    old_sentences = None if previous is None else previous.sentences
-    old_passages = None if previous is None else previous.passages
-    if total >= PROGRESS_FROM:
-        log.info("embedding %d sentences%s", embedded, f" and {total - embedded} passages" if total > embedded else "")
-    # Closed in reverse: the progress bar, the model (a child process ends), then the writers, whose vectors go
-    # into FAISS as they close: never while the model is at work.
-    with contextlib.ExitStack() as writers, _document_embedder(embedder, total) as encoder, _progress(total) as bar:
-        done = 0
+    return _Tables(sentences, passages, units, entries, reuse)
 
-        def advance(count: int) -> None:
-            nonlocal done
-            done += count
-            bar.update(count)
-            if on_progress is not None:
-                on_progress(done, total)
 
-        def embedding(table: np.ndarray) -> Callable[[list[int]], np.ndarray]:
-            def embed(rows: list[int]) -> np.ndarray:
-                if table is sentences:  # a unit as retrieval reads it: a table row after its header, say
-                    chunk = [indexed_text(texts, sentences, units, row) for row in rows]
-                else:
-                    chunk = [texts[d][s:e] for d, s, e in table[rows, :3].tolist()]
-                return encoder.encode_documents(chunk, on_batch=advance)
+def _entry(doc: Document, sentences: int) -> dict[str, Any]:
+    """A document's entry in the manifest."""
+    entry = {
+        "path": doc.path,
+        "sha256": doc.sha256,
+        "size": doc.size,
+        "mtime_ns": doc.mtime_ns,
+        "ctime_ns": doc.ctime_ns,
+        "chars": len(doc.text),
+        "sentences": sentences,
+    }
+    if doc.pages:
+        entry["pages"] = list(doc.pages)
+    if doc.structure:
+        entry["structure"] = doc.structure
+    return entry
 
-            return embed
 
-        dimension = previous.sentence_vectors.shape[1] if previous is not None else encoder.document_dimension
-        sink.place(entries, reuse, previous, units)
-        if on_progress is not None and total:
-            encoder.document_dimension  # the model loaded before the clock of the rate starts
-            on_progress(0, total)
-        sentence_writer = writers.enter_context(sink.open("sentences", sentences, texts, dimension, old_sentences))
-        _stream_vectors(sentences, reuse, old_sentences, embedding(sentences), sentence_writer)
+class _Vectors:
+    """A build's vectors: which are embedded anew and which are kept from the previous build, embedded with a
+    progress count and handed to the backend's sink in row order."""
+
+    def __init__(
+        self, tables: _Tables, texts: list[str], mode: str, previous: IndexData | None, on_progress: Progress | None
+    ) -> None:
+        self.tables, self.texts, self.mode, self.previous, self.on_progress = tables, texts, mode, previous, on_progress
+        fresh = np.array([number is None for number in tables.reuse], dtype=bool)
+        self.embedded = int(fresh[tables.sentences[:, 0]].sum())
+        # An unchanged document keeps its passage vectors unless they were made another way.
+        made_by = None if previous is None else passage_vectors_of(previous.manifest.get("settings", {}))
+        made_alike = made_by == PASSAGE_VECTORS[mode]
+        self.passage_reuse = tables.reuse if made_alike else [None] * len(tables.reuse)
+        # per document: passages made anew
+        self.remade = np.array([number is None for number in self.passage_reuse], dtype=bool)
+        self.total = self.embedded
         if mode == "embedded":
-            passage_writer = writers.enter_context(sink.open("passages", passages, texts, dimension, old_passages))
-            _stream_vectors(passages, passage_reuse, old_passages, embedding(passages), passage_writer)
-        else:  # what each sentence weighs in the passages that are made again
-            weights = _word_pieces(sentences, np.flatnonzero(remade[sentences[:, 0]]), texts, encoder)
-    sentence_vectors, sentence_search = sentence_writer.result
+            self.total += int(self.remade[tables.passages[:, 0]].sum())
+        self.done, self.dimension = 0, 0
+        self._encoder = self._bar = None
 
-    if mode == "derived":
+    def write(self, sink: VectorSink, embedder: Embedder) -> tuple[Any, Any]:
+        """Every sentence's and passage's vector, embedded or kept, into `sink`; returns the sentences' and the
+        passages' (vectors, FAISS index or None)."""
+        tables, texts, previous, total = self.tables, self.texts, self.previous, self.total
+        old_sentences = None if previous is None else previous.sentences
+        old_passages = None if previous is None else previous.passages
+        if total >= PROGRESS_FROM:
+            more = f" and {total - self.embedded} passages" if total > self.embedded else ""
+            log.info("embedding %d sentences%s", self.embedded, more)
+        weights = None
+        # Closed in reverse: the progress bar, the model (a child process ends), then the writers, whose vectors go
+        # into FAISS as they close: never while the model is at work.
+        with contextlib.ExitStack() as writers, _document_embedder(embedder, total) as encoder, _progress(total) as bar:
+            self._encoder, self._bar = encoder, bar
+            self.dimension = previous.sentence_vectors.shape[1] if previous is not None else encoder.document_dimension
+            sink.place(tables.entries, tables.reuse, previous, tables.units)
+            if self.on_progress is not None and total:
+                encoder.document_dimension  # the model loaded before the clock of the rate starts
+                self.on_progress(0, total)
+            dimension = self.dimension
+            sentences = writers.enter_context(sink.open("sentences", tables.sentences, texts, dimension, old_sentences))
+            _stream_vectors(tables.sentences, tables.reuse, old_sentences, self._embedding(tables.sentences), sentences)
+            if self.mode == "embedded":
+                passages = writers.enter_context(sink.open("passages", tables.passages, texts, dimension, old_passages))
+                embed = self._embedding(tables.passages)
+                _stream_vectors(tables.passages, self.passage_reuse, old_passages, embed, passages)
+            else:  # what each sentence weighs in the passages that are made again
+                remade = np.flatnonzero(self.remade[tables.sentences[:, 0]])
+                weights = _word_pieces(tables.sentences, remade, texts, encoder)
+        self._encoder = self._bar = None
+        if self.mode == "derived":
+            passages = self._derive_passages(sink, sentences.result, weights, old_passages)
+        return sentences.result, passages.result
+
+    def _advance(self, count: int) -> None:
+        self.done += count
+        self._bar.update(count)
+        if self.on_progress is not None:
+            self.on_progress(self.done, self.total)
+
+    def _embedding(self, table: np.ndarray) -> Callable[[list[int]], np.ndarray]:
+        """What embeds rows of `table` (the sentences, or the passages)."""
+        tables, texts = self.tables, self.texts
+
+        def embed(rows: list[int]) -> np.ndarray:
+            if table is tables.sentences:  # a unit as retrieval reads it: a table row after its header, say
+                chunk = [indexed_text(texts, tables.sentences, tables.units, row) for row in rows]
+            else:
+                chunk = [texts[d][s:e] for d, s, e in table[rows, :3].tolist()]
+            return self._encoder.encode_documents(chunk, on_batch=self._advance)
+
+        return embed
+
+    def _derive_passages(self, sink: VectorSink, sentences: tuple, weights: np.ndarray, old_passages):
+        """The passages' vectors made from their sentences' (`sentences`: their (vectors, FAISS index or None)),
+        into `sink`; returns the finished writer."""
+        sentence_vectors, sentence_search = sentences
         # The sentence vectors the passages' are made from, in sentence order: FAISS's copy rather than paging
         # in the file's; read back from Milvus for that backend (only new documents' passages are made).
         held = None if sentence_search is None else stored_vectors(sentence_search)
         source = sentence_vectors if held is None else held
+        passages = self.tables.passages
 
         def derive(rows: list[int]) -> np.ndarray:
             return _passage_vectors(passages[rows], source, weights)
 
-        with sink.open("passages", passages, texts, dimension, old_passages) as passage_writer:
-            _stream_vectors(passages, passage_reuse, old_passages, derive, passage_writer)
-    passage_vectors, passage_search = passage_writer.result
-
-    manifest = {
-        "version": _package_version(),
-        "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "documents_folder": str(config.paths.docs.resolve()),
-        "settings": settings_of(config),
-        "model": {"name": config.model.name, "dimension": int(dimension)},
-        "counts": {"documents": len(documents), "sentences": len(sentences), "passages": len(passages)},
-        "documents": entries,
-    }
-    data = IndexData(
-        manifest=manifest,
-        texts=texts,
-        sentences=sentences,
-        passages=passages,
-        units=units,
-        sentence_vectors=sentence_vectors,
-        passage_vectors=passage_vectors,
-        sentence_search=sentence_search,
-        passage_search=passage_search,
-        sentence_lexical=sentence_lexical,
-        passage_lexical=passage_lexical,
-    )
-    sink.attach(data)
-    return data, embedded
+        with sink.open("passages", passages, self.texts, self.dimension, old_passages) as writer:
+            _stream_vectors(passages, self.passage_reuse, old_passages, derive, writer)
+        return writer
 
 
 def lexical_indexes(
