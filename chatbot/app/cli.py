@@ -14,18 +14,17 @@ import contextlib
 import json
 import logging
 import os
-import select
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-from ..answering.answer import Answer, confidence_label, printable
+from ..answering.answer import printable
 from ..errors import ChatbotError
+from .arguments import DEFAULT_TRAINING, build_parser
+from .chat import bold_terminal, chat, format_answer
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
-# The training data the project is trained on, beside the project (see shared/train/README.md).
-DEFAULT_TRAINING = Path(__file__).resolve().parent.parent.parent.parent / "shared" / "train" / "qa-train.json.gz"
 
 
 def command(function: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
@@ -52,149 +51,6 @@ def main(argv: list[str] | None = None) -> int:
         where = f"{exc.filename}: " if exc.filename else ""
         print(f"error: {where}{exc.strerror or exc}", file=sys.stderr)
         return 1
-
-
-def build_parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--docs", metavar="DIR", help="documents folder (default: from the config)")
-    common.add_argument("--index", metavar="DIR", help="index folder (default: from the config)")
-    common.add_argument("--config", metavar="FILE", help="config file (default: config/default.toml)")
-
-    parser = argparse.ArgumentParser(prog="chatbot", description="Answer questions with exact, cited quotations.")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    index = sub.add_parser("index", parents=[common], help="build or refresh the index")
-    index.add_argument("--rebuild", action="store_true", help="rebuild from scratch")
-    index.add_argument("--json", action="store_true", help="print what was done as JSON")
-    index.add_argument(
-        "--watch",
-        action="store_true",
-        help="keep following the folder, updating the index as files change (Ctrl-C stops)",
-    )
-
-    source = sub.add_parser(
-        "source", parents=[common], help="print a document's text as the index stores it (what citations count in)"
-    )
-    source.add_argument("path", help="the document's path relative to the documents folder, as citations give it")
-
-    ask = sub.add_parser("ask", parents=[common], help="answer one question")
-    ask.add_argument("question")
-    ask.add_argument("--json", action="store_true", help="print the answer JSON")
-
-    sub.add_parser(
-        "chat", parents=[common], help="talk in the terminal (an empty line, Ctrl-D or Ctrl-C at the prompt leaves)"
-    )
-
-    serve = sub.add_parser("serve", parents=[common], help="start the web chat")
-    serve.add_argument("--host", help="address to listen on (default 127.0.0.1; 0.0.0.0 shares it)")
-    serve.add_argument("--port", type=int, help="port to listen on (default 7860)")
-    serve.add_argument(
-        "--auth", metavar="USER:PASSWORD", help="ask for these credentials (default: the CHATBOT_AUTH variable, if set)"
-    )
-    serve.add_argument(
-        "--allow-uploads",
-        action="store_true",
-        help="let visitors add and remove uploaded documents even when shared without a password",
-    )
-
-    batch = sub.add_parser(
-        "batch", parents=[common], help="answer a file of questions (.txt, .jsonl, .csv or - for stdin)"
-    )
-    batch.add_argument("questions", metavar="QUESTIONS")
-    batch.add_argument(
-        "-o", "--output", metavar="OUT", help="write here (.jsonl, .csv or .md); default: JSONL on stdout"
-    )
-    batch.add_argument(
-        "--resume",
-        action="store_true",
-        help="skip the questions already in OUT and append the rest (stops if the question file changed)",
-    )
-    batch.add_argument("--meta", metavar="FILE", help="write the provenance record here (default: OUT.meta.json)")
-    batch.add_argument(
-        "--format",
-        choices=["txt", "jsonl", "csv"],
-        help="what QUESTIONS holds (default: by its extension; stdin is read as txt)",
-    )
-    batch.add_argument("--quiet", action="store_true", help="no progress bar")
-
-    verify = sub.add_parser(
-        "verify", parents=[common], help="re-check saved answers' quotes against the documents as they are now"
-    )
-    verify.add_argument(
-        "answers", metavar="ANSWERS", help="answer JSON (ask --json, batch's JSON lines, the web page's export) or -"
-    )
-    verify.add_argument("--json", action="store_true", help="print one JSON result per answer")
-    verify.add_argument(
-        "--fix", metavar="OUT", help="write the answers here, moved quotes updated and changed or missing ones marked"
-    )
-
-    for name, text in (
-        ("eval", "score answers against known answers"),
-        ("calibrate", "fit confidence and choose the abstention threshold"),
-    ):
-        tool = sub.add_parser(name, parents=[common], help=f"{text} (SQuAD JSON or JSONL)")
-        tool.add_argument("qa_file", metavar="QA_FILE")
-        tool.add_argument(
-            "--build-corpus", metavar="DIR", help="write the SQuAD articles as documents into DIR and answer from them"
-        )
-        tool.add_argument("--limit", type=int, metavar="N", help="use only the first N questions")
-    evaluate = sub.choices["eval"]
-    evaluate.add_argument("--report", metavar="FILE", help="write the scores as JSON")
-    evaluate.add_argument("--errors", metavar="FILE", help="write the misses as JSON lines")
-    calibrate = sub.choices["calibrate"]
-    calibrate.add_argument(
-        "--write", metavar="CONFIG", help="put the fitted weights and threshold into this config file"
-    )
-    calibrate.add_argument("--plot", metavar="PNG", help="draw the trade-off against the threshold into this PNG file")
-    calibrate.add_argument(
-        "--max-false-abstention",
-        type=float,
-        default=0.10,
-        metavar="RATE",
-        help="limit for the chosen threshold (default 0.10)",
-    )
-    calibrate.add_argument(
-        "--max-answer-chars",
-        type=float,
-        default=300,
-        metavar="N",
-        help="longest median answer allowed when choosing how many sentences to quote (default 300)",
-    )
-    calibrate.add_argument(
-        "--off-topic", metavar="DIR", help="also ask every question of documents in DIR, which answer none of them"
-    )
-    train = sub.add_parser(
-        "train-verifier",
-        help="train the answer verifier on extractive QA data (SQuAD JSON) and write it with a model card",
-    )
-    train.add_argument(
-        "--data",
-        metavar="FILE",
-        action="append",
-        help=f"SQuAD-format training data, .json or .json.gz; repeatable (default: {_display(DEFAULT_TRAINING)})",
-    )
-    train.add_argument(
-        "--cross-validate",
-        metavar="FILE",
-        help="also train on this question set's articles, but for one fold (--fold), left out to score it on",
-    )
-    train.add_argument("--fold", default="1/2", metavar="K/N", help="the fold left out of --cross-validate (default 1/2)")
-    train.add_argument("--out", metavar="DIR", help="where the model goes (default: the shipped chatbot/models/verifier)")
-    train.add_argument("--epochs", type=float, default=1.0, help="passes over the examples (default 1)")
-    train.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    train.add_argument("--limit", type=int, metavar="N", help="only the first N paragraphs of each file (a quick run)")
-    train.add_argument("--steps", type=int, metavar="N", help="stop after N training steps")
-    train.add_argument("--threads", type=int, metavar="N", help="CPU threads (default: all)")
-    train.add_argument("--init", metavar="DIR", help="start from this verifier's weights (default: the bare encoder)")
-    train.add_argument("--quiet", action="store_true", help="no progress bar")
-    return parser
-
-
-def _display(path: Path) -> str:
-    try:
-        return os.path.relpath(path)
-    except ValueError:
-        return str(path)
 
 
 def open_bot(args: argparse.Namespace):
@@ -258,55 +114,14 @@ def cmd_ask(args: argparse.Namespace) -> int:
     if problem:
         raise ChatbotError(problem)
     answer = bot.ask(args.question)
-    print(json.dumps(answer.to_dict(), ensure_ascii=False, indent=1) if args.json else format_answer(answer, _bold_terminal()))
+    print(json.dumps(answer.to_dict(), ensure_ascii=False, indent=1) if args.json else format_answer(answer, bold_terminal()))
     return 0
 
 
 @command
 def cmd_chat(args: argparse.Namespace) -> int:
-    bot = open_bot(args)
-    bot.warm_up()  # before the first prompt: Ctrl-C stops an answer, and must not cut torch's first import short
-    interactive = sys.stdin.isatty()
-    if interactive:
-        with contextlib.suppress(ImportError):
-            import readline  # noqa: F401 (line editing and history for input(), and pasted text kept whole)
-        print("Ask about the documents. An empty line, Ctrl-D or Ctrl-C at the prompt leaves; Ctrl-C during an answer stops it.")
-    while True:
-        try:
-            question = _read_question(interactive)
-        except EOFError:
-            break
-        except KeyboardInterrupt:  # at the prompt: the chat ends, and says so (during an answer, only the answer stops)
-            print("\n(Ctrl-C at the prompt: the chat ends)", flush=True)
-            break
-        if not question:
-            break
-        if not interactive:
-            print(f"> {question}")  # so that answers to piped questions can be told apart
-        try:
-            print(format_answer(bot.ask(question), _bold_terminal()), end="\n\n", flush=True)
-        except ChatbotError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-        except KeyboardInterrupt:
-            print("(stopped; ask another question, or leave with an empty line)", end="\n\n", flush=True)
+    chat(open_bot(args))
     return 0
-
-
-def _read_question(interactive: bool) -> str:
-    """The next question ("" for an empty line). In a terminal, lines that arrive together are one pasted
-    question: a blank line inside it does not end the chat, and no line of it is left over for the shell."""
-    lines = [input("> " if interactive else "")]
-    while interactive and _more_input_waiting():
-        lines.append(input(""))
-    return " ".join(" ".join(lines).split())
-
-
-def _more_input_waiting(seconds: float = 0.05) -> bool:
-    """Whether more input has already arrived: the rest of a paste, not a line still to be typed."""
-    try:
-        return bool(select.select([sys.stdin], [], [], seconds)[0])
-    except (OSError, ValueError):  # no select() on this kind of stdin (Windows consoles)
-        return False
 
 
 @command
@@ -569,53 +384,6 @@ def _write_json(path: str, value) -> None:
     with open(path, "w", encoding="utf-8") as handle:
         json.dump(value, handle, ensure_ascii=False, indent=1)
         handle.write("\n")
-
-
-def format_answer(answer: Answer, bold: bool = False) -> str:
-    """An answer for the terminal: the quotes, then where each came from, then the confidence. With `bold`,
-    the answer's own words inside a quote (when the verifier marked them) are in bold."""
-    text = answer.text
-    if bold and any(quote.answer_span for quote in answer.quotes):
-        shown = (
-            _terminal(before) + (f"\033[1m{_terminal(phrase)}\033[0m" if phrase else "") + _terminal(after)
-            for before, phrase, after in (quote.parts() for quote in answer.quotes)
-        )
-        text = " ".join(f"“{quote}” [{q.citation}]" for quote, q in zip(shown, answer.quotes))
-        return text + "\n" + _terminal(_format_answer(answer))
-    return _terminal(text + "\n" + _format_answer(answer))
-
-
-def _terminal(text: str) -> str:
-    return printable(text.replace("\r\n", "\n"), keep="\n\t")
-
-
-def _bold_terminal() -> bool:
-    """Whether answers printed here may use bold: a terminal that has not asked for plain text (NO_COLOR)."""
-    return sys.stdout.isatty() and not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb"
-
-
-def _format_answer(answer: Answer) -> str:
-    lines = [""]
-    if answer.abstained:
-        if answer.sources:
-            lines.append("Nearest text (not an answer):")
-            for source in answer.sources:
-                excerpt = " ".join(source.text.split())
-                excerpt = excerpt if len(excerpt) <= 160 else excerpt[:157] + "..."
-                name = printable(source.source)
-                lines.append(f"  [{source.citation}] {name}, line {source.line}: {excerpt}")
-    else:
-        lines.append("Sources:")
-        for quote in answer.quotes:
-            where = f"page {quote.page}, line {quote.line}" if quote.page is not None else f"line {quote.line}"
-            name = printable(quote.source)
-            lines.append(f"  [{quote.citation}] {name}, {where}, characters {quote.start}-{quote.end}")
-            if quote.section:
-                lines.append(f"      in: {printable(quote.section)}")
-            if quote.context:
-                lines.append(f"      under: {printable(' '.join(quote.context.split()))}")
-    lines.append(f"Confidence: {answer.confidence:.2f} ({answer.label or confidence_label(answer.confidence)})")
-    return "\n".join(lines)
 
 
 def _quiet_libraries() -> None:
