@@ -70,7 +70,7 @@ def main() -> int:
         }
         probe = (
             "import sys, chatbot.app.cli; "
-            "print(sorted(m for m in ('gradio', 'chatbot.app.ui', 'matplotlib') if m in sys.modules))"
+            "print(sorted(m for m in ('gradio', 'chatbot.app.web', 'matplotlib') if m in sys.modules))"
         )
         heavy = subprocess.run([sys.executable, "-c", probe], check=False, capture_output=True, text=True, cwd=ROOT, env=env)
         samples: dict[str, list[tuple[float, float]]] = {name: [] for name in commands}

@@ -441,7 +441,7 @@ def test_a_second_process_on_a_milvus_lite_file_is_told_why_it_cannot(built, tmp
 def test_serve_answers_from_milvus(built):
     from gradio_client import Client
 
-    from chatbot.app.ui import start
+    from chatbot.app.web.server import start
     from tests.test_ui import free_port
 
     app, url = start(built, host="127.0.0.1", port=free_port())

@@ -318,7 +318,7 @@ def test_batch_lines_with_errors_and_abstentions_have_nothing_to_check(answer, d
 
 
 def test_the_web_pages_json_lines_export_carries_what_verify_needs(answer, docs, tmp_path, capsys):
-    from chatbot.app.ui import conversation_jsonl
+    from chatbot.app.web.render import conversation_jsonl
 
     saved = tmp_path / "conversation.jsonl"
     saved.write_text(conversation_jsonl([answer, answer]), encoding="utf-8")

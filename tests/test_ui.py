@@ -21,24 +21,17 @@ from hypothesis import strategies as st
 
 from chatbot import Answer, ChatbotError, Quote, Source
 from chatbot.answering.answer import ABSTENTION
-from chatbot.app.ui import (
-    Conversation,
-    Conversations,
-    IndexingRun,
+from chatbot.app.web.conversation import Conversation, Conversations, chat_messages
+from chatbot.app.web.documents import IndexingRun, documents_html, duration_text
+from chatbot.app.web.render import (
     answer_html,
-    answered_examples,
-    chat_messages,
     conversation_jsonl,
     conversation_markdown,
-    documents_html,
-    duration_text,
     escape,
-    offered_examples,
     passage_html,
     sources_html,
-    start,
-    uploads_refusal,
 )
+from chatbot.app.web.server import answered_examples, offered_examples, start, uploads_refusal
 from chatbot.index.uploads import Uploads
 
 from .browser import CHROMIUM_ARGS, chromium_executable, free_port
@@ -441,11 +434,11 @@ def test_uploads_are_off_when_shared_without_a_password_unless_allowed(host, aut
 
 @pytest.mark.parametrize("flag, config, allowed", [([], "", False), (["--allow-uploads"], "", True), ([], "true", True)])
 def test_serve_takes_allow_uploads_from_the_flag_or_the_config(monkeypatch, tmp_path, seed_docs, flag, config, allowed):
-    import chatbot.app.ui
+    import chatbot.app.web.server
     from chatbot.app.cli import main
 
     seen = {}
-    monkeypatch.setattr(chatbot.app.ui, "serve", lambda bot, **kwargs: seen.update(kwargs, bot=bot))
+    monkeypatch.setattr(chatbot.app.web.server, "serve", lambda bot, **kwargs: seen.update(kwargs, bot=bot))
     (tmp_path / "c.toml").write_text(f"[ui]\nallow_uploads = {config or 'false'}\n", encoding="utf-8")
     args = ["serve", "--host", "0.0.0.0", "--config", str(tmp_path / "c.toml"), "--docs", str(seed_docs), *flag]
     assert main(args) == 0
@@ -1239,7 +1232,7 @@ def test_a_port_in_use_is_one_line_naming_it(seed_docs, capsys, monkeypatch):
     anything."""
     import socket
 
-    import chatbot.app.ui
+    import chatbot.app.web.server
     from chatbot.app.cli import main
 
     with socket.socket() as holder:
@@ -1249,7 +1242,7 @@ def test_a_port_in_use_is_one_line_naming_it(seed_docs, capsys, monkeypatch):
         assert main(["serve", "--port", str(port), "--docs", str(seed_docs)]) == 1
         assert capsys.readouterr().err == f"error: port {port} is in use; pass --port N\n"
         # taken between the check and Gradio's own bind: the same line
-        monkeypatch.setattr(chatbot.app.ui, "check_port", lambda host, port: None)
-        monkeypatch.setattr(chatbot.app.ui.Chatbot, "warm_up", lambda self: None)
+        monkeypatch.setattr(chatbot.app.web.server, "check_port", lambda host, port: None)
+        monkeypatch.setattr(chatbot.app.web.server.Chatbot, "warm_up", lambda self: None)
         assert main(["serve", "--port", str(port), "--docs", str(seed_docs)]) == 1
         assert capsys.readouterr().err == f"error: port {port} is in use; pass --port N\n"

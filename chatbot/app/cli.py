@@ -138,7 +138,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     port = args.port if args.port is not None else settings.port
     if not 0 < port < 65536:
         raise ChatbotError(f"port must be between 1 and 65535, got {port}")
-    from .ui import serve
+    from .web.server import serve
 
     serve(bot, host=args.host or settings.host, port=port, auth=credentials, allow_uploads=args.allow_uploads)
     return 0
