@@ -18,7 +18,7 @@ import pytest
 from chatbot import Chatbot
 from chatbot.index.milvus import MilvusStore, release
 from chatbot.training.evaluate import evaluate, read_questions
-from tests.test_lifecycle import DOCS, ENV, ROOT
+from tests.index.test_lifecycle import DOCS, ENV, ROOT
 
 pytestmark = pytest.mark.slow  # a Milvus Lite server starts for each database: `make quick` leaves these out
 
@@ -442,7 +442,7 @@ def test_serve_answers_from_milvus(built):
     from gradio_client import Client
 
     from chatbot.app.web.server import start
-    from tests.test_ui import free_port
+    from tests.app.test_ui import free_port
 
     app, url = start(built, host="127.0.0.1", port=free_port())
     try:

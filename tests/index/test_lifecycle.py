@@ -21,7 +21,7 @@ from chatbot.index.embed import resolve_model
 from chatbot.index.indexer import is_current
 from chatbot.index.store import build_lock, load_index, read_manifest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parent.parent.parent
 DOCS = {
     "metals.txt": "Copper conducts electricity well. It is used in most electrical wiring.\n\n"
     "Bronze is made by mixing copper with tin.\n",

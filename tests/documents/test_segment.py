@@ -6,7 +6,7 @@ from hypothesis import strategies as st
 
 from chatbot.documents.segment import split_blocks, split_sentences
 
-from .conftest import SEED_FILE, SEEDS, document_text
+from ..conftest import SEED_FILE, SEEDS, document_text
 
 
 def sentences(text: str) -> list[str]:

@@ -15,7 +15,7 @@ import pytest
 
 from chatbot.app.cli import main
 
-from .conftest import SEED_FILE, document_text
+from ..conftest import SEED_FILE, document_text
 
 
 def run(*args, stdin: str = "", cwd=None) -> subprocess.CompletedProcess:

@@ -9,7 +9,7 @@ from chatbot.config import RankingConfig
 from chatbot.documents.segment import is_heading, split_sentences
 from chatbot.training.calibrate import MIN_SUPPORT, fit_logistic
 
-from .conftest import SEED_FILE, SEEDS, document_text
+from ..conftest import SEED_FILE, SEEDS, document_text
 
 
 def test_headings_are_told_from_sentences():

@@ -6,7 +6,7 @@ from hypothesis import strategies as st
 from chatbot.documents.chunk import group_sentences
 from chatbot.documents.segment import Block, split_blocks
 
-from .conftest import SEED_FILE, SEEDS, document_text
+from ..conftest import SEED_FILE, SEEDS, document_text
 
 
 def blocks_of(sizes: list[int], headings: set[int] = frozenset()) -> list[Block]:

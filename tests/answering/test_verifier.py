@@ -14,7 +14,7 @@ from chatbot.config import load_config
 from chatbot.errors import ChatbotError
 from chatbot.training.verifier_data import Paragraph, make_examples, read_paragraphs, sentences_of
 
-from .conftest import ROOT, document_text
+from ..conftest import ROOT, document_text
 
 PARAGRAPH = (
     "Beyoncé was born in Houston, Texas. She rose to fame in the late 1990s as lead singer of Destiny's Child. "

@@ -11,7 +11,7 @@ from chatbot import Answer
 from chatbot.answering.answer import ABSTENTION
 from chatbot.answering.bot import question_problem
 
-from .conftest import SEED_FILE, document_text
+from ..conftest import SEED_FILE, document_text
 
 KNOWN = [
     ("Which Huawei chip does the province present as a breakthrough?", "Ascend 910C chip"),

@@ -34,8 +34,8 @@ from chatbot.app.web.render import (
 from chatbot.app.web.server import answered_examples, offered_examples, start, uploads_refusal
 from chatbot.index.uploads import Uploads
 
-from .browser import CHROMIUM_ARGS, chromium_executable, free_port
-from .conftest import SEED_FILE, SEEDS, document_text
+from ..browser import CHROMIUM_ARGS, chromium_executable, free_port
+from ..conftest import SEED_FILE, SEEDS, document_text
 
 HOSTILE = (
     "Hostile note. The trapdoor payload is <script>window.__pwned = 1; alert('script')</script> here. "

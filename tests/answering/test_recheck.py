@@ -16,8 +16,8 @@ from chatbot.answering.recheck import MARK, Rechecker, check_answer, read_answer
 from chatbot.app.cli import main
 from chatbot.documents.load import FileInfo, read_document
 
-from .conftest import ROOT, SEED_FILE, document_text
-from .test_formats import EXTENSIONS, PAGES, write_pdf
+from ..conftest import ROOT, SEED_FILE, document_text
+from ..documents.test_formats import EXTENSIONS, PAGES, write_pdf
 
 QUESTION = "Which chip did Guangdong single out as a milestone?"
 

@@ -13,7 +13,7 @@ import pytest
 
 from chatbot import Answer, ChatbotError
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parent.parent.parent
 
 
 @pytest.mark.parametrize("question", ["", " ", "\n\t \r\n", "\u3000"])

@@ -12,7 +12,7 @@ from chatbot.errors import ChatbotError
 from chatbot.training.calibrate import QUOTE_GRID, QuotePoint, choose_quotes
 from chatbot.training.evaluate import is_hit, read_questions
 
-from .conftest import ROOT
+from ..conftest import ROOT
 
 ZEBRA = [
     "Zebras are African equines with distinctive black-and-white striped coats. There are three living species.",

@@ -21,7 +21,7 @@ from chatbot.documents.formats import CELL_GAP, PAGE_BREAK, Unreadable, extract,
 from chatbot.documents.load import FileInfo, read_document
 from chatbot.documents.segment import split_blocks
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parent.parent.parent
 EXTENSIONS = [".txt", ".md", ".pdf", ".html", ".htm", ".docx"]
 PAGES = [
     "Apples grow on trees in orchards. Farmers pick them in the autumn.",

@@ -23,7 +23,7 @@ DOCS = {
     "rivers.md": "# Rivers\n\nThe Danube flows through ten countries. It ends in the Black Sea.\n",
 }
 QUESTION, ANSWER = "What conducts electricity well?", "Copper conducts electricity well."
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parent.parent.parent
 
 
 def write(folder: Path, files: dict[str, str]) -> Path:
