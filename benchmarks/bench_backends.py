@@ -85,7 +85,7 @@ def config_of(backend: str, docs: Path, index: Path):
 
 
 def child_build(backend: str, docs: Path, index: Path) -> dict:
-    from chatbot.indexer import refresh_index
+    from chatbot.index.indexer import refresh_index
 
     config = config_of(backend, docs, index)
     started = time.perf_counter()
@@ -100,9 +100,9 @@ def child_build(backend: str, docs: Path, index: Path) -> dict:
 
 
 def child_query(backend: str, docs: Path, index: Path, queries: int) -> dict:
-    from chatbot.lexical import tokenize
-    from chatbot.retrieve import retrieve
-    from chatbot.store import open_store
+    from chatbot.answering.retrieve import retrieve
+    from chatbot.index.backend import open_store
+    from chatbot.index.lexical import tokenize
 
     config = config_of(backend, docs, index)
     before = current_rss_mb()
@@ -182,8 +182,8 @@ def quality(dev: Path | None) -> str:
     """Answers with FAISS, with Milvus and the project's fusion, and with Milvus's hybrid_search, on the seven
     seed question sets (and on a SQuAD development set, with `dev`); verifier off, so the ranking alone."""
     from chatbot import Chatbot
-    from chatbot.evaluate import build_corpus, evaluate, read_questions
-    from chatbot.milvus import release
+    from chatbot.index.milvus import release
+    from chatbot.training.evaluate import build_corpus, evaluate, read_questions
 
     sets = [("seed sets", ROOT / "seeds", [ROOT / "benchmarks" / f"seed_questions{suffix}.jsonl" for suffix in SEED_SETS])]
     rows = []
@@ -257,10 +257,10 @@ def child_embed(threads: int, texts: int) -> dict:
 def hybrid(bot):
     """A chatbot like `bot` whose retrieval is Milvus's hybrid_search: passages by dense + BM25 fused by
     RRFRanker in Milvus, and the best sentences the same way (the project fuses four rankings itself)."""
-    import chatbot.bot
     from pymilvus import AnnSearchRequest, RRFRanker
 
-    from chatbot.retrieve import Hits
+    import chatbot.answering.bot
+    from chatbot.answering.retrieve import Hits
 
     def retrieve(data, queries, vectors, settings, ef_search=None):
         search = data.searcher
@@ -285,12 +285,12 @@ def hybrid(bot):
 
     class HybridChatbot(type(bot)):
         def explain_batch(self, questions, answer=None):
-            original = chatbot.bot.retrieve
-            chatbot.bot.retrieve = retrieve
+            original = chatbot.answering.bot.retrieve
+            chatbot.answering.bot.retrieve = retrieve
             try:
                 return super().explain_batch(questions, answer)
             finally:
-                chatbot.bot.retrieve = original
+                chatbot.answering.bot.retrieve = original
 
     other = HybridChatbot(bot.config)
     other.embedder, other.verifier = bot.embedder, bot.verifier

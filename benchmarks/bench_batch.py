@@ -2,7 +2,7 @@
 
     python benchmarks/bench_batch.py [--squad ../shared/eval/squad2-dev-half.json] [--questions 400] [--rounds 3]
 
-Corpus: the SQuAD articles as documents (`chatbot.evaluate.build_corpus`), indexed once before timing
+Corpus: the SQuAD articles as documents (`chatbot.training.evaluate.build_corpus`), indexed once before timing
 (or `--docs`/`--index` of your own; an existing index is reused). Questions: the first N of the file.
 - Latency: for each question, back to back, `embedder.encode([question])`, the answer verifier's reading of
   that question's candidates alone (`verifier.score`, the same pairs `ask` gives it), then `bot.ask(question)`;
@@ -29,9 +29,9 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from results_md import load_average, peak_rss_mb, percentile, table, write_section
 
 from chatbot import Chatbot
-from chatbot.embed import torch_threads
-from chatbot.evaluate import build_corpus, read_questions
-from chatbot.verifier import Candidate, context_of
+from chatbot.answering.verifier import Candidate, context_of
+from chatbot.index.embed import torch_threads
+from chatbot.training.evaluate import build_corpus, read_questions
 
 
 def candidates_of(bot: Chatbot, questions: list[str]) -> list[list[Candidate]]:

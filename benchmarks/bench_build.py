@@ -3,7 +3,7 @@
     python benchmarks/bench_build.py [--squad ../shared/eval/squad2-dev-half.json] [--repeat 1] [--rounds 1]
     python benchmarks/bench_build.py --large FILE      # time and peak memory of indexing one large file
 
-The corpus is the SQuAD articles written as documents by `chatbot.evaluate.build_corpus` (`--articles N`
+The corpus is the SQuAD articles written as documents by `chatbot.training.evaluate.build_corpus` (`--articles N`
 keeps the first N; `--repeat K` copies the corpus K times under other names for a larger one). Each round,
 back to back on the same machine:
 1. `chatbot index --rebuild` in a fresh process, timed whole: start, imports, model load, reading,
@@ -36,7 +36,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from results_md import load_average, table, write_section
 
 from chatbot import Chatbot
-from chatbot.evaluate import build_corpus
+from chatbot.training.evaluate import build_corpus
 
 # `chatbot index` as the console script runs it, reporting its own peak resident memory when it exits: the
 # high-water mark of its own memory (VmHWM), not getrusage's ru_maxrss, which Linux carries over an exec from
@@ -45,7 +45,7 @@ CHILD = (
     "import atexit, re, sys\n"
     "atexit.register(lambda: print('peak RSS kB', re.search(r'VmHWM:\\s+(\\d+)', "
     "open('/proc/self/status').read()).group(1), file=sys.stderr))\n"
-    "from chatbot.cli import main\n"
+    "from chatbot.app.cli import main\n"
     "sys.exit(main(sys.argv[1:]))\n"
 )
 

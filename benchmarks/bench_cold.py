@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from results_md import load_average, table, write_section
 
 from chatbot import Chatbot
-from chatbot.embed import resolve_model
+from chatbot.index.embed import resolve_model
 
 
 def run_measured(command: list[str], env: dict[str, str]) -> tuple[float, float]:
@@ -49,8 +49,8 @@ def run_measured(command: list[str], env: dict[str, str]) -> tuple[float, float]
 
 # What a command imports before its work, by command: the libraries it ends up loading (lazily, inside chatbot).
 LIBRARIES = {
-    "ask": ("chatbot.cli", "chatbot.bot", "torch", "transformers", "sentence_transformers", "onnxruntime"),
-    "index": ("chatbot.cli", "chatbot.bot", "torch", "transformers", "sentence_transformers"),
+    "ask": ("chatbot.app.cli", "chatbot.answering.bot", "torch", "transformers", "sentence_transformers", "onnxruntime"),
+    "index": ("chatbot.app.cli", "chatbot.answering.bot", "torch", "transformers", "sentence_transformers"),
 }
 
 
@@ -120,8 +120,8 @@ def main() -> int:
             ],
         }
         probe = (
-            "import sys, chatbot.cli; "
-            "print(sorted(m for m in ('gradio', 'chatbot.ui', 'matplotlib') if m in sys.modules))"
+            "import sys, chatbot.app.cli; "
+            "print(sorted(m for m in ('gradio', 'chatbot.app.web', 'matplotlib') if m in sys.modules))"
         )
         heavy = subprocess.run([sys.executable, "-c", probe], check=False, capture_output=True, text=True, cwd=ROOT, env=env)
         samples: dict[str, list[tuple[float, float]]] = {name: [] for name in commands}
@@ -137,7 +137,7 @@ def main() -> int:
     text = table(["fresh process", "median wall s", "minus reference s", "peak RSS MB"], rows)
     summary = (
         f"{args.rounds} rounds, alternating; documents {args.docs.name}/, index built before timing; "
-        f"modules of the web UI imported by `import chatbot.cli`: {heavy.stdout.strip() or heavy.stderr.strip()[-200:]}. "
+        f"modules of the web UI imported by `import chatbot.app.cli`: {heavy.stdout.strip() or heavy.stderr.strip()[-200:]}. "
         f"Target: chatbot ask within 1 s of the reference."
     )
     names = list(next(iter(parts.values())))

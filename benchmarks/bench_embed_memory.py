@@ -22,9 +22,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from chatbot import embed
-from chatbot.embed import Embedder
-from chatbot.segment import split_blocks
+from chatbot.documents.segment import split_blocks
+from chatbot.index import embed
+from chatbot.index.embed import Embedder
 
 
 def resident_mb() -> float:

@@ -37,7 +37,7 @@ CHILD = """
 import json, os, sys, time
 from pathlib import Path
 import numpy as np
-from chatbot.store import load_index
+from chatbot.index.store import load_index
 
 def memory():
     fields = dict(line.split(":", 1) for line in Path("/proc/self/status").read_text().splitlines() if ":" in line)
@@ -76,8 +76,9 @@ def large_index(sentences: int) -> Path:
     import numpy as np
     from bench_store import synthetic
 
-    from chatbot.lexical import LexicalIndex, tokenize
-    from chatbot.store import IndexData, save_index, vector_search
+    from chatbot.index.lexical import LexicalIndex, tokenize
+    from chatbot.index.store import IndexData, save_index
+    from chatbot.index.vectors import vector_search
 
     words = ["copper", "river", "harbour", "orchard", "lantern", "quarry", "meadow", "signal", "ledger", "summit"]
     per_document = 500
@@ -132,7 +133,7 @@ def measure(folder: Path, code: Path) -> dict:
 
 
 def check_microseconds(folder: Path, number: int = 2000) -> float:
-    from chatbot.store import load_index
+    from chatbot.index.store import load_index
 
     data = load_index(folder)
     return timeit.timeit(data.changed_on_disk, number=number) / number * 1e6

@@ -38,9 +38,9 @@ from bench_realdocs import DEFAULT_SET, is_hit as realdocs_hit, load_normalise  
 from results_md import load_average, table, write_section  # noqa: E402
 
 from chatbot import Chatbot  # noqa: E402
-from chatbot.embed import cpu_has_bf16, torch_threads  # noqa: E402
-from chatbot.evaluate import build_corpus, is_hit, read_questions  # noqa: E402
-from chatbot.verifier import candidates_of, encode_pairs, load, pair_text  # noqa: E402
+from chatbot.answering.verifier import candidates_of, encode_pairs, load, pair_text  # noqa: E402
+from chatbot.index.embed import cpu_has_bf16, torch_threads  # noqa: E402
+from chatbot.training.evaluate import build_corpus, is_hit, read_questions  # noqa: E402
 
 FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_bf16", "amx_int8")
 SEED_SETS = sorted((ROOT / "benchmarks").glob("seed_questions*.jsonl"))

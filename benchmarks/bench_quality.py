@@ -25,9 +25,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from chatbot import Chatbot  # noqa: E402
-from chatbot.answer import Answer, Quote  # noqa: E402
-from chatbot.evaluate import build_corpus, evaluate, is_hit, read_questions  # noqa: E402
-from chatbot.lexical import tokenize  # noqa: E402
+from chatbot.answering.answer import Answer, Quote  # noqa: E402
+from chatbot.index.lexical import tokenize  # noqa: E402
+from chatbot.training.evaluate import build_corpus, evaluate, is_hit, read_questions  # noqa: E402
 
 
 def baselines(bot: Chatbot, questions: list[str]) -> dict[str, list[list[int]]]:

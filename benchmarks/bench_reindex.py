@@ -152,7 +152,7 @@ def make_small_model(folder: Path) -> str:
     """A one-layer copy of the configured model, saved in `folder` (a benchmark aid, not for answering)."""
     sys.path.insert(0, str(ROOT))
     from chatbot.config import load_config
-    from chatbot.embed import Embedder
+    from chatbot.index.embed import Embedder
 
     model = Embedder(load_config().model.name).model
     encoder = model[0].auto_model

@@ -3,7 +3,7 @@
     python benchmarks/bench_store.py [--sizes 10000,100000,1000000] [--queries 200]
 
 For each size, in a fresh process (so peak memory belongs to that size alone): synthetic unit vectors,
-the index `store.vector_search` picks for that many (config [search], default "auto"), its build time,
+the index `vectors.vector_search` picks for that many (config [search], default "auto"), its build time,
 memory, single-query p50 and recall@10 against exact search (IndexFlatIP, whose own p50 is the reference),
 and a save/load round trip through faiss.write_index/read_index as store.py does it.
 
@@ -55,8 +55,8 @@ def synthetic(count: int, dimension: int, seed: int, clusters: int = 2000, laten
 
 
 def single_query_ms(search, queries: np.ndarray, k: int = 10) -> list[float]:
-    """Milliseconds per query, one at a time, searched the way retrieve.py does (store.search_vectors)."""
-    from chatbot.store import search_vectors
+    """Milliseconds per query, one at a time, searched the way retrieve.py does (vectors.search_vectors)."""
+    from chatbot.index.vectors import search_vectors
 
     samples = []
     for row in range(len(queries)):
@@ -71,7 +71,7 @@ def measure(size: int, queries: int, dimension: int, settings: dict) -> dict:
     import faiss
 
     from chatbot.config import SearchConfig
-    from chatbot.store import vector_search
+    from chatbot.index.vectors import vector_search
 
     vectors = synthetic(size, dimension, seed=1)
     asked = synthetic(queries, dimension, seed=2)

@@ -39,11 +39,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from chatbot import Chatbot  # noqa: E402
-from chatbot.calibrate import _set_value  # noqa: E402
-from chatbot.compose import compose  # noqa: E402
-from chatbot.evaluate import build_corpus, is_hit, read_questions  # noqa: E402
-from chatbot.train_verifier import in_fold  # noqa: E402
-from chatbot.verifier import CONFIDENCE_SIGNALS, apply  # noqa: E402
+from chatbot.answering.compose import compose  # noqa: E402
+from chatbot.answering.verifier import CONFIDENCE_SIGNALS, apply  # noqa: E402
+from chatbot.training.calibrate import _set_value  # noqa: E402
+from chatbot.training.evaluate import build_corpus, is_hit, read_questions  # noqa: E402
+from chatbot.training.train_verifier import in_fold  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "eval"
 SETS = ("squad2-dev-half", "realdocs-dev", "seeds")

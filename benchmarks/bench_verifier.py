@@ -35,13 +35,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from chatbot import Chatbot  # noqa: E402
-from chatbot.answer import confidence_label  # noqa: E402
-from chatbot.calibrate import _explained, calibrate, write_config  # noqa: E402
-from chatbot.compose import compose  # noqa: E402
-from chatbot.evaluate import build_corpus, is_hit, marked_phrase, normalize, quoted_text, read_questions  # noqa: E402
-from chatbot.train_verifier import in_fold  # noqa: E402
-from chatbot.verifier import apply  # noqa: E402
-
+from chatbot.answering.answer import confidence_label  # noqa: E402
+from chatbot.answering.compose import compose  # noqa: E402
+from chatbot.answering.verifier import apply  # noqa: E402
+from chatbot.training.calibrate import _explained, calibrate, write_config  # noqa: E402
+from chatbot.training.evaluate import build_corpus, is_hit, marked_phrase, normalize, quoted_text, read_questions  # noqa: E402
+from chatbot.training.train_verifier import in_fold  # noqa: E402
 
 SEED_SETS = sorted((ROOT / "benchmarks").glob("seed_questions*.jsonl"))
 

@@ -41,7 +41,7 @@ def main() -> int:
     from playwright.sync_api import sync_playwright
 
     from chatbot import Chatbot
-    from chatbot.ui import start
+    from chatbot.app.web.server import start
 
     with tempfile.TemporaryDirectory(prefix="chatbot-screenshot-") as index:
         bot = Chatbot.from_config(docs=ROOT / "seeds", index=index)  # the seeds, indexed aside

@@ -1,7 +1,8 @@
 """Answer questions about a folder of documents with exact, cited quotations, and nothing else."""
 
-from .answer import Answer, Quote, Source
-from .bot import Chatbot
+from .answering.answer import Answer
+from .answering.bot import Chatbot
+from .answering.quote import Quote, Source
 from .config import Config, load_config
 from .errors import ChatbotError
 

@@ -61,7 +61,7 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class SearchConfig:
-    """Which FAISS index holds the vectors (see store.vector_search)."""
+    """Which FAISS index holds the vectors (see index/vectors.py, vector_search)."""
 
     kind: str = "auto"
     exact_up_to: int = 50_000
@@ -236,14 +236,27 @@ _RANGES: dict[str, tuple[float, float]] = {
     "ui.max_upload_mb": (0.001, 100_000.0),
 }
 _WEIGHTS = ("ranking.", "confidence.", "verifier.rank_", "verifier.confidence_")
+# The settings that name one of a few choices, and those choices.
+_CHOICES: dict[str, tuple[str, ...]] = {
+    "chunk.passage_vectors": ("derived", "embedded"),
+    "model.dtype": ("auto", "float32", "bfloat16"),
+    "verifier.dtype": ("auto", "float32", "bfloat16", "int8"),
+    "verifier.runtime": ("auto", "torch", "onnx"),
+    "search.kind": ("auto", "flat", "hnsw"),
+    "store.backend": ("faiss", "milvus"),
+}
 
 
 def check_numbers(config: Config) -> None:
-    """Every number of `config` finite and within its range (see _RANGES); ChatbotError naming the key."""
+    """Every number of `config` finite and within its range (see _RANGES), every choice one of _CHOICES;
+    ChatbotError naming the key."""
     for section in dataclasses.fields(config):
         values = getattr(config, section.name)
         for item in dataclasses.fields(values):
             value, key = getattr(values, item.name), f"{section.name}.{item.name}"
+            if key in _CHOICES and value not in _CHOICES[key]:
+                named = ", ".join(f'"{choice}"' for choice in _CHOICES[key][:-1]) + f' or "{_CHOICES[key][-1]}"'
+                raise ChatbotError(f"config: {key} must be {named}, got {value!r}")
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 continue
             if not math.isfinite(value):
@@ -281,7 +294,7 @@ class Config:
 
     def validate(self) -> Config:
         """Check values that a type alone cannot; returns self so calls chain."""
-        check_numbers(self)  # every number finite and in its range, before the checks below compare them
+        check_numbers(self)  # numbers finite and in range, choices known, before the checks below compare them
         positive = {
             "model.batch_size": self.model.batch_size,
             "segment.max_sentence_chars": self.segment.max_sentence_chars,
@@ -307,32 +320,12 @@ class Config:
             value = getattr(self.answer, key)
             if not 0.0 <= value <= 1.0:
                 raise ChatbotError(f"config: answer.{key} must be between 0 and 1, got {value}")
-        if self.chunk.passage_vectors not in ("derived", "embedded"):
-            raise ChatbotError(
-                f"config: chunk.passage_vectors must be \"derived\" or \"embedded\", got {self.chunk.passage_vectors!r}"
-            )
         if self.model.answer_threads < 0:
             raise ChatbotError(f"config: model.answer_threads must not be negative, got {self.model.answer_threads}")
         if not self.model.name.strip():
             raise ChatbotError("config: model.name must name a model or a model folder, got an empty string")
-        if self.model.dtype not in ("auto", "float32", "bfloat16"):
-            raise ChatbotError(
-                f"config: model.dtype must be \"auto\", \"float32\" or \"bfloat16\", got {self.model.dtype!r}"
-            )
-        if self.verifier.dtype not in ("auto", "float32", "bfloat16", "int8"):
-            raise ChatbotError(
-                f"config: verifier.dtype must be \"auto\", \"float32\", \"bfloat16\" or \"int8\", got {self.verifier.dtype!r}"
-            )
-        if self.verifier.runtime not in ("auto", "torch", "onnx"):
-            raise ChatbotError(
-                f"config: verifier.runtime must be \"auto\", \"torch\" or \"onnx\", got {self.verifier.runtime!r}"
-            )
         if not 0.0 <= self.verifier.min_further <= 1.0:
             raise ChatbotError(f"config: verifier.min_further must be between 0 and 1, got {self.verifier.min_further}")
-        if self.search.kind not in ("auto", "flat", "hnsw"):
-            raise ChatbotError(f"config: search.kind must be \"auto\", \"flat\" or \"hnsw\", got {self.search.kind!r}")
-        if self.store.backend not in ("faiss", "milvus"):
-            raise ChatbotError(f"config: store.backend must be \"faiss\" or \"milvus\", got {self.store.backend!r}")
         if self.store.read_only and self.store.backend != "milvus":
             raise ChatbotError("config: store.read_only is for backend = \"milvus\" (several processes sharing one index)")
         if self.store.uri and not self.store.server and not self.store.uri.endswith(".db"):

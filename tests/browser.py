@@ -1,5 +1,5 @@
 """Serving the web chat on a free local port and driving it in Debian's Chromium, with nothing downloaded:
-shared by the browser tests (test_ui.py) and the README screenshot (benchmarks/screenshot.py)."""
+shared by the browser tests (app/test_ui.py) and the README screenshot (benchmarks/screenshot.py)."""
 
 from __future__ import annotations
 

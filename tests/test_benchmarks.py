@@ -130,8 +130,8 @@ def test_hnsw_index_is_saved_loaded_and_answers_like_exact_search(seed_docs, see
 
 
 def test_model_dtype_counts_as_a_model_change():
-    from chatbot.build import settings_of
     from chatbot.config import Config, apply_overrides
+    from chatbot.index.build import settings_of
 
     float32 = apply_overrides(Config(), model={"dtype": "float32"})
     assert settings_of(apply_overrides(float32, model={"dtype": "bfloat16"})) != settings_of(float32)
