@@ -37,10 +37,11 @@ SENTENCE_STARTERS = frozenset(
     a an as after before when while if then thus also yet our his her their some many most all""".split()
 )
 # Bumped when the same text splits differently, so that indexes split the old way are rebuilt.
-VERSION = 6  # 2: Chinese and Japanese stops end sentences; a byte-order mark is not part of one
+VERSION = 7  # 2: Chinese and Japanese stops end sentences; a byte-order mark is not part of one
 # 3: a table row (cells between "|") is a sentence of its own and never a heading; 4: no sentence holds an
 # unseen span (a Markdown comment), however it stands; 5: units follow the document's structure (structure.py);
-# 6: a line without a letter, or starting in lower case, is never taken for a heading
+# 6: a line without a letter, or starting in lower case, is never taken for a heading; 7: an item's text
+# starts past the white space after its marker
 UNIT_CHARS = 400  # a list item, a description or a code block up to this long is one unit; longer ones are split
 # What each kind of block is, as stored in the index (IndexData.units).
 KIND_CODES = {"paragraph": 0, "heading": 1, "item": 2, "term": 3, "description": 4, "row": 5, "code": 6}
@@ -400,8 +401,8 @@ def _trim(text: str, start: int, end: int) -> tuple[int, int]:
     """Shrink a span past surrounding white space (and a byte-order mark) and a leading list or heading marker."""
     start, end = _trim_space(text, start, end)
     marker = _LIST_ITEM.match(text, start, end) or _HEADING.match(text, start, end)
-    if marker:
-        start = marker.end()
+    if marker:  # and past white space after it: an item whose text starts on the next line
+        start = _trim_space(text, marker.end(), end)[0]
     return start, end
 
 

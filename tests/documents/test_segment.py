@@ -105,6 +105,11 @@ def test_spans_are_ordered_trimmed_and_inside_the_text(pieces):
         previous_end = end
 
 
+def test_an_item_whose_text_starts_on_the_next_line_is_quoted_from_its_first_word():
+    text = "- \n a\n\n-\n  Second item here."
+    assert [text[s:e] for s, e in split_sentences(text)] == ["a", "Second item here."]
+
+
 def test_a_table_row_is_a_sentence_of_its_own_with_its_header_as_context_and_not_a_heading():
     text = (
         "## Expenses\n\n| Item | Limit |\n|------|-------|\n| Hotel | EUR 150 per night |\n| Taxi | EUR 60 |\n\n"
