@@ -22,6 +22,7 @@ def cache(tmp_path_factory):
     folder = tmp_path_factory.mktemp("cache")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("CHATBOT_CACHE", str(folder))
+        patch.setattr(verifier_onnx, "_sessions", {})  # sessions other tests opened came from another cache
         yield folder
 
 
