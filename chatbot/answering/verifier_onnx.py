@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import logging
 import os
 import tempfile
 import threading
@@ -151,6 +152,15 @@ def _quantize(source: Path, target: Path) -> None:
 
     graph = onnx.load(str(source)).graph
     heads = [node.name for node in graph.node if node.op_type in ("MatMul", "Gemm") and "/encoder/" not in node.name]
-    quantize_dynamic(
-        str(source), str(target), weight_type=QuantType.QInt8, per_channel=True, nodes_to_exclude=heads
-    )
+    # The quantizer logs advice through the root logger, which would also give the process a stderr handler.
+    root, quiet = logging.getLogger(), logging.NullHandler()
+    level = root.level
+    root.addHandler(quiet)
+    root.setLevel(logging.ERROR)
+    try:
+        quantize_dynamic(
+            str(source), str(target), weight_type=QuantType.QInt8, per_channel=True, nodes_to_exclude=heads
+        )
+    finally:
+        root.setLevel(level)
+        root.removeHandler(quiet)

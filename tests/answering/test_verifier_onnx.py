@@ -1,6 +1,8 @@
 """The verifier on ONNX Runtime: the same readings as PyTorch's in float32, int8 close to them, the exported
 file cached by the weights' digest, and precisions and runtimes that cannot go together refused in one line."""
 
+import logging
+
 import numpy as np
 import pytest
 
@@ -40,8 +42,10 @@ def test_onnx_float32_reads_each_candidate_as_pytorch_does_in_its_padded_batch(c
 
 
 def test_int8_stays_close_to_float32_and_its_file_is_exported_once(cache, monkeypatch):
+    handlers = list(logging.getLogger().handlers)
     plain = Verifier(DEFAULT_MODEL, "float32", runtime="onnx").score(QUESTION, CANDIDATES)
     quick = Verifier(DEFAULT_MODEL, "int8", runtime="onnx").score(QUESTION, CANDIDATES)
+    assert logging.getLogger().handlers == handlers  # the quantizer's advice gave the process no stderr handler
     assert np.abs(quick.logits - plain.logits).max() < 1.5
     assert int(np.argmax(quick.logits)) == 0
     exported = sorted(path.name for path in cache.glob("verifier-*.onnx"))
