@@ -4,9 +4,10 @@ its own length, so that no word-piece of padding is computed.
 
 On a CPU without native bfloat16 this reads a seed question's six candidates in about 0.7 of the time of
 PyTorch's float32 forward over the padded batch, with the same logits to 1e-5 (benchmarks/RESULTS.md,
-"Speed on any CPU"). Int8 is faster again where the CPU has integer dot products (VNNI), but it moves the
-logits (by 0.12 at the median on this project's questions) and so the confidence calibrated in float32:
-it runs only when asked for by `[verifier] dtype = "int8"`.
+"Speed on any CPU"). Int8 reads them in about 0.8 of float32's time on an AVX2 CPU (less, by ONNX
+Runtime's account, where the CPU has VNNI; not measured here), but it moves the logits (by 0.12 at the
+median on this project's questions) and so the confidence calibrated in float32: it runs only when asked
+for by `[verifier] dtype = "int8"`.
 
 Usage example:
     session = load_session(Path("chatbot/models/verifier"), "float32", 1, network=lambda: (model, tokenizer))
