@@ -160,16 +160,16 @@ def save(model, tokenizer, folder: Path, settings: dict) -> None:
     (folder / "verifier.json").write_text(json.dumps({"format": FORMAT, **settings}, indent=2) + "\n", encoding="utf-8")
 
 
-def encode_pairs(tokenizer, questions: Sequence[str], seconds: Sequence[str], max_length: int, tensors: str = "pt"):
-    """Tokenized (question, second text) pairs, padded to the longest, with character offsets, as PyTorch
-    ("pt") or NumPy ("np") arrays. A question is cut to its first half of `max_length` word-pieces, so that
-    the sentence always has room."""
+def encode_pairs(tokenizer, questions: Sequence[str], seconds: Sequence[str], max_length: int, tensors: str | None = "pt"):
+    """Tokenized (question, second text) pairs with character offsets: padded to the longest, as PyTorch
+    arrays ("pt"), or as lists each of its own length (None). A question is cut to its first half of
+    `max_length` word-pieces, so that the sentence always has room."""
     return tokenizer(
         [clip_question(tokenizer, question, max_length // 2) for question in questions],
         list(seconds),
         truncation="only_second",
         max_length=max_length,
-        padding=True,
+        padding=tensors is not None,
         return_offsets_mapping=True,
         return_tensors=tensors,
     )
@@ -293,12 +293,13 @@ class Verifier:
     def _read_onnx(self, question: str, seconds: list[str]) -> list[tuple]:
         """The same as `_read_torch`, each pair read on its own: no padding is computed."""
         session, tokenizer = self._session(), load_tokenizer(self.folder)
+        batch = encode_pairs(tokenizer, [question] * len(seconds), seconds, self.max_length, tensors=None)
         rows = []
-        for second in seconds:
-            encoding = encode_pairs(tokenizer, [question], [second], self.max_length, tensors="np")
-            offsets = encoding.pop("offset_mapping")[0]
+        for row in range(len(seconds)):
+            encoding = {name: np.array(batch[name][row : row + 1], dtype=np.int64) for name in verifier_onnx.INPUTS}
             logits, starts, ends = verifier_onnx.run(session, encoding)
-            rows.append((float(logits[0]), starts[0], ends[0], offsets, encoding.sequence_ids(0)))
+            offsets = np.array(batch["offset_mapping"][row])
+            rows.append((float(logits[0]), starts[0], ends[0], offsets, batch.sequence_ids(row)))
         return rows
 
 
